@@ -1,0 +1,31 @@
+# The project's own virtual environment lives in .venv and is refreshed when pyproject.toml changes.
+# torch is pinned to the 2.13.0 build first: an unconstrained `torch` pulls several GB of CUDA
+# packages on a CPU-only machine. Pass TORCH_PIP_ARGS (e.g. an --index-url of CPU wheels) where
+# pip would otherwise pick a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIP_ARGS ?=
+
+.PHONY: install demo test lint clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0" $(TORCH_PIP_ARGS)
+	$(PY) -m pip install -q -e ".[agents,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m rlvr_gym.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""LLM agents: policies, generation backends, GRPO, IB-TPO and B-STaR."""

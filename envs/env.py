@@ -1,0 +1,204 @@
+"""`ReasoningEnv`: a task source and a verifier as a Gymnasium environment with text spaces.
+
+One episode is one problem. The observation is the prompt text; the action is the model's
+response text; the reward is the verifier's score. Single-turn (the default): answering
+terminates the episode. Multi-turn (`max_attempts > 1`): a wrong answer is fed back and the
+episode goes on; it is truncated when the attempts run out.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+
+from rlvr_gym.envs.sources import TaskSource
+from rlvr_gym.types import Problem, Status, Verdict, Verifier
+
+# Printable ASCII with whitespace, Latin-1 and Latin Extended-A/B, Greek, punctuation,
+# super/subscripts, letterlike symbols, arrows, mathematical operators and technical symbols:
+# what math and code text uses. (Gymnasium's `Text` default is letters and digits only.)
+_RANGES = [(0x00A0, 0x0250), (0x0370, 0x0400), (0x2000, 0x2070), (0x2070, 0x20A0),
+           (0x2100, 0x2150), (0x2190, 0x2200), (0x2200, 0x2300), (0x2300, 0x2400),
+           (0x25A0, 0x2600), (0x27C0, 0x2800), (0x2980, 0x2B00)]
+CHARSET = frozenset(string.printable) | frozenset(
+    chr(c) for lo, hi in _RANGES for c in range(lo, hi))
+
+MAX_PROMPT_CHARS = 16_384
+MAX_RESPONSE_CHARS = 8_192
+
+DEFAULT_TEMPLATE = "{question}\nGive the final answer as \\boxed{{answer}}.\n"
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a question becomes the observation text.
+
+    With a `tokenizer` that has a chat template, the rendered template is sent as the user
+    message (after an optional system message) through `tokenizer.apply_chat_template(...,
+    add_generation_prompt=True)`; otherwise the template's text itself is the prompt.
+    """
+
+    template: str = DEFAULT_TEMPLATE
+    """Python format string with a `{question}` field."""
+    system: str | None = None
+    """Optional system message (chat templates only)."""
+    tokenizer: Any = None
+    """A Hugging Face tokenizer whose chat template to apply, or None for plain text."""
+
+    def __post_init__(self) -> None:
+        if "{question}" not in self.template:
+            raise ValueError(f"prompt template must contain '{{question}}', got {self.template!r}")
+
+    def render(self, question: str) -> str:
+        text = self.template.format(question=question)
+        if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
+            return text
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": text}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                  add_generation_prompt=True)
+
+
+def default_feedback(verdict: Verdict) -> str:
+    """What a multi-turn env shows after a wrong attempt."""
+    return f"\nThat is {verdict.status.value.replace('_', ' ')}: {verdict.reason}. Try again.\n"
+
+
+class ReasoningEnv(gym.Env[str, str]):
+    """A reasoning task as a Gymnasium env.
+
+    Contract:
+        - `reset(seed=s)` draws a problem index with the env's own `np_random`: the same seed
+          gives the same problem and prompt. `reset(options={"problem_id": id})`,
+          `{"index": i}` or `{"problem": Problem}` pins a problem (GRPO groups).
+        - `step(response)` accepts any string (garbage gets `no_answer`), verifies it and
+          returns `(observation, reward, terminated, truncated, info)` with
+          `reward = verdict.score`. Stepping a finished episode raises `ResetNeeded`.
+        - `info` always holds `problem` (the `Problem`), `problem_id`, `question`, `prompt`,
+          `answer`, `solution`, `difficulty` and `attempt`; after a step also `verdict`.
+
+    Args:
+        source: the problems (see `rlvr_gym.envs.sources`).
+        verifier: judges responses; see `rlvr_gym.types.Verifier`.
+        prompt: a `PromptFormat`, a template string with `{question}`, or None for the default.
+        max_attempts: 1 for single-turn; more to feed wrong answers back.
+        feedback: text appended after a wrong attempt (multi-turn only).
+        render_mode: None or "ansi".
+        charset: characters of the text spaces (defaults to `CHARSET` plus the source's own).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        source: TaskSource,
+        verifier: Verifier,
+        prompt: PromptFormat | str | None = None,
+        max_attempts: int = 1,
+        feedback: Callable[[Verdict], str] = default_feedback,
+        render_mode: str | None = None,
+        charset: Iterable[str] | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if len(source) == 0:
+            raise ValueError("the task source has no problems")
+        self.source = source
+        self.verifier = verifier
+        self.prompt_format = prompt if isinstance(prompt, PromptFormat) else PromptFormat(
+            *(() if prompt is None else (prompt,)))
+        self.max_attempts = max_attempts
+        self.feedback = feedback
+        self.render_mode = render_mode
+        chars = CHARSET if charset is None else CHARSET | frozenset(charset)
+        chars = chars | frozenset(self.prompt_format.template)
+        text_charset = "".join(sorted(chars))
+        self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0,
+                                             charset=text_charset)
+        self.action_space = spaces.Text(MAX_RESPONSE_CHARS, min_length=0, charset=text_charset)
+        self.problem: Problem | None = None
+        self._prompt = self._transcript = ""
+        self._attempt = 0
+        self._done = True
+        self._last_verdict: Verdict | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.problem = self._choose(options or {})
+        self._prompt = self._transcript = self.prompt_format.render(self.problem.question)
+        if len(self._transcript) > MAX_PROMPT_CHARS:
+            raise ValueError(f"problem {self.problem.id!r} renders to a prompt of "
+                             f"{len(self._transcript)} characters, over {MAX_PROMPT_CHARS}")
+        self._attempt = 0
+        self._done = False
+        self._last_verdict = None
+        return self._transcript, self._info()
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._done or self.problem is None:
+            raise ResetNeeded("the episode has ended; call env.reset() before env.step()")
+        response = str(action)
+        verdict = self._verify(response)
+        self._attempt += 1
+        self._last_verdict = verdict
+        terminated = verdict.correct or self.max_attempts == 1
+        truncated = not terminated and self._attempt >= self.max_attempts
+        self._transcript += response
+        if not (terminated or truncated):
+            self._transcript += self.feedback(verdict)
+        self._done = terminated or truncated
+        info = self._info()
+        info["verdict"] = verdict
+        return self._transcript[-MAX_PROMPT_CHARS:], verdict.score, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        text = self._transcript
+        if self._last_verdict is not None:
+            v = self._last_verdict
+            text += f"\n[{v.status.value} score={v.score:.2f}] {v.reason}"
+        return text
+
+    def close(self) -> None:
+        close = getattr(self.verifier, "close", None)
+        if callable(close):
+            close()
+
+    def _choose(self, options: dict[str, Any]) -> Problem:
+        unknown = set(options) - {"problem_id", "index", "problem"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'problem_id', "
+                             "'index' or 'problem'")
+        if "problem" in options:
+            if not isinstance(options["problem"], Problem):
+                raise ValueError("options['problem'] must be a rlvr_gym.Problem")
+            return options["problem"]
+        if "problem_id" in options:
+            return self.source[self.source.index_of(str(options["problem_id"]))]
+        if "index" in options:
+            return self.source[int(options["index"])]
+        return self.source[int(self.np_random.integers(len(self.source)))]
+
+    def _verify(self, response: str) -> Verdict:
+        assert self.problem is not None
+        try:
+            return self.verifier.verify(response, self.problem)
+        except Exception as exc:  # a verifier must not raise; if it does, it is its error
+            return Verdict(Status.ERROR, 0.0, None, f"verifier raised {type(exc).__name__}: {exc}")
+
+    def _info(self) -> dict[str, Any]:
+        p = self.problem
+        assert p is not None
+        return {"problem": p, "problem_id": p.id, "question": p.question,
+                "prompt": self._prompt, "answer": p.answer,
+                "solution": p.solution, "difficulty": p.difficulty, "attempt": self._attempt}

@@ -1,0 +1,174 @@
+"""Problems from local JSONL or Parquet files (GSM8K-, MATH-style or any field names).
+
+Nothing is downloaded: point `path` at a file you have. Presets name the fields of the two
+common layouts:
+
+- `gsm8k`: `question`, and `answer` holding the worked solution and `#### final answer`;
+- `math`: `problem`, and `solution` holding the worked solution with `\\boxed{final answer}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from rlvr_gym.types import Problem
+from rlvr_gym.verifiers.extract import last_boxed
+
+AnswerFormat = Literal["plain", "gsm8k", "boxed"]
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """Where the problems are and which fields hold what."""
+
+    path: str
+    """A local .jsonl or .parquet file."""
+    question_field: str = "problem"
+    """Field with the question text."""
+    answer_field: str | None = None
+    """Field with the final answer (or, for `answer_format="gsm8k"`, the solution ending in
+    `#### answer`). None: take the answer from the solution's last `\\boxed{}`."""
+    solution_field: str | None = "solution"
+    """Field with a worked solution, if any."""
+    answer_format: AnswerFormat = "boxed"
+    """How the answer is stored: `plain` (the field is the answer), `gsm8k` (after `####`),
+    `boxed` (the last `\\boxed{}` of the solution)."""
+    id_field: str | None = None
+    """Field with a stable problem id; None uses the row number."""
+    difficulty_field: str | None = None
+    """Numeric field used as difficulty (e.g. MATH's `level`), if any."""
+    limit: int | None = None
+    """Keep only the first `limit` rows (quick experiments)."""
+
+    def validate(self) -> None:
+        if self.answer_format not in ("plain", "gsm8k", "boxed"):
+            raise ValueError(f"answer_format must be 'plain', 'gsm8k' or 'boxed', "
+                             f"got {self.answer_format!r}")
+        if self.answer_format in ("plain", "gsm8k") and not self.answer_field:
+            raise ValueError(f"answer_format={self.answer_format!r} needs answer_field")
+        if self.answer_format == "boxed" and not (self.solution_field or self.answer_field):
+            raise ValueError("answer_format='boxed' needs solution_field or answer_field")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "gsm8k": {"question_field": "question", "answer_field": "answer", "solution_field": None,
+              "answer_format": "gsm8k"},
+    "math": {"question_field": "problem", "answer_field": None, "solution_field": "solution",
+             "answer_format": "boxed", "difficulty_field": "level"},
+}
+
+_CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/2=24>>
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a local JSONL or Parquet file as dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such dataset file: {path} (rlvr-gym never downloads data; "
+                                "give the path of a local .jsonl or .parquet file)")
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise ImportError("reading Parquet needs pyarrow: pip install 'rlvr-gym[parquet]'"
+                              ) from exc
+        return pq.read_table(path).to_pylist()
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}); expected "
+                                     "one JSON object per line") from exc
+    return rows
+
+
+class FileSource:
+    """A finite list of problems read once from a file. Rows without a usable answer are
+    skipped and counted in `skipped`."""
+
+    def __init__(self, config: FileConfig, name: str = "file") -> None:
+        config.validate()
+        self.config = config
+        self.name = name
+        self.problems: list[Problem] = []
+        self.skipped = 0
+        rows = read_rows(config.path)
+        if config.limit is not None:
+            rows = rows[: config.limit]
+        for row_number, row in enumerate(rows):
+            problem = self._problem(row_number, row)
+            if problem is None:
+                self.skipped += 1
+            else:
+                self.problems.append(problem)
+        if not self.problems:
+            raise ValueError(f"{config.path}: no usable problems (check the field names: "
+                             f"question_field={config.question_field!r}, answer_field="
+                             f"{config.answer_field!r}, solution_field={config.solution_field!r})")
+        self._index = {p.id: i for i, p in enumerate(self.problems)}
+
+    @classmethod
+    def from_preset(cls, path: str, preset: str, **overrides: Any) -> FileSource:
+        """A source with a preset's field names (`gsm8k` or `math`), overridable per field."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)} or "
+                             "give the field names yourself")
+        return cls(replace(FileConfig(path=path), **{**PRESETS[preset], **overrides}))
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def __getitem__(self, index: int) -> Problem:
+        return self.problems[index]
+
+    def index_of(self, problem_id: str) -> int:
+        if problem_id not in self._index:
+            raise KeyError(f"no problem with id {problem_id!r} in {self.config.path}")
+        return self._index[problem_id]
+
+    def _problem(self, row_number: int, row: dict[str, Any]) -> Problem | None:
+        c = self.config
+        question = row.get(c.question_field)
+        if not isinstance(question, str) or not question.strip():
+            return None
+        solution = str(row.get(c.solution_field) or "") if c.solution_field else ""
+        raw_answer = row.get(c.answer_field) if c.answer_field else None
+        if c.answer_format == "gsm8k":
+            text = str(raw_answer or "")
+            if "####" not in text:
+                return None
+            worked, answer = text.rsplit("####", 1)
+            answer = answer.strip()
+            solution = solution or _CALCULATOR.sub("", worked).strip()
+        elif c.answer_format == "boxed":
+            answer = last_boxed(str(raw_answer)) if raw_answer else last_boxed(solution)
+        else:
+            answer = None if raw_answer is None else str(raw_answer).strip()
+        if not answer:
+            return None
+        if last_boxed(solution) is None:
+            solution = (solution.rstrip() + "\n" if solution.strip() else "") + \
+                f"\\boxed{{{answer}}}"
+        difficulty = row.get(c.difficulty_field) if c.difficulty_field else None
+        if isinstance(difficulty, str):  # MATH's "Level 3"
+            digits = re.findall(r"\d+", difficulty)
+            difficulty = float(digits[0]) if digits else None
+        return Problem(
+            id=str(row[c.id_field]) if c.id_field else f"{self.name}/{row_number}",
+            question=question.strip(),
+            answer=answer,
+            solution=solution,
+            difficulty=float(difficulty) if isinstance(difficulty, (int, float)) else 0.0,
+            meta={"row": row_number},
+        )
+
+    def characters(self) -> set[str]:
+        """Every character used in the questions (the env's observation charset needs them)."""
+        return set().union(*(set(p.question) for p in self.problems))

@@ -1,0 +1,95 @@
+"""The two types every part of rlvr-gym speaks: a `Problem` to solve and the `Verdict` on an answer."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+class Status(str, enum.Enum):
+    """Outcome of one verification.
+
+    `error` and `timeout` mean the *verifier* (or the machine under it) failed, not the answer:
+    agents must mask such samples out of the loss instead of scoring them as wrong.
+    """
+
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    NO_ANSWER = "no_answer"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifier's judgement of one response.
+
+    Attributes:
+        status: what happened (see `Status`).
+        score: reward in [0, 1]; 1 only for `correct`. For code it is the fraction of tests passed.
+        extracted: the answer text the verifier found in the response (None if none).
+        reason: one human-readable line on why, e.g. "3/4 tests passed" or "no \\boxed{} found".
+        elapsed_s: wall time the verification took.
+    """
+
+    status: Status
+    score: float = 0.0
+    extracted: str | None = None
+    reason: str = ""
+    elapsed_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"Verdict.score must lie in [0, 1], got {self.score}")
+
+    @property
+    def correct(self) -> bool:
+        """True when the answer was judged fully correct."""
+        return self.status is Status.CORRECT
+
+    @property
+    def usable(self) -> bool:
+        """False for `error`/`timeout`: the reward says nothing about the answer, mask it."""
+        return self.status not in (Status.ERROR, Status.TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One task instance, produced by a task source as a pure function of (config, seed, index).
+
+    Attributes:
+        id: stable identifier, unique within its source; `env.reset(options={"problem_id": id})`
+            pins it.
+        question: the task text shown to the model (without prompt formatting).
+        answer: the reference final answer (math: LaTeX or plain text; code: empty if tests
+            decide).
+        solution: a step-wise reference solution, one step per line, ending in
+            `\\boxed{answer}` for math. Used for hints (SEELE) and step trees (IB-TPO).
+        kind: "math" or "code".
+        tests: code tests (format decided by the code verifier); None for math.
+        difficulty: a number that grows with difficulty (source-specific scale).
+        meta: anything else the source or its verifier needs (e.g. Countdown numbers).
+    """
+
+    id: str
+    question: str
+    answer: str
+    solution: str = ""
+    kind: Literal["math", "code"] = "math"
+    tests: Any = None
+    difficulty: float = 0.0
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def steps(self, delimiter: str = "\n") -> list[str]:
+        """The reference solution split into non-empty steps."""
+        return [s for s in self.solution.split(delimiter) if s.strip()]
+
+
+class Verifier(Protocol):
+    """Anything that judges a response to a problem. Must never raise on a bad response: a
+    malformed answer is a `no_answer`/`incorrect` verdict, a crash inside is an `error` verdict."""
+
+    def verify(self, response: str, problem: Problem) -> Verdict: ...

@@ -1,0 +1,1 @@
+"""Wrappers that change one thing each: SEELE hints, MRT budgets, numeric views."""
