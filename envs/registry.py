@@ -8,7 +8,7 @@ from typing import Any
 
 from rlvr_gym.envs import sources
 from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
-from rlvr_gym.envs.files import FileConfig, FileSource
+from rlvr_gym.envs.files import FileSource
 from rlvr_gym.types import Verifier
 
 #: task name -> (source class, config class)

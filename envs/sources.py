@@ -177,7 +177,8 @@ class ChainConfig(ProceduralConfig):
 
     def validate(self) -> None:
         super().validate()
-        _check(1 <= self.min_steps <= self.max_steps <= 64, "need 1 <= min_steps <= max_steps <= 64")
+        _check(1 <= self.min_steps <= self.max_steps <= 64,
+               "need 1 <= min_steps <= max_steps <= 64")
         _check(self.max_operand >= 2, "max_operand must be at least 2")
         _check(bool(self.operators) and set(self.operators) <= set("+-*"),
                f"operators must be a non-empty subset of '+-*', got {self.operators!r}")

@@ -1,4 +1,4 @@
-"""The two types every part of rlvr-gym speaks: a `Problem` to solve and the `Verdict` on an answer."""
+"""The types every part of rlvr-gym speaks: a `Problem`, a `Verdict` on an answer, a `Verifier`."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def evaluate(expression: str) -> tuple[Fraction, list[int]]:
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError) as exc:
-        raise ExpressionError(f"not an expression: {exc.msg if hasattr(exc, 'msg') else exc}")
+        raise ExpressionError(f"not an arithmetic expression: {exc}") from exc
     numbers: list[int] = []
 
     def walk(node: ast.AST) -> Fraction:
