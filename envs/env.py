@@ -26,8 +26,9 @@ from rlvr_gym.types import Problem, Status, Verdict, Verifier
 _RANGES = [(0x00A0, 0x0250), (0x0370, 0x0400), (0x2000, 0x2070), (0x2070, 0x20A0),
            (0x2100, 0x2150), (0x2190, 0x2200), (0x2200, 0x2300), (0x2300, 0x2400),
            (0x25A0, 0x2600), (0x27C0, 0x2800), (0x2980, 0x2B00)]
+REPLACEMENT = "\ufffd"  # stands in for a character outside the charset in observations
 CHARSET = frozenset(string.printable) | frozenset(
-    chr(c) for lo, hi in _RANGES for c in range(lo, hi))
+    chr(c) for lo, hi in _RANGES for c in range(lo, hi)) | {REPLACEMENT}
 
 MAX_PROMPT_CHARS = 16_384
 MAX_RESPONSE_CHARS = 8_192
@@ -119,7 +120,9 @@ class ReasoningEnv(gym.Env[str, str]):
         self.feedback = feedback
         self.render_mode = render_mode
         chars = CHARSET if charset is None else CHARSET | frozenset(charset)
-        chars = chars | frozenset(self.prompt_format.template)
+        # A chat template adds its own markup: take its characters from a rendered probe.
+        chars = chars | frozenset(self.prompt_format.render("?"))
+        self._charset = chars
         text_charset = "".join(sorted(chars))
         self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0,
                                              charset=text_charset)
@@ -141,7 +144,7 @@ class ReasoningEnv(gym.Env[str, str]):
         self._attempt = 0
         self._done = False
         self._last_verdict = None
-        return self._transcript, self._info()
+        return self._observation(), self._info()
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._done or self.problem is None:
@@ -158,7 +161,7 @@ class ReasoningEnv(gym.Env[str, str]):
         self._done = terminated or truncated
         info = self._info()
         info["verdict"] = verdict
-        return self._transcript[-MAX_PROMPT_CHARS:], verdict.score, terminated, truncated, info
+        return self._observation(), verdict.score, terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -173,6 +176,15 @@ class ReasoningEnv(gym.Env[str, str]):
         close = getattr(self.verifier, "close", None)
         if callable(close):
             close()
+
+    def _observation(self) -> str:
+        """The transcript as an element of `observation_space`: model text may hold any
+        character, so ones outside the charset become U+FFFD, and only the tail that fits
+        is kept."""
+        text = self._transcript[-MAX_PROMPT_CHARS:]
+        if set(text) <= self._charset:
+            return text
+        return "".join(c if c in self._charset else REPLACEMENT for c in text)
 
     def _choose(self, options: dict[str, Any]) -> Problem:
         unknown = set(options) - {"problem_id", "index", "problem"}

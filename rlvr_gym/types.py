@@ -38,7 +38,7 @@ class Verdict:
     score: float = 0.0
     extracted: str | None = None
     reason: str = ""
-    elapsed_s: float = 0.0
+    elapsed_s: float = field(default=0.0, compare=False)  # equal verdicts may differ in timing
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

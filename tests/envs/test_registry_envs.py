@@ -1,0 +1,119 @@
+"""Conformance of every registered id, in the spirit of Gymnasium's own tests: a new id is
+checked the day it is registered."""
+
+import pickle
+
+import gymnasium as gym
+import pytest
+from gymnasium.error import ResetNeeded
+from gymnasium.utils.env_checker import check_env
+
+import rlvr_gym
+
+ENV_IDS = sorted(rlvr_gym.ENV_IDS)
+
+
+@pytest.fixture(params=ENV_IDS)
+def env(request):
+    env = gym.make(request.param)
+    yield env
+    env.close()
+
+
+def test_every_registered_id_passes_gymnasium_check_env(env):
+    check_env(env.unwrapped, skip_render_check=False)
+
+
+def test_seeded_reset_gives_same_problem_and_prompt(env):
+    obs_a, info_a = env.reset(seed=123)
+    obs_b, info_b = env.reset(seed=123)
+    assert obs_a == obs_b
+    assert info_a["problem_id"] == info_b["problem_id"]
+    assert env.observation_space.contains(obs_a)
+
+
+def test_seeded_episodes_are_deterministic_including_reward():
+    for env_id in ENV_IDS:
+        rewards = []
+        for _ in range(2):
+            env = gym.make(env_id)
+            env.reset(seed=7)
+            obs, info = env.reset()  # second reset draws from the seeded np_random
+            rewards.append((obs, env.step(info["solution"])[1]))
+            env.close()
+        assert rewards[0] == rewards[1], env_id
+
+
+def test_reference_solution_earns_full_reward_and_terminates(env):
+    _, info = env.reset(seed=0)
+    _, reward, terminated, truncated, step_info = env.step(info["solution"])
+    assert (reward, terminated, truncated) == (1.0, True, False)
+    assert step_info["verdict"].correct
+
+
+def test_garbage_answer_is_a_verdict_not_an_exception(env):
+    env.reset(seed=0)
+    _, reward, terminated, truncated, info = env.step("}}{{\\boxed{ \x00 ¿?")
+    assert reward == 0.0 and terminated and not truncated
+    assert info["verdict"].status.value in ("no_answer", "incorrect")
+
+
+def test_stepping_a_finished_episode_asks_for_reset(env):
+    env.reset(seed=0)
+    env.step("no idea")
+    with pytest.raises(ResetNeeded):
+        env.unwrapped.step("again")
+
+
+def test_problem_id_pins_the_problem(env):
+    _, info = env.reset(seed=5)
+    for seed in (1, 2, 3):
+        _, pinned = env.reset(seed=seed, options={"problem_id": info["problem_id"]})
+        assert pinned["problem_id"] == info["problem_id"]
+        assert pinned["prompt"] == info["prompt"]
+
+
+def test_info_carries_what_agents_and_wrappers_need(env):
+    _, info = env.reset(seed=0)
+    for key in ("problem", "problem_id", "question", "prompt", "answer", "solution",
+                "difficulty", "attempt"):
+        assert key in info
+    assert info["question"] in info["prompt"]
+
+
+def test_env_pickles_with_its_state(env):
+    env.reset(seed=3)
+    clone = pickle.loads(pickle.dumps(env.unwrapped))
+    assert clone.problem == env.unwrapped.problem
+
+
+def test_ansi_render_shows_prompt_and_verdict():
+    env = gym.make("rlvr/Arithmetic-v0", render_mode="ansi")
+    _, info = env.reset(seed=0)
+    env.step(info["solution"])
+    text = env.render()
+    assert info["question"] in text and "[correct score=1.00]" in text
+
+
+def test_make_without_import_through_module_prefix():
+    env = gym.make("rlvr_gym:rlvr/Countdown-v0")
+    assert env.reset(seed=0)[0]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec_runs_groups_of_episodes(mode):
+    envs = gym.make_vec("rlvr/ArithmeticChain-v0", num_envs=3, vectorization_mode=mode)
+    try:
+        obs, infos = envs.reset(seed=11)
+        assert len(obs) == 3 and all(isinstance(o, str) for o in obs)
+        _, rewards, terminated, truncated, _ = envs.step(tuple(infos["solution"]))
+        assert list(rewards) == [1.0, 1.0, 1.0]
+        assert all(terminated) and not any(truncated)
+    finally:
+        envs.close()
+
+
+def test_unknown_reset_option_is_a_clear_error():
+    env = gym.make("rlvr/Arithmetic-v0")
+    with pytest.raises(ValueError, match="problem_id"):
+        env.reset(options={"problme_id": "x"})
