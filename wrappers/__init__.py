@@ -1,6 +1,14 @@
 """Wrappers that change one thing each: SEELE hints, MRT budgets, numeric views for SB3."""
 
+from rlvr_gym.wrappers.budget import (
+    ProgressEstimator,
+    ProgressReward,
+    TokenBudget,
+    cumulative_regret,
+    normalized_regret,
+)
 from rlvr_gym.wrappers.hints import HintScaffold, IRTCurve, fit_irt
 from rlvr_gym.wrappers.token_level import CharTokenizer, TokenLevel
 
-__all__ = ["CharTokenizer", "HintScaffold", "IRTCurve", "TokenLevel", "fit_irt"]
+__all__ = ["CharTokenizer", "HintScaffold", "IRTCurve", "ProgressEstimator", "ProgressReward",
+           "TokenBudget", "TokenLevel", "cumulative_regret", "fit_irt", "normalized_regret"]
