@@ -7,8 +7,9 @@ from rlvr_gym.wrappers.budget import (
     cumulative_regret,
     normalized_regret,
 )
-from rlvr_gym.wrappers.hints import HintScaffold, IRTCurve, fit_irt
+from rlvr_gym.wrappers.hints import HintController, HintScaffold, IRTCurve, fit_irt
 from rlvr_gym.wrappers.token_level import CharTokenizer, TokenLevel
 
-__all__ = ["CharTokenizer", "HintScaffold", "IRTCurve", "ProgressEstimator", "ProgressReward",
-           "TokenBudget", "TokenLevel", "cumulative_regret", "fit_irt", "normalized_regret"]
+__all__ = ["CharTokenizer", "HintController", "HintScaffold", "IRTCurve", "ProgressEstimator",
+           "ProgressReward", "TokenBudget", "TokenLevel", "cumulative_regret", "fit_irt",
+           "normalized_regret"]

@@ -28,6 +28,8 @@ K_BOUNDS = (0.5, 50.0)
 MU_BOUNDS = (-1.5, 0.5)
 B_BOUNDS = (0.0, 0.99)
 
+MAX_DIFFICULTY_FEATURE = 10.0  # HintController's observation bound
+
 
 @dataclass(frozen=True)
 class IRTCurve:
@@ -237,3 +239,94 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._problems = defaultdict(_ProblemState,
                                      {pid: _ProblemState(**s) for pid, s in state.items()})
+
+
+class HintController(gym.Env[np.ndarray, np.int64]):
+    """Curriculum as a classic RL problem: an agent (e.g. SB3 PPO) picks the hint level for each
+    problem from numeric features, and an answerer (an LLM policy, or any function from prompt
+    text to continuation) solves the hinted problem inside the env.
+
+    Observation (`Box`, float32): [difficulty * difficulty_scale (clipped to 10), recent
+    success rate at each hint level (exponential moving average, starting at 0.5)]. Action:
+    `Discrete(len(levels))`, the index of the hint ratio. Reward: 1 for a verified correct
+    answer, minus `hint_cost * ratio`, so the best policy gives the shortest hint that still
+    works. An episode is `problems_per_episode` problems, then `truncated` (a time limit).
+
+    Args:
+        env: a text env whose `info` has `solution` and `difficulty`.
+        answer: maps the prompt with the hint appended to the continuation after the hint.
+        levels: the hint ratios to choose from.
+        problems_per_episode: problems per episode.
+        hint_cost: reward subtracted per unit of hint ratio.
+        difficulty_scale: multiplies the source's difficulty into the observation.
+        smoothing: weight of the newest result in the success averages.
+        unit: what the ratio counts ("steps", "tokens" or "chars").
+        tokenizer: needed for unit="tokens".
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env: gym.Env, answer: Any, levels: tuple[float, ...] = (0.0, 0.25, 0.5,
+                 0.75, 1.0), problems_per_episode: int = 16, hint_cost: float = 0.5,
+                 difficulty_scale: float = 0.1, smoothing: float = 0.2, unit: Unit = "steps",
+                 tokenizer: Any = None) -> None:
+        if not levels or any(not 0.0 <= p <= 1.0 for p in levels):
+            raise ValueError(f"levels must be hint ratios in [0, 1], got {levels}")
+        if problems_per_episode < 1:
+            raise ValueError("problems_per_episode must be at least 1")
+        if not 0.0 < smoothing <= 1.0:
+            raise ValueError(f"smoothing must lie in (0, 1], got {smoothing}")
+        if not callable(answer):
+            raise ValueError("answer must be a function from prompt text to a continuation")
+        self.env = env
+        self.answer = answer
+        self.levels = tuple(levels)
+        self.problems_per_episode = problems_per_episode
+        self.hint_cost = hint_cost
+        self.difficulty_scale = difficulty_scale
+        self.smoothing = smoothing
+        self.unit: Unit = unit
+        self.tokenizer = tokenizer
+        high = np.array([MAX_DIFFICULTY_FEATURE] + [1.0] * len(levels), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(len(levels))
+        self._success = np.full(len(levels), 0.5)
+        self._count = 0
+        self._obs_text = ""
+        self._info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        inner_seed = None if seed is None else int(self.np_random.integers(2**31))
+        self._success = np.full(len(self.levels), 0.5)
+        self._count = 0
+        self._obs_text, self._info = self.env.reset(seed=inner_seed, options=options)
+        return self._observation(), {"problem_id": self._info["problem_id"]}
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        level = int(action)
+        if not 0 <= level < len(self.levels):
+            raise ValueError(f"action {level} outside Discrete({len(self.levels)})")
+        ratio = self.levels[level]
+        units = solution_units(self._info["solution"], self.unit, self.tokenizer)
+        hint = hint_text(units, ratio)
+        continuation = str(self.answer(self._obs_text + hint))
+        _, score, _, _, step_info = self.env.step(hint + continuation)
+        correct = bool(step_info["verdict"].correct)
+        self._success[level] += self.smoothing * (float(correct) - self._success[level])
+        self._count += 1
+        info = {"problem_id": self._info["problem_id"], "hint_ratio": ratio, "correct": correct,
+                "verdict": step_info["verdict"]}
+        truncated = self._count >= self.problems_per_episode
+        if not truncated:
+            self._obs_text, self._info = self.env.reset()
+        return self._observation(), float(correct) - self.hint_cost * ratio, False, truncated, info
+
+    def _observation(self) -> np.ndarray:
+        difficulty = min(float(self._info["difficulty"]) * self.difficulty_scale,
+                         MAX_DIFFICULTY_FEATURE)
+        return np.concatenate([[difficulty], self._success]).astype(np.float32)
+
+    def close(self) -> None:
+        self.env.close()
