@@ -185,19 +185,22 @@ def as_number(text: str) -> Fraction | None:
 
 @dataclass(frozen=True)
 class _Plain:
-    """A fast-path value: a number, an unordered set of numbers, or an ordered tuple."""
+    """A fast-path value: a number, an unordered set of numbers, or an ordered tuple, and the
+    variable it was assigned to (`x = 3`), if any."""
 
     kind: str  # "number" | "set" | "tuple"
     value: Any
+    variable: str | None = None
 
 
 def _plain_value(t: str) -> _Plain | None:
+    variable = None
     m = _ASSIGNMENT.match(t)
     if m and "=" not in m.group(1):
-        t = m.group(1).strip()
+        variable, t = t.split("=", 1)[0].strip(), m.group(1).strip()
     number = as_number(t)
     if number is not None:
-        return _Plain("number", number)
+        return _Plain("number", number, variable)
     kind = "set"
     if t.startswith("\\{") and t.endswith("\\}"):
         t = t[2:-2]
@@ -205,7 +208,7 @@ def _plain_value(t: str) -> _Plain | None:
         t, kind = t[1:-1], "tuple"
     if "," not in t or re.search(r",\d{3}(?!\d)", t):
         return None  # "1,234, 5": thousands separator or list separator? Left to sympy.
-    variables = set()
+    variables = {variable} if variable else set()
     values = []
     for item in t.split(","):
         item = item.strip()
@@ -219,11 +222,14 @@ def _plain_value(t: str) -> _Plain | None:
         values.append(number)
     if len(variables) > 1:
         return None  # `x = 1, y = 2` is an ordered assignment: sympy
-    return _Plain(kind, tuple(values) if kind == "tuple" else frozenset(values))
+    value = tuple(values) if kind == "tuple" else frozenset(values)
+    return _Plain(kind, value, variables.pop() if variables else None)
 
 
 def _plain_equal(gold: _Plain, pred: _Plain, gold_scales: tuple[str, ...],
                  pred_scales: tuple[str, ...]) -> bool:
+    if gold.variable and pred.variable and gold.variable != pred.variable:
+        return False  # `y = 6` does not answer `x = 6`
     if gold.kind == "set" and pred.kind == "number":
         return gold.value == frozenset([pred.value])
     if gold.kind == "number" and pred.kind == "set":
@@ -256,8 +262,11 @@ def _nesting(t: str) -> tuple[int, int]:
 
 
 def _squash(t: str) -> str:
-    return re.sub(r"\s+|\$|\\left|\\right", "", t).replace("\\dfrac", "\\frac").replace(
-        "\\tfrac", "\\frac")
+    """`t` without spaces and delimiters, `\\frac{1}{3}` as `1/3`, `\\cdot` as `*`: a form in
+    which an expression from the question and the same one in LaTeX coincide."""
+    t = re.sub(r"\s+|\$|\\left|\\right|\\[,;!]", "", t)
+    t = re.sub(r"\\[dt]?frac\{(\w+)\}\{(\w+)\}", r"\1/\2", t)
+    return t.replace("\\cdot", "*").replace("\\times", "*")
 
 
 def _restates(pred: str, gold: str, question: str) -> bool:
