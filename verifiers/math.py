@@ -64,6 +64,8 @@ def extract_answer(response: str, last_number_fallback: bool = True) -> str | No
 _DELIMITERS = re.compile(r"^(?:\$\$|\$|\\\(|\\\[)(.*?)(?:\$\$|\$|\\\)|\\\])$", re.DOTALL)
 _SPACING = re.compile(r"\\(?:left|right|displaystyle|[,;:!]|quad|qquad)(?![a-zA-Z])|~")
 _WRAPPED_TEXT = re.compile(r"^\\(?:text|textbf|textit|mathrm|mbox|mathbf)\{([^{}]*)\}$")
+# Only these mark words; `\mathrm{e}` and `\mathrm{i}` are the constants, not letters.
+_TEXT_MACRO = re.compile(r"^\\(?:text|textbf|textit|mbox)\{([^{}]*)\}$")
 _TRAILING_UNIT = re.compile(
     r"(?<=[\d}.)\s])\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z\s.]*\}(?:\^\{?[23]\}?)?\s*$")
 _PLAIN_UNIT = re.compile(
@@ -106,7 +108,7 @@ def _text_key(t: str) -> str | None:
     Words are compared as text, never through sympy, where `Evelyn` would be a product of
     six commuting symbols and equal `Nevely`.
     """
-    m = _WRAPPED_TEXT.match(t)
+    m = _TEXT_MACRO.match(t)
     inner = m.group(1).strip() if m else t
     choice = _LETTER_CHOICE.match(inner)
     if choice and (m or inner.startswith("(")):
@@ -360,6 +362,13 @@ class MathVerifier:
         if status is Status.ERROR:
             raise RuntimeError(reason)
         return status is Status.CORRECT
+
+    @property
+    def worker_count(self) -> int:
+        """Live sympy worker processes of this verifier in this process (0 until a
+        non-trivial answer needs sympy, and after `close()`)."""
+        pool = self._pool
+        return pool.started if pool is not None and pool.owned_here else 0
 
     def close(self) -> None:
         """Stop the worker processes. The verifier stays usable (it starts new ones)."""
