@@ -76,14 +76,15 @@ def after_hashes(text: str) -> str | None:
 def answer_is(text: str) -> str | None:
     """What follows the last "the answer is" / "final answer:" in the tail of `text`.
 
-    Surrounding `$...$` and a sentence-ending period are removed; None when absent or empty.
+    Surrounding `$...$`, Markdown bold and a sentence-ending period are removed; None when
+    absent or empty.
     """
     matches = _ANSWER_IS.findall(text[-TAIL_CHARS:])
     if not matches:
         return None
-    answer = matches[-1].strip()
     # A trailing period ends the sentence ("The answer is 12."); "12." is 12 anyway.
-    answer = answer.removesuffix(".").rstrip()
+    answer = matches[-1].strip().removesuffix(".").rstrip()
+    answer = answer.strip("*").strip()  # Markdown bold: "**Answer:** 3", "is **12**"
     if answer.startswith("$") and answer.endswith("$") and len(answer) > 1:
         answer = answer.strip("$").strip()
     return answer or None

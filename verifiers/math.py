@@ -79,13 +79,16 @@ _WORDS = re.compile(r"^[a-zA-Z][a-zA-Z' -]*$")
 
 def normalize(text: str) -> str:
     """The answer with math delimiters, spacing macros, currency, trailing units and a final
-    period removed, `\\dfrac`/`\\tfrac` as `\\frac`, "a or b" as "a, b", spaces collapsed."""
+    period removed, `\\dfrac`/`\\tfrac` as `\\frac`, `\\mathrm{e}` as `e`, `1{,}000` as
+    `1,000`, "a or b" as "a, b", spaces collapsed."""
     t = text.strip()
     m = _DELIMITERS.match(t)
     if m:
         t = m.group(1).strip()
     t = _SPACING.sub(" ", t).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    t = t.replace("\\$", "").replace("$", "").replace("\\ ", " ")
+    t = t.replace("\\$", "").replace("$", "").replace("\\ ", " ").replace("{,}", ",")
+    # Upright e and i are the constants (the LaTeX parser would take `\mathrm{e}` as a unit).
+    t = re.sub(r"\\math(?:rm|it)\{\s*([ei])\s*\}", r"\1", t)
     t = re.sub(r"\s+", " ", t).strip().removesuffix(".").strip()
     m = _WRAPPED_TEXT.match(t)
     if m and re.match(r"[-\d.]", m.group(1).strip()):
@@ -147,7 +150,8 @@ def _scales(mine: str | None, other: str | None) -> tuple[str, ...]:
 # Fast exact path: plain numbers and flat lists of them, in pure Python.
 
 _FRAC = re.compile(r"^(-?)\\frac(?:\{(-?\d+)\}\{(-?\d+)\}|(\d)(\d))$")
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# `1,234,567` or `1 234 567` (a thin space `\,` is normalised to a space); one separator.
+_THOUSANDS = re.compile(r"^-?\d{1,3}([, ])\d{3}(?:\1\d{3})*(?:\.\d+)?$")
 _DECIMAL = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:/\d+)?$")
 _SCIENTIFIC = re.compile(
     r"^([-+]?(?:\d+\.?\d*|\.\d+))\s*(?:[eE]|\\times\s*10\^|\\cdot\s*10\^|\*\s*10\^)"
@@ -164,7 +168,7 @@ def as_number(text: str) -> Fraction | None:
     """
     t = text.strip().replace("\\!", "")
     if _THOUSANDS.match(t):
-        t = t.replace(",", "")
+        t = t.replace(",", "").replace(" ", "")
     t = t.replace(" ", "") if " " in t and not re.search(r"\d \d", t) else t
     m = _FRAC.match(t)
     if m:

@@ -51,6 +51,8 @@ def test_after_hashes_takes_the_line_after_the_last_marker() -> None:
         ("The answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
         ("Final answer: 2.5", "2.5"),
         ("so the final answer is: x = 3", "x = 3"),
+        ("**Answer:** 3", "3"),
+        ("The final answer is **12**.", "12"),
         ("I have no answer", None),
     ],
 )
