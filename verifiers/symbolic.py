@@ -244,7 +244,8 @@ def _same_as_equation(gold: sympy.Eq, pred: Any) -> bool:
     ratio = sympy.cancel(g / p)
     if ratio.free_symbols:
         ratio = sympy.simplify(ratio)
-    return not ratio.free_symbols and ratio.is_number and ratio != 0 and ratio.is_finite
+    return bool(not ratio.free_symbols and ratio.is_number and ratio != 0
+                and ratio.is_finite)
 
 
 def _assignment(obj: Any) -> tuple[sympy.Symbol, Any] | None:
