@@ -277,8 +277,10 @@ def _squash(t: str) -> str:
 
 def _restates(pred: str, gold: str, question: str) -> bool:
     """The answer is an expression copied from the question (e.g. "1/3 + 1/6" for "Compute
-    1/3 + 1/6"), which sympy would find equal to the reference. Lone numbers are exempt:
-    they appear in questions for innocent reasons."""
+    1/3 + 1/6"), which sympy would find equal to the reference. Plain numbers (`-3`, `1/2`)
+    are exempt: they appear in questions for innocent reasons."""
+    if as_number(pred) is not None:
+        return False
     p = _squash(pred)
     if not re.search(r"[-+*/^=<>]|\\frac|\\sqrt|\\cdot|\\times", p[1:]):
         return False
@@ -375,7 +377,8 @@ class MathVerifier:
         return pool.started if pool is not None and pool.owned_here else 0
 
     def close(self) -> None:
-        """Stop the worker processes. The verifier stays usable (it starts new ones)."""
+        """Stop the worker processes. The verifier stays usable (it starts new ones); a
+        symbolic comparison in flight in another thread ends with status `error`."""
         with self._guard():
             pool, self._pool = self._pool, None
         if pool is not None:

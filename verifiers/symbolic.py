@@ -501,6 +501,9 @@ def serve(memory_mb: int) -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     signal.signal(signal.SIGALRM, _on_alarm)
+    # Ctrl-C in a terminal reaches the whole process group: let the parent decide, and end
+    # this worker through its closed stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.setrecursionlimit(3_000)
     parse("1")  # warm the parser before saying ready
     out.write('{"ready": true}\n')

@@ -125,12 +125,12 @@ class WorkerPool:
             return len(self._all)
 
     def call(self, request: dict[str, Any], timeout_s: float,
-             budget_key: str = "budget_s", budget_share: float = 0.8) -> dict[str, Any]:
+             budget_share: float = 0.8) -> dict[str, Any]:
         """Send `request` to a free worker and return its reply within `timeout_s` seconds.
 
         The time spent waiting for a busy worker counts; the start-up of a new worker does
         not (it is bounded by `startup_timeout_s` instead). The worker is told to give up by
-        itself after `budget_share * timeout_s` (as `request[budget_key]`), so that most
+        itself after `budget_share * timeout_s` (as `request["budget_s"]`), so that most
         overruns end with a reply and a reusable worker; one that still does not answer by
         the deadline is killed and later replaced. Raises `WorkerTimeout` or `WorkerFailure`.
         """
@@ -139,7 +139,7 @@ class WorkerPool:
         if fresh:
             deadline = time.monotonic() + timeout_s
         try:
-            worker.send({**request, budget_key: budget_share * (deadline - time.monotonic())})
+            worker.send({**request, "budget_s": budget_share * (deadline - time.monotonic())})
             reply = worker.read(deadline)
         except BaseException:
             self._discard(worker)

@@ -121,6 +121,9 @@ def test_restating_the_question_does_not_pass(verifier: MathVerifier) -> None:
     assert verifier.verify("\\boxed{\\frac{1}{3}+\\frac{1}{6}}", problem).status is Status.INCORRECT
     assert verifier.verify("\\boxed{\\frac{3}{6}}", problem).correct
     assert verifier.verify("\\boxed{0.5}", problem).correct
+    # A plain number that happens to appear in the question is an answer, not a restatement.
+    half = Problem(id="h", question="What is 1/2 times 1?", answer="\\frac{1}{2}")
+    assert verifier.verify("\\boxed{1/2}", half).correct
 
 
 def test_equivalent(verifier: MathVerifier) -> None:
