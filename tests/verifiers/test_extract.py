@@ -1,0 +1,87 @@
+"""Answer extraction: which part of a response is the final answer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rlvr_gym.verifiers.extract import after_hashes, answer_is, last_boxed, last_number
+from rlvr_gym.verifiers.math import extract_answer
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("so \\boxed{42}.", "42"),
+        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+        ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),
+        ("first \\boxed{12}, no wait, \\boxed{13}", "13"),
+        ("\\fbox{7}", "7"),
+        ("\\boxed 5 apples", "5"),
+        ("\\boxed {3}", "3"),
+        ("$\\boxed{4}$", "4"),
+        ("\\boxed{1} then \\boxed{2", "1"),
+        ("\\boxed{", None),
+        ("\\boxedfoo{3}", None),
+        ("no box here", None),
+    ],
+)
+def test_last_boxed(text: str, expected: str | None) -> None:
+    assert last_boxed(text) == expected
+
+
+def test_last_boxed_is_linear_on_many_unclosed_boxes() -> None:
+    hostile = "\\boxed{" * 40_000  # 280,000 characters, every box unclosed
+    start = time.perf_counter()
+    assert last_boxed(hostile) is None
+    assert time.perf_counter() - start < 2.0
+
+
+def test_after_hashes_takes_the_line_after_the_last_marker() -> None:
+    assert after_hashes("work\n#### 1\nmore\n#### 72\n") == "72"
+    assert after_hashes("no marker") is None
+    assert after_hashes("####   \n") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is 12.", "12"),
+        ("The answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
+        ("Final answer: 2.5", "2.5"),
+        ("so the final answer is: x = 3", "x = 3"),
+        ("**Answer:** 3", "3"),
+        ("The final answer is **12**.", "12"),
+        ("I have no answer", None),
+    ],
+)
+def test_answer_is(text: str, expected: str | None) -> None:
+    assert answer_is(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("she has 1,234 apples", "1,234"),
+        ("a loss of -7 points", "-7"),
+        ("3/4 of them, that is 2.5", "2.5"),
+        ("about 1.5e3 m", "1.5e3"),
+        ("roots 2, 3", "3"),
+        ("nothing", None),
+    ],
+)
+def test_last_number(text: str, expected: str | None) -> None:
+    assert last_number(text) == expected
+
+
+def test_extract_answer_prefers_box_then_hashes_then_phrase_then_number() -> None:
+    assert extract_answer("The answer is 3. \\boxed{4} #### 5") == "4"
+    assert extract_answer("The answer is 3.\n#### 5") == "5"
+    assert extract_answer("we get 2, so the answer is 3.") == "3"
+    assert extract_answer("we get 2 and then 9") == "9"
+
+
+def test_extract_answer_without_number_fallback() -> None:
+    assert extract_answer("we get 2 and then 9", last_number_fallback=False) is None
+    assert extract_answer("", last_number_fallback=True) is None
