@@ -7,26 +7,32 @@ import platform
 import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
-def machine() -> str:
-    """Cores, CPU model, torch (if installed) and Python versions, on one line."""
+def machine(packages: tuple[str, ...] = ()) -> str:
+    """Cores, CPU model, Python, torch (if imported) and the named packages' versions."""
     cpuinfo = Path("/proc/cpuinfo")
     lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
     cpu = next((line.split(":", 1)[1].strip() for line in lines
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
-    parts = [f"{os.cpu_count()} cores", cpu]
+    parts = [f"{os.cpu_count()} cores", cpu, f"Python {sys.version.split()[0]}"]
     if "torch" in sys.modules:
         parts.append(f"torch {sys.modules['torch'].__version__}")
-    return ", ".join(parts + [f"Python {sys.version.split()[0]}"])
+    for name in packages:
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} not installed")
+    return ", ".join(parts)
 
 
-def provenance(command: str) -> list[str]:
+def provenance(command: str, packages: tuple[str, ...] = ()) -> list[str]:
     """Markdown lines naming the command, the machine, the commit and the time."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    return [f"Command: `{command}`  ", f"Machine: {machine()}  ",
+    return [f"Command: `{command}`  ", f"Machine: {machine(packages)}  ",
             f"Commit: {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]

@@ -1,6 +1,6 @@
 """MathVerifier against math-verify: accuracy on the labelled corpus, throughput on a mix.
 
-    .venv/bin/python benchmarks/math_verifier.py [--items 2000] [--seed 0]
+    .venv/bin/python -m benchmarks.math_verifier [--items 2000] [--seed 0]
 
 One run, one process, both verifiers called sequentially from the main thread:
 
@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 
+from benchmarks.common import provenance
 from rlvr_gym.types import Problem
 from rlvr_gym.verifiers.math import MathVerifier
 
@@ -166,20 +163,6 @@ def timed(judge: Callable[[str, str], object], items: list[tuple[str, str, str]]
     }
 
 
-def machine() -> str:
-    """nproc, CPU model, Python and library versions."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"nproc={os.cpu_count()}, CPU: {model}, Python {platform.python_version()}, "
-            f"sympy {version('sympy')}, latex2sympy2_extended "
-            f"{version('latex2sympy2_extended')}, math-verify {version('math-verify')}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=2000, help="size of the throughput mix")
@@ -203,14 +186,12 @@ def main(argv: list[str] | None = None) -> None:
                             for kind, _, _ in MIX)
     verifier.close()
 
-    command = "python benchmarks/math_verifier.py " + " ".join(sys.argv[1:] if argv is None
-                                                                else argv)
+    command = ".venv/bin/python -m benchmarks.math_verifier " + " ".join(
+        sys.argv[1:] if argv is None else argv)
     lines = [
         "# MathVerifier vs math-verify",
         "",
-        f"Command: `{command.strip()}`  ",
-        f"Run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  ",
-        f"Machine: {machine()}  ",
+        *provenance(command.strip(), ("sympy", "latex2sympy2_extended", "math-verify")),
         "Other jobs shared the CPU during the run: absolute timings are noisy, the ratio "
         "is the figure that matters.",
         "",
