@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" $(TORCH_PIP_ARGS)
-	$(PY) -m pip install -q -e ".[agents,dev]"
+	# The pin again in the same resolve: no dependency may swap in another (CUDA) torch.
+	$(PY) -m pip install -q -e ".[agents,dev]" "torch==2.13.0" $(TORCH_PIP_ARGS)
 	touch $@
 
 install: $(VENV)/.installed
