@@ -1,0 +1,273 @@
+"""The trusted program that runs inside the sandbox, in front of the untrusted code.
+
+The host starts it as `python -I -S -c <this file's source> <config json>`: passing the source
+on the command line means the sandbox user needs no read access to the project's files. It must
+run on any Python >= 3.8 with the standard library only, because the sandbox may use a system
+interpreter different from the host's.
+
+Order of work (everything before step 4 is trusted; the candidate cannot interfere with it):
+  1. enter new user + network namespaces when asked (no network), via `unshare(2)`;
+  2. apply the resource limits;
+  3. write a `ready` line to stdout, then read the whole payload from stdin;
+  4. run the candidate and the tests, writing one JSON line per test result to stdout.
+
+The payload carries test *inputs* only. Expected outputs stay in the host, which compares: a
+program that forges result lines still has to produce the expected values to pass.
+
+The host imports this module too, for the value codec (`encode` / `decode`).
+"""
+
+import contextlib
+import json
+import os
+import sys
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+
+# Values cross the sandbox boundary as tagged JSON, so that types survive exactly (a tuple
+# stays a tuple, True is not 1) and nothing but plain data can come back.
+_MAX_DEPTH = 64
+
+
+def encode(value, depth=0):
+    """Tagged JSON form of a plain-data value; TypeError for any other object."""
+    if depth > _MAX_DEPTH:
+        raise TypeError("value nested too deeply")
+    t = type(value)  # exact types only: subclasses may override __eq__
+    if value is None:
+        return ["N"]
+    if t is bool:
+        return ["b", value]
+    if t is int:
+        return ["i", format(value, "x")]
+    if t is float:
+        return ["f", value.hex()]
+    if t is str:
+        return ["s", value]
+    if t is bytes:
+        return ["y", value.hex()]
+    if t in (list, tuple, set, frozenset):
+        tag = {list: "l", tuple: "t", set: "S", frozenset: "F"}[t]
+        return [tag, [encode(v, depth + 1) for v in value]]
+    if t is dict:
+        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
+    raise TypeError(f"an object of type {t.__name__} is not plain data")
+
+
+def decode(obj, depth=0):
+    """Inverse of `encode`; ValueError on anything malformed (the sender may be hostile)."""
+    if depth > _MAX_DEPTH or not isinstance(obj, list) or not obj or obj[0] not in _DECODERS:
+        raise ValueError("malformed value")
+    if obj[0] != "N" and len(obj) != 2:
+        raise ValueError("malformed value")
+    return _DECODERS[obj[0]](obj, depth)
+
+
+def _items(obj, depth):
+    if not isinstance(obj[1], list):
+        raise ValueError("malformed value")
+    return [decode(v, depth + 1) for v in obj[1]]
+
+
+def _pairs(obj, depth):
+    if not isinstance(obj[1], list) or not all(isinstance(p, list) and len(p) == 2
+                                               for p in obj[1]):
+        raise ValueError("malformed value")
+    return {decode(k, depth + 1): decode(v, depth + 1) for k, v in obj[1]}
+
+
+def _scalar(kind, convert):
+    def dec(obj, depth):
+        if type(obj[1]) is not kind:
+            raise ValueError("malformed value")
+        return convert(obj[1])
+    return dec
+
+
+_DECODERS = {
+    "N": lambda obj, depth: None,
+    "b": _scalar(bool, bool),
+    "i": _scalar(str, lambda s: int(s, 16)),
+    "f": _scalar(str, float.fromhex),
+    "s": _scalar(str, str),
+    "y": _scalar(str, bytes.fromhex),
+    "l": _items,
+    "t": lambda obj, depth: tuple(_items(obj, depth)),
+    "S": lambda obj, depth: set(_items(obj, depth)),
+    "F": lambda obj, depth: frozenset(_items(obj, depth)),
+    "d": _pairs,
+}
+
+
+def _isolate_network():
+    """New user and network namespaces: the process keeps only a loopback device that is down.
+    Returns True on success. A new user namespace is what lets an unprivileged process do it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
+
+
+def _limit(config):
+    import resource
+
+    limits = [
+        (resource.RLIMIT_CPU, config["cpu_s"], config["cpu_s"] + 1),
+        (resource.RLIMIT_AS, config["as_bytes"], config["as_bytes"]),
+        (resource.RLIMIT_FSIZE, config["fsize_bytes"], config["fsize_bytes"]),
+        (resource.RLIMIT_NOFILE, config["nofile"], config["nofile"]),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    if config.get("nproc"):
+        limits.append((resource.RLIMIT_NPROC, config["nproc"], config["nproc"]))
+    for which, soft, hard in limits:
+        resource.setrlimit(which, (soft, hard))
+
+
+class _Channel:
+    """Result lines to the host on a private descriptor (the program's stdout goes elsewhere)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def send(self, **message):
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+def _describe(exc):
+    return (f"{type(exc).__name__}: {exc}")[:500]
+
+
+def _run_calls(payload, channel):
+    """Function-call and assert-expression tests: load the program once, evaluate each test
+    in turn and send back the plain value it produced."""
+    namespace = {"__name__": "solution", "__builtins__": __builtins__}
+    try:
+        exec(compile(payload["code"], "<solution>", "exec"), namespace)
+        if payload.get("setup"):
+            exec(compile(payload["setup"], "<test setup>", "exec"), namespace)
+    except BaseException as exc:  # SystemExit included: exiting early is a failure
+        channel.send(t="load_error", error=_describe(exc))
+        return
+    channel.send(t="loaded")
+    fn_name = payload.get("fn")
+    for i, case in enumerate(payload["cases"]):
+        try:
+            if fn_name is not None:
+                fn = namespace.get(fn_name)
+                if not callable(fn):
+                    raise NameError(f"the program defines no function {fn_name!r}")
+                value = fn(*decode(case["args"]), **decode(case["kwargs"]))
+            else:
+                value = eval(compile(case["expr"], f"<test {i}>", "eval"), namespace)
+            channel.send(t="result", i=i, v=encode(value))
+        except BaseException as exc:
+            channel.send(t="result", i=i, e=_describe(exc))
+    channel.send(t="done")
+
+
+def _run_stdio(payload, channel):
+    """Stdin/stdout tests: compile once, then fork a fresh child per test (far cheaper than a
+    new interpreter) with the test input on its stdin; send back what it printed."""
+    import select
+    import signal
+    import time
+
+    try:
+        code = compile(payload["code"], "<solution>", "exec")
+    except BaseException as exc:
+        channel.send(t="load_error", error=_describe(exc))
+        return
+    channel.send(t="loaded")
+    cap = payload["output_cap"]
+    for i, case in enumerate(payload["cases"]):
+        stdin_fd = os.memfd_create("stdin") if hasattr(os, "memfd_create") else None
+        data = case["input"].encode()
+        if stdin_fd is None:
+            stdin_fd = os.open(".", os.O_TMPFILE | os.O_RDWR, 0o600)
+        while data:
+            data = data[os.write(stdin_fd, data):]
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: becomes the candidate program
+            os.setpgid(0, 0)
+            os.dup2(stdin_fd, 0)
+            os.dup2(write_fd, 1)
+            for fd in (stdin_fd, write_fd, read_fd, channel.fd):
+                os.close(fd)
+            sys.stdin = open(0, closefd=False)  # noqa: SIM115 (replaces stdin for good)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            status = 0
+            try:
+                exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc(limit=3)
+                status = 1
+            try:
+                sys.stdout.flush()
+            finally:
+                os._exit(status & 0xFF)
+        os.close(write_fd)
+        os.close(stdin_fd)
+        chunks, size, truncated, timed_out = [], 0, False, False
+        deadline = time.monotonic() + payload["test_timeout_s"]
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([read_fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                truncated = True
+                break
+            chunks.append(chunk)
+        os.close(read_fd)
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)  # also whatever the program forked
+        _, status = os.waitpid(pid, 0)
+        code_ = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+            else status
+        channel.send(t="result", i=i, out=b"".join(chunks).decode("utf-8", "replace"),
+                     exit=code_, timeout=timed_out, truncated=truncated)
+    channel.send(t="done")
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    net = False
+    if config["isolate_network"]:
+        try:
+            net = _isolate_network()
+        except OSError:
+            net = False
+    _limit(config)
+    channel = _Channel(os.dup(1))
+    channel.send(t="ready", net=net, uid=os.getuid())
+    payload = json.loads(sys.stdin.buffer.read().decode())
+    # The program sees no payload (stdin is empty) and its prints go nowhere the host parses.
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    if payload["mode"] == "stdio":
+        _run_stdio(payload, channel)
+    else:
+        _run_calls(payload, channel)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,732 @@
+"""Running untrusted Python programs so that the host survives them.
+
+Isolation comes in layers; each one that is active is listed in `Sandbox.layers`:
+
+- **process group**: the program runs in its own session; at the wall deadline (or when its
+  output passes the cap) the whole group is killed, not only the direct child.
+- **rlimits**: CPU seconds, address space, processes, file size, open files, no core files.
+- **scrubbed environment**: an allowlist (PATH, locale, one-thread BLAS settings, HOME and
+  TMPDIR pointing at the private directory); nothing of the host's environment leaks.
+- **private directory**: a fresh temporary directory is the working directory and HOME; it is
+  removed afterwards.
+- **unprivileged uid** (host runs as root): the program runs under a uid of its own per
+  worker, so `RLIMIT_NPROC` is enforced, host files are protected by their permissions, and
+  every process of that uid can be killed after the run.
+- **network namespace**: the program sees no network device but a loopback that is down
+  (bubblewrap, or `unshare(CLONE_NEWUSER | CLONE_NEWNET)` by the sandbox's own start-up code).
+- **bubblewrap** (when installed): a read-only view of the filesystem with a private /tmp and
+  the user's home hidden, a private PID namespace (the program cannot see or signal host
+  processes, and it dies with its sandbox), private IPC and hostname.
+
+Without root and without bubblewrap the program runs as the host's own user: it is kept off
+the network and bounded in time and memory, but it could modify the user's files or signal
+the user's processes. `Sandbox` warns about every missing layer, once, with how to get it.
+
+Captured output is capped (`max_output_bytes`), so a program that prints gigabytes cannot
+exhaust the host's memory. A bounded `SandboxPool` runs many programs in parallel.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rlvr_gym.verifiers import _sandbox_runner
+
+_RUNNER_SOURCE = Path(_sandbox_runner.__file__).read_text(encoding="utf-8")
+_MARKER_VAR = "RLVR_SANDBOX"
+
+#: Environment variables every sandboxed program gets (besides HOME, TMPDIR and the marker).
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+    # RLIMIT_AS counts the virtual memory of every BLAS/OpenMP thread: keep them to one.
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+}
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits and isolation options of one sandboxed run."""
+
+    cpu_time_s: int = 10
+    """RLIMIT_CPU: CPU seconds the program may use (then SIGXCPU, then SIGKILL)."""
+    memory_mb: int = 1024
+    """RLIMIT_AS: address space in MiB (numpy alone maps ~100 MiB; keep at least 256)."""
+    max_processes: int = 32
+    """RLIMIT_NPROC: processes the program may have at once (a fork storm stops here)."""
+    max_file_mb: int = 16
+    """RLIMIT_FSIZE: largest file the program may write, in MiB."""
+    max_open_files: int = 64
+    """RLIMIT_NOFILE: open file descriptors."""
+    max_output_bytes: int = 4_000_000
+    """Cap on the bytes a run may send back (results, stdout of stdin/stdout tests, stderr);
+    past it the run is killed. Stdin/stdout tests share it."""
+    startup_timeout_s: float = 10.0
+    """Wall time allowed for the sandbox to start; overrunning it is a harness `error`."""
+    isolate_network: bool = True
+    """Run the program in a network namespace of its own (no network)."""
+    bubblewrap: Literal["auto", "always", "never"] = "auto"
+    """Use bubblewrap (`bwrap`) for filesystem/PID isolation: if installed, required, or not."""
+    drop_privileges: bool = True
+    """When the host runs as root, run the program under an unprivileged uid of its own."""
+    uid_base: int = 1_900_000_000
+    """First uid of the range used for sandboxes when running as root (one uid per worker;
+    pick a range that no real account uses)."""
+    python: str | None = None
+    """Interpreter for the program; None: the host's own if the sandbox uid can run it, else
+    the system's python3."""
+    site_packages: bool = False
+    """Let the program import installed packages (numpy, ...); by default only the standard
+    library is importable."""
+    extra_env: tuple[tuple[str, str], ...] = ()
+    """Further (name, value) environment variables for the program."""
+
+    def validate(self) -> None:
+        """Raise ValueError with a fix for any unusable value."""
+        positive = {"cpu_time_s": self.cpu_time_s, "max_processes": self.max_processes,
+                    "max_file_mb": self.max_file_mb, "max_open_files": self.max_open_files,
+                    "max_output_bytes": self.max_output_bytes,
+                    "startup_timeout_s": self.startup_timeout_s}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"SandboxConfig.{name} must be positive, got {value}")
+        if self.memory_mb < 64:
+            raise ValueError(f"SandboxConfig.memory_mb={self.memory_mb} is too small for a "
+                             "Python interpreter; use at least 64 (256+ if numpy is used)")
+        if self.max_open_files < 16:
+            raise ValueError("SandboxConfig.max_open_files must be at least 16 (the "
+                             "interpreter itself needs a few)")
+        if self.bubblewrap not in ("auto", "always", "never"):
+            raise ValueError(f"SandboxConfig.bubblewrap must be 'auto', 'always' or 'never', "
+                             f"got {self.bubblewrap!r}")
+        if not 1000 <= self.uid_base <= 2**32 - 100_000:
+            raise ValueError(f"SandboxConfig.uid_base={self.uid_base} must lie in "
+                             f"[1000, {2**32 - 100_000}] (an unused range of uids)")
+        if self.bubblewrap == "always" and shutil.which("bwrap") is None:
+            raise ValueError("SandboxConfig.bubblewrap='always' but bwrap is not installed: "
+                             "apt-get install bubblewrap (or dnf install bubblewrap)")
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Which isolation layers are active for this host (see the module docstring)."""
+
+    process_group: bool = True
+    """Own session and process group, killed as a whole at the deadline."""
+    rlimits: bool = True
+    """CPU, address space, processes, file size and open-file limits."""
+    env_allowlist: bool = True
+    """Environment reduced to an allowlist."""
+    private_tmp: bool = True
+    """Fresh temporary directory as cwd and HOME, removed afterwards."""
+    unprivileged_uid: bool = False
+    """Runs under a uid of its own (host is root)."""
+    network_namespace: bool = False
+    """No network: own network namespace."""
+    bubblewrap: bool = False
+    """Read-only filesystem, private /tmp, hidden home, own PID/IPC/UTS namespaces."""
+
+    def active(self) -> list[str]:
+        """Names of the active layers."""
+        return [name for name, on in asdict(self).items() if on]
+
+    def missing(self) -> list[str]:
+        """One line per missing layer: what it means and how to get it."""
+        lines = []
+        if not self.network_namespace:
+            lines.append("no network namespace: sandboxed programs can reach the network; "
+                         "install bubblewrap or allow unprivileged user namespaces "
+                         "(sysctl kernel.unprivileged_userns_clone=1)")
+        if not (self.unprivileged_uid or self.bubblewrap):
+            lines.append("programs run as your own user with no private filesystem or PID "
+                         "namespace: they could modify your files and signal your processes; "
+                         "install bubblewrap (apt-get install bubblewrap) or run as root so "
+                         "that programs get an unprivileged uid")
+        return lines
+
+
+@dataclass
+class RunResult:
+    """What came back from one sandboxed run.
+
+    `messages` are the JSON lines the sandbox runner sent after start-up (test results); they
+    come from inside the sandbox and may be forged by the program, so callers compare values
+    against expected outputs they hold themselves. `error` is set only for harness failures
+    (the sandbox did not start or broke before the program ran): mask those, do not score them.
+    """
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """Parsed result lines, in order; unparsable lines are dropped and counted."""
+    bad_lines: int = 0
+    """Lines that were not JSON objects (the program wrote garbage to the result channel)."""
+    stderr: str = ""
+    """The last few KiB of the program's stderr."""
+    exit_code: int | None = None
+    """Exit status of the sandbox (negative: killed by that signal); None if it was killed by
+    the host."""
+    timed_out: bool = False
+    """The wall deadline passed and the run was killed."""
+    output_exceeded: bool = False
+    """The output cap was reached and the run was killed."""
+    error: str | None = None
+    """Harness failure, or None."""
+    elapsed_s: float = 0.0
+    """Wall time from sending the payload to the end of the run."""
+    ready: dict[str, Any] = field(default_factory=dict)
+    """The runner's start-up report (its uid, whether it got a network namespace)."""
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _world_runnable(path: str) -> bool:
+    """True when a user with no special rights can execute `path` (every ancestor directory
+    searchable by others, the file executable by others)."""
+    p = Path(os.path.realpath(path))
+    try:
+        if not p.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in p.parents)
+    except OSError:
+        return False
+
+
+def _choose_python(config: SandboxConfig, other_uid: bool) -> str:
+    if config.python is not None:
+        if shutil.which(config.python) is None:
+            raise ValueError(f"SandboxConfig.python={config.python!r} is not an executable")
+        return config.python
+    own = os.path.realpath(sys.executable)
+    if not other_uid:
+        return own
+    lib = os.path.join(sys.base_prefix, "lib")
+    if _world_runnable(own) and _world_runnable(lib):
+        return own
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if _world_runnable(candidate):
+            return candidate
+    raise ValueError(f"the sandbox uid cannot run this interpreter ({own} lies in a directory "
+                     "closed to other users) and no system python3 was found: install "
+                     "python3 system-wide or set SandboxConfig.python to a world-readable "
+                     "interpreter")
+
+
+def _process_uids(only_uid: int | None = None) -> Iterator[tuple[int, int]]:
+    """(pid, uid) of every live, non-zombie process on the machine (of `only_uid` if given)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = entry.stat().st_uid
+            if only_uid is not None and uid != only_uid:
+                continue
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != b"Z":  # a zombie is dead already; its parent or init reaps it
+            yield int(entry.name), uid
+
+
+def kill_uid(uid: int, max_rounds: int = 1000) -> bool:
+    """SIGKILL every process of `uid` until none is left (a fork storm may add processes while
+    we kill, but RLIMIT_NPROC bounds it). Needs root. True when none is left."""
+    for _ in range(max_rounds):
+        victims = [pid for pid, _ in _process_uids(uid)]
+        if not victims:
+            return True
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return False
+
+
+def sandbox_processes(host_pid: int | None = None, marker: str | None = None) -> list[int]:
+    """Pids of live processes started by sandboxes of the host process `host_pid` (default:
+    this one), or of the one run with `marker`, found by the marker in their environment."""
+    prefix = f"{_MARKER_VAR}={os.getpid() if host_pid is None else host_pid}."
+    wanted = (f"{_MARKER_VAR}={marker}" if marker is not None else prefix).encode()
+    exact = marker is not None
+    only_uid = None if _is_root() else os.getuid()  # others' environments are unreadable
+    found = []
+    for pid, _ in _process_uids(only_uid):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                items = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(item == wanted if exact else item.startswith(wanted) for item in items):
+            found.append(pid)
+    return found
+
+
+def _kill_marked(marker: str, max_rounds: int = 1000) -> bool:
+    """SIGKILL the processes of one run (by marker) until none is left."""
+    for _ in range(max_rounds):
+        victims = sandbox_processes(marker=marker)
+        if not victims:
+            return True
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    return False
+
+
+#: Directories any uid may write to; a sandbox uid's leftovers there are removed after a run.
+_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _remove_files_of(uid: int) -> None:
+    for directory in _SHARED_WRITABLE:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+
+class _Started:
+    """A sandbox process that has been launched and is waiting for its payload."""
+
+    def __init__(self, popen: subprocess.Popen, workdir: str, marker: str) -> None:
+        self.popen = popen
+        self.workdir = workdir
+        self.marker = marker
+        self.started = time.monotonic()
+
+
+_PROBED: dict[tuple, Layers] = {}
+_PROBE_LOCK = threading.Lock()
+_WARNED: set[str] = set()
+
+
+class Sandbox:
+    """One sandbox slot: runs one program at a time, each in a fresh process tree.
+
+    While the caller digests a result the next sandbox process is already starting (a warm
+    spare), so interpreter start-up overlaps other work. Thread-safe only in the sense that
+    one slot must be used by one thread at a time; `SandboxPool` hands out slots.
+
+    Args:
+        config: limits and options.
+        slot: worker number; as root it selects the uid (`config.uid_base + slot`).
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, slot: int = 0) -> None:
+        self.config = config or SandboxConfig()
+        self.config.validate()
+        if slot < 0:
+            raise ValueError(f"slot must be non-negative, got {slot}")
+        self.slot = slot
+        self.uid: int | None = None
+        if _is_root() and self.config.drop_privileges:
+            self.uid = self.config.uid_base + (os.getpid() % 1000) * 64 + slot % 64
+        self.python = _choose_python(self.config, self.uid is not None)
+        self._runs = 0
+        self._spare: _Started | None = None
+        self._closed = False
+        self._use_bwrap = self.config.bubblewrap != "never" and shutil.which("bwrap") is not None
+        self.layers = self._probe()
+
+    # -- public ---------------------------------------------------------------------------
+
+    def run(self, payload: dict[str, Any], timeout_s: float) -> RunResult:
+        """Send `payload` (see `_sandbox_runner`) to a fresh sandbox and collect its result
+        lines; the program gets `timeout_s` of wall time from the moment the payload is sent.
+        Never raises for anything the program does."""
+        if self._closed:
+            raise RuntimeError("this Sandbox is closed")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        started = self._spare or self._launch()
+        self._spare = None
+        try:
+            result = self._drive(started, payload, timeout_s)
+        finally:
+            self._finish(started)
+        if not self._closed:
+            try:
+                self._spare = self._launch()
+            except OSError:
+                self._spare = None  # the next run() launches (and reports) it
+        return result
+
+    def close(self) -> None:
+        """Kill the warm spare and release the slot's resources."""
+        self._closed = True
+        if self._spare is not None:
+            self._finish(self._spare)
+            self._spare = None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_spare", None) is not None:
+            self.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _runner_config(self, isolate_network: bool) -> dict[str, Any]:
+        c = self.config
+        return {
+            "cpu_s": c.cpu_time_s, "as_bytes": c.memory_mb << 20,
+            "fsize_bytes": c.max_file_mb << 20, "nofile": c.max_open_files,
+            "nproc": c.max_processes, "isolate_network": isolate_network,
+        }
+
+    def _command(self, workdir: str, use_bwrap: bool) -> list[str]:
+        # bwrap provides the network namespace itself; otherwise the runner unshares one.
+        runner_config = self._runner_config(self.config.isolate_network and not use_bwrap)
+        python = [self.python, "-I"] + ([] if self.config.site_packages else ["-S"])
+        command = python + ["-c", _RUNNER_SOURCE, json.dumps(runner_config)]
+        if not use_bwrap:
+            return command
+        bwrap = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                 "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        if self.config.isolate_network is False:
+            bwrap.append("--share-net")
+        home = os.path.realpath(os.path.expanduser("~"))
+        if (self.uid is None and home not in ("/", "/tmp") and os.path.isdir(home)
+                and not os.path.realpath(self.python).startswith(home + os.sep)):
+            bwrap += ["--tmpfs", home]  # the user's files are not the program's business
+        bwrap += ["--bind", workdir, workdir, "--chdir", workdir, "--"]
+        return bwrap + command
+
+    def _launch(self, use_bwrap: bool | None = None) -> _Started:
+        use_bwrap = self._use_bwrap if use_bwrap is None else use_bwrap
+        workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
+        self._runs += 1
+        env = dict(BASE_ENV)
+        env.update(HOME=workdir, TMPDIR=workdir)
+        marker = f"{os.getpid()}.{self.slot}.{self._runs}"
+        env[_MARKER_VAR] = marker
+        env.update(dict(self.config.extra_env))
+        kwargs: dict[str, Any] = {}
+        if self.uid is not None:
+            os.chown(workdir, self.uid, self.uid)
+            kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
+        try:
+            popen = subprocess.Popen(
+                self._command(workdir, use_bwrap), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=workdir,
+                start_new_session=True, close_fds=True, **kwargs)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return _Started(popen, workdir, marker)
+
+    def _drive(self, started: _Started, payload: dict[str, Any], timeout_s: float
+               ) -> RunResult:
+        popen = started.popen
+        assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
+        result = RunResult()
+        reader = _Reader(popen, self.config.max_output_bytes)
+        try:
+            ready = reader.first_line(started.started + self.config.startup_timeout_s)
+            result.ready = ready or {}
+            if ready is None or ready.get("t") != "ready":
+                result.error = ("the sandbox did not start: " +
+                                (reader.stderr_tail().strip()[-300:] or "no output"))
+                return result
+            t0 = time.monotonic()
+            try:
+                popen.stdin.write(json.dumps(payload).encode())
+                popen.stdin.close()
+            except BrokenPipeError:
+                pass  # the runner died: the reader sees it
+            reader.read_until(t0 + timeout_s)
+            result.elapsed_s = time.monotonic() - t0
+        finally:
+            reader.close()
+        result.messages, result.bad_lines = reader.messages, reader.bad_lines
+        result.stderr = reader.stderr_tail()
+        result.timed_out = reader.timed_out
+        result.output_exceeded = reader.exceeded
+        result.exit_code = None if (reader.timed_out or reader.exceeded) else popen.poll()
+        return result
+
+    def _finish(self, started: _Started) -> None:
+        """Kill what is left of a run (the group; as root every process of the uid) and
+        remove its directory."""
+        popen = started.popen
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        for stream in (popen.stdin, popen.stdout, popen.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        popen.wait()
+        if self.uid is not None:
+            kill_uid(self.uid)
+            _remove_files_of(self.uid)
+        else:
+            # Processes that left the group (setsid) or die asynchronously with bubblewrap's
+            # PID namespace: find them by the run's marker and make sure they are gone.
+            _kill_marked(started.marker)
+        shutil.rmtree(started.workdir, ignore_errors=True)
+
+    def _probe(self) -> Layers:
+        """Find out once per configuration which layers actually work on this host."""
+        key = (self.config, self.uid is not None)
+        with _PROBE_LOCK:
+            if key not in _PROBED:
+                _PROBED[key] = self._probe_uncached()
+            layers = _PROBED[key]
+        self._use_bwrap = layers.bubblewrap
+        for line in layers.missing():
+            if line not in _WARNED:
+                _WARNED.add(line)
+                warnings.warn(f"rlvr-gym sandbox: {line}", RuntimeWarning, stacklevel=3)
+        return layers
+
+    def _probe_uncached(self) -> Layers:
+        probe = {"mode": "call", "code": "", "cases": []}
+        attempts = [True, False] if self._use_bwrap else [False]
+        failures = []
+        for use_bwrap in attempts:
+            started = self._launch(use_bwrap)
+            try:
+                result = self._drive(started, probe, self.config.startup_timeout_s)
+            finally:
+                self._finish(started)
+            if result.error is None and result.messages[-1:] == [{"t": "done"}]:
+                ready = result.ready
+                return Layers(unprivileged_uid=self.uid is not None,
+                              network_namespace=self.config.isolate_network and (
+                                  use_bwrap or bool(ready.get("net"))),
+                              bubblewrap=use_bwrap)
+            failures.append(result.error or result.stderr[-300:])
+            if self.config.bubblewrap == "always":
+                break
+        raise RuntimeError("the code sandbox cannot start on this host: " + " | ".join(
+            f for f in failures if f))
+
+
+class _Reader:
+    """Reads a sandbox's stdout (result lines) and stderr (kept as a tail) without ever holding
+    more than the output cap, and notices the process's exit through a pidfd."""
+
+    STDERR_TAIL = 4096
+
+    def __init__(self, popen: subprocess.Popen, cap: int) -> None:
+        self.popen = popen
+        self.cap = cap
+        self.total = 0
+        self.messages: list[dict[str, Any]] = []
+        self.bad_lines = 0
+        self.timed_out = self.exceeded = False
+        self._partial = b""
+        self._stderr: collections.deque[bytes] = collections.deque()
+        self._stderr_size = 0
+        self._selector = selectors.DefaultSelector()
+        assert popen.stdout is not None and popen.stderr is not None
+        self._open = {popen.stdout, popen.stderr}
+        for stream in self._open:
+            os.set_blocking(stream.fileno(), False)
+            self._selector.register(stream, selectors.EVENT_READ)
+        self._pidfd = os.pidfd_open(popen.pid)
+        self._selector.register(self._pidfd, selectors.EVENT_READ)
+        self._exited = False
+        self._done = False
+
+    def first_line(self, deadline: float) -> dict[str, Any] | None:
+        """Wait for the runner's `ready` line (or its death / the deadline)."""
+        while not self.messages and self._pump(deadline):
+            pass
+        if not self.messages:
+            return None
+        return self.messages.pop(0)
+
+    def read_until(self, deadline: float) -> None:
+        while self._pump(deadline):
+            pass
+
+    def _pump(self, deadline: float) -> bool:
+        """One round of reading; False when there is nothing more to wait for."""
+        if self._done or self.exceeded:
+            return False
+        if self._exited or not self._open:
+            self._drain()
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            self.timed_out = True
+            return False
+        for key, _ in self._selector.select(left):
+            if key.fileobj == self._pidfd:
+                self._exited = True
+                continue
+            self._read(key.fileobj)
+        return not self.exceeded
+
+    def _drain(self) -> None:
+        """After the process exited: take what is still buffered in the pipes (descendants
+        that keep them open must not make us wait)."""
+        for stream in list(self._open):
+            for _ in range(1 + self.cap // 65536):
+                if self.exceeded or not self._read(stream):
+                    break
+
+    def _read(self, stream: Any) -> bool:
+        try:
+            chunk = os.read(stream.fileno(), 65536)
+        except (BlockingIOError, ValueError):
+            return False
+        if not chunk:
+            self._selector.unregister(stream)
+            self._open.discard(stream)
+            return False
+        self.total += len(chunk)
+        if self.total > self.cap:
+            self.exceeded = True
+            return False
+        if stream is self.popen.stderr:
+            self._stderr.append(chunk)
+            self._stderr_size += len(chunk)
+            while self._stderr_size - len(self._stderr[0]) >= self.STDERR_TAIL:
+                self._stderr_size -= len(self._stderr.popleft())
+        else:
+            self._lines(chunk)
+        return True
+
+    def _lines(self, chunk: bytes) -> None:
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = None
+            if isinstance(message, dict):
+                self.messages.append(message)
+                if message.get("t") == "done":
+                    self._done = True
+            else:
+                self.bad_lines += 1
+
+    def stderr_tail(self) -> str:
+        return b"".join(self._stderr)[-self.STDERR_TAIL:].decode("utf-8", "replace")
+
+    def close(self) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self._pidfd)
+        self._selector.close()
+        os.close(self._pidfd)
+
+
+class SandboxPool:
+    """A bounded pool of sandbox slots for batches of programs.
+
+    `workers` slots run at once; `map` submits at most `max_pending` runs ahead of the ones
+    consumed (back-pressure, so a huge batch does not pile up in memory). A run that hangs is
+    killed at its deadline by its slot, whose next process is already starting: a hung program
+    never blocks the pool.
+
+    Args:
+        config: sandbox limits and options, shared by all slots.
+        workers: parallel slots; None uses the number of CPUs available to this process.
+        max_pending: runs submitted but not yet consumed; None uses `2 * workers`.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, workers: int | None = None,
+                 max_pending: int | None = None) -> None:
+        workers = workers if workers is not None else len(os.sched_getaffinity(0))
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        max_pending = max_pending if max_pending is not None else 2 * workers
+        if max_pending < workers:
+            raise ValueError(f"max_pending ({max_pending}) must be at least workers "
+                             f"({workers}), or slots sit idle")
+        self.config = config or SandboxConfig()
+        self.workers = workers
+        self.max_pending = max_pending
+        self._slots: collections.deque[Sandbox] = collections.deque()
+        self._created = 0
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="rlvr-sandbox")
+        first = self._slot()  # probe now so that problems surface at construction
+        self._release(first)
+        self.layers = first.layers
+
+    def run(self, payload: dict[str, Any], timeout_s: float) -> RunResult:
+        """Run one payload on a free slot (blocks for one), in the calling thread."""
+        slot = self._slot()
+        try:
+            return slot.run(payload, timeout_s)
+        finally:
+            self._release(slot)
+
+    def map(self, jobs: Iterable[tuple[dict[str, Any], float]]) -> Iterator[RunResult]:
+        """Run (payload, timeout_s) jobs on the pool; yield results in input order. The input
+        is consumed lazily, `max_pending` jobs ahead of the results consumed."""
+        pending: collections.deque[Future[RunResult]] = collections.deque()
+        for payload, timeout_s in jobs:
+            if len(pending) >= self.max_pending:
+                yield pending.popleft().result()
+            pending.append(self._executor.submit(self.run, payload, timeout_s))
+        while pending:
+            yield pending.popleft().result()
+
+    def close(self) -> None:
+        """Stop the threads and kill every slot's warm spare."""
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            while self._slots:
+                self._slots.popleft().close()
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _slot(self) -> Sandbox:
+        with self._lock:
+            if self._slots:
+                return self._slots.popleft()
+            slot_number = self._created
+            self._created += 1
+        return Sandbox(self.config, slot=slot_number)
+
+    def _release(self, slot: Sandbox) -> None:
+        with self._lock:
+            self._slots.append(slot)
