@@ -341,7 +341,15 @@ class CodeVerifier:
     @property
     def layers(self) -> Layers:
         """The isolation layers active on this host (starts the pool)."""
-        return self._get_pool().layers
+        return self.pool.layers
+
+    @property
+    def pool(self) -> SandboxPool:
+        """The sandbox pool (started on first use)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = SandboxPool(self.config.sandbox, self.config.workers)
+            return self._pool
 
     def verify(self, response: str, problem: Problem) -> Verdict:
         """Run the program in `response` on `problem`'s tests and judge it."""
@@ -351,7 +359,7 @@ class CodeVerifier:
             return _timed(verdict, start)
         assert code is not None and suite is not None
         try:
-            result = self._get_pool().run(self._payload(code, suite), self._timeout(suite))
+            result = self.pool.run(self._payload(code, suite), self._timeout(suite))
         except Exception as exc:  # the harness broke, not the program: mask it
             return _timed(Verdict(Status.ERROR, 0.0, code, f"sandbox failed: {exc}"), start)
         return _timed(self._score(result, suite, code), start)
@@ -374,7 +382,7 @@ class CodeVerifier:
                      self._timeout(prepared[i][2]))  # type: ignore[arg-type]
                     for i in to_run)
             try:
-                for i, result in zip(to_run, self._get_pool().map(jobs), strict=True):
+                for i, result in zip(to_run, self.pool.map(jobs), strict=True):
                     _, code, suite = prepared[i]
                     verdicts[i] = self._score(result, suite, code)  # type: ignore[arg-type]
             except Exception as exc:
@@ -401,12 +409,6 @@ class CodeVerifier:
         self.close()
 
     # -- internals ------------------------------------------------------------------------
-
-    def _get_pool(self) -> SandboxPool:
-        with self._lock:
-            if self._pool is None:
-                self._pool = SandboxPool(self.config.sandbox, self.config.workers)
-            return self._pool
 
     def _prepare(self, response: str, problem: Problem) -> _Prepared:
         """Everything decidable without running: a verdict, or the code and its tests."""

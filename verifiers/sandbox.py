@@ -268,23 +268,30 @@ def kill_uid(uid: int, max_rounds: int = 1000) -> bool:
     return False
 
 
-def sandbox_processes(host_pid: int | None = None, marker: str | None = None) -> list[int]:
-    """Pids of live processes started by sandboxes of the host process `host_pid` (default:
-    this one), or of the one run with `marker`, found by the marker in their environment."""
-    prefix = f"{_MARKER_VAR}={os.getpid() if host_pid is None else host_pid}."
-    wanted = (f"{_MARKER_VAR}={marker}" if marker is not None else prefix).encode()
-    exact = marker is not None
+def _marked_processes(host_pid: int | None = None) -> dict[int, str]:
+    """{pid: run marker} of live processes started by the sandboxes of host process
+    `host_pid` (default: this one), found by the marker in their environment."""
+    prefix = f"{_MARKER_VAR}={os.getpid() if host_pid is None else host_pid}.".encode()
     only_uid = None if _is_root() else os.getuid()  # others' environments are unreadable
-    found = []
+    found = {}
     for pid, _ in _process_uids(only_uid):
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 items = f.read().split(b"\0")
         except OSError:
             continue
-        if any(item == wanted if exact else item.startswith(wanted) for item in items):
-            found.append(pid)
+        for item in items:
+            if item.startswith(prefix):
+                found[pid] = item.split(b"=", 1)[1].decode()
+                break
     return found
+
+
+def sandbox_processes(host_pid: int | None = None, marker: str | None = None) -> list[int]:
+    """Pids of live processes started by sandboxes of the host process `host_pid` (default:
+    this one), or only of the run with `marker`. For cleanup, tests and diagnostics."""
+    return [pid for pid, m in _marked_processes(host_pid).items()
+            if marker is None or m == marker]
 
 
 def _kill_marked(marker: str, max_rounds: int = 1000) -> bool:
@@ -386,6 +393,11 @@ class Sandbox:
             except OSError:
                 self._spare = None  # the next run() launches (and reports) it
         return result
+
+    @property
+    def spare_marker(self) -> str | None:
+        """Marker of the warm spare process (idle, waiting for a payload), if any."""
+        return self._spare.marker if self._spare is not None else None
 
     def close(self) -> None:
         """Kill the warm spare and release the slot's resources."""
@@ -705,6 +717,13 @@ class SandboxPool:
             pending.append(self._executor.submit(self.run, payload, timeout_s))
         while pending:
             yield pending.popleft().result()
+
+    def stray_processes(self) -> list[int]:
+        """Live processes of this host's sandboxes other than the idle warm spares: should be
+        empty whenever no run is in progress (tests use it)."""
+        with self._lock:
+            spares = {s.spare_marker for s in self._slots}
+        return [pid for pid, marker in _marked_processes().items() if marker not in spares]
 
     def close(self) -> None:
         """Stop the threads and kill every slot's warm spare."""
