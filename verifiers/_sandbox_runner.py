@@ -1,7 +1,7 @@
 """The trusted program that runs inside the sandbox, in front of the untrusted code.
 
-The host starts it as `python -I -S -c <this file's source> <config json>`: passing the source
-on the command line means the sandbox user needs no read access to the project's files. It must
+The host starts `python -I -S -c <bootstrap> <config json>` and sends this file's source as the
+first line of stdin, so the sandbox user needs no read access to the project's files. It must
 run on any Python >= 3.8 with the standard library only, because the sandbox may use a system
 interpreter different from the host's.
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import os
 import selectors
@@ -51,6 +52,10 @@ from typing import Any, Literal
 from rlvr_gym.verifiers import _sandbox_runner
 
 _RUNNER_SOURCE = Path(_sandbox_runner.__file__).read_text(encoding="utf-8")
+# The runner's source arrives as the first line on stdin (JSON-encoded): the sandbox user needs
+# no read access to the project's files, and `ps` shows a short command line.
+_BOOTSTRAP = "import json, sys; exec(json.loads(sys.stdin.buffer.readline()))"
+_RUNNER_LINE = (json.dumps(_RUNNER_SOURCE) + "\n").encode()
 _MARKER_VAR = "RLVR_SANDBOX"
 
 #: Environment variables every sandboxed program gets (besides HOME, TMPDIR and the marker).
@@ -338,6 +343,7 @@ class _Started:
         self.started = time.monotonic()
 
 
+_INSTANCES = itertools.count()
 _PROBED: dict[tuple, Layers] = {}
 _PROBE_LOCK = threading.Lock()
 _WARNED: set[str] = set()
@@ -365,6 +371,8 @@ class Sandbox:
         if _is_root() and self.config.drop_privileges:
             self.uid = self.config.uid_base + (os.getpid() % 1000) * 64 + slot % 64
         self.python = _choose_python(self.config, self.uid is not None)
+        self.instance = next(_INSTANCES)
+        """Unique number of this sandbox in the host process (part of its runs' markers)."""
         self._runs = 0
         self._spare: _Started | None = None
         self._closed = False
@@ -430,7 +438,7 @@ class Sandbox:
         # bwrap provides the network namespace itself; otherwise the runner unshares one.
         runner_config = self._runner_config(self.config.isolate_network and not use_bwrap)
         python = [self.python, "-I"] + ([] if self.config.site_packages else ["-S"])
-        command = python + ["-c", _RUNNER_SOURCE, json.dumps(runner_config)]
+        command = python + ["-c", _BOOTSTRAP, json.dumps(runner_config)]
         if not use_bwrap:
             return command
         bwrap = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
@@ -450,7 +458,7 @@ class Sandbox:
         self._runs += 1
         env = dict(BASE_ENV)
         env.update(HOME=workdir, TMPDIR=workdir)
-        marker = f"{os.getpid()}.{self.slot}.{self._runs}"
+        marker = f"{os.getpid()}.{self.instance}.{self._runs}"
         env[_MARKER_VAR] = marker
         env.update(dict(self.config.extra_env))
         kwargs: dict[str, Any] = {}
@@ -465,6 +473,13 @@ class Sandbox:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+        assert popen.stdin is not None
+        try:
+            # Fits in the pipe buffer, so this does not wait for the interpreter to start.
+            popen.stdin.write(_RUNNER_LINE)
+            popen.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died at once; reading its `ready` line reports why
         return _Started(popen, workdir, marker)
 
     def _drive(self, started: _Started, payload: dict[str, Any], timeout_s: float
@@ -693,6 +708,7 @@ class SandboxPool:
         self.max_pending = max_pending
         self._slots: collections.deque[Sandbox] = collections.deque()
         self._created = 0
+        self._instances: set[int] = set()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="rlvr-sandbox")
         first = self._slot()  # probe now so that problems surface at construction
@@ -723,7 +739,9 @@ class SandboxPool:
         empty whenever no run is in progress (tests use it)."""
         with self._lock:
             spares = {s.spare_marker for s in self._slots}
-        return [pid for pid, marker in _marked_processes().items() if marker not in spares]
+            mine = set(self._instances)
+        return [pid for pid, marker in _marked_processes().items()
+                if int(marker.split(".")[1]) in mine and marker not in spares]
 
     def close(self) -> None:
         """Stop the threads and kill every slot's warm spare."""
@@ -744,7 +762,10 @@ class SandboxPool:
                 return self._slots.popleft()
             slot_number = self._created
             self._created += 1
-        return Sandbox(self.config, slot=slot_number)
+        sandbox = Sandbox(self.config, slot=slot_number)
+        with self._lock:
+            self._instances.add(sandbox.instance)
+        return sandbox
 
     def _release(self, slot: Sandbox) -> None:
         with self._lock:
