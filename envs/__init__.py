@@ -1,9 +1,18 @@
 """Task sources and the Gymnasium envs over them."""
 
+from rlvr_gym.envs.code_tasks import (
+    CODE_PRESETS,
+    CodeFileConfig,
+    CodeFileSource,
+    CodeProblemsConfig,
+    CodeProblemSource,
+    make_code_env,
+)
 from rlvr_gym.envs.env import CHARSET, PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import PRESETS, FileConfig, FileSource
 from rlvr_gym.envs.registry import make_source, make_task_env
 from rlvr_gym.envs.sources import TaskSource
 
-__all__ = ["CHARSET", "PRESETS", "FileConfig", "FileSource", "PromptFormat", "ReasoningEnv",
-           "TaskSource", "make_source", "make_task_env"]
+__all__ = ["CHARSET", "CODE_PRESETS", "CodeFileConfig", "CodeFileSource", "CodeProblemSource",
+           "CodeProblemsConfig", "FileConfig", "FileSource", "PRESETS", "PromptFormat",
+           "ReasoningEnv", "TaskSource", "make_code_env", "make_source", "make_task_env"]

@@ -14,6 +14,8 @@ ENV_IDS: dict[str, tuple[str, dict]] = {
     "rlvr/PolynomialRoots-v0": ("rlvr_gym.envs.registry:make_task_env", {"task": "roots"}),
     "rlvr/Countdown-v0": ("rlvr_gym.envs.registry:make_task_env", {"task": "countdown"}),
     "rlvr/MathDataset-v0": ("rlvr_gym.envs.registry:make_task_env", {"task": "dataset"}),
+    "rlvr/CodeProblems-v0": ("rlvr_gym.envs.code_tasks:make_code_env", {"task": "problems"}),
+    "rlvr/CodeDataset-v0": ("rlvr_gym.envs.code_tasks:make_code_env", {"task": "dataset"}),
 }
 
 

@@ -405,6 +405,13 @@ class CodeVerifier:
     def __enter__(self) -> CodeVerifier:
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (pickling a vector env, a checkpoint) gets its own pool when it first runs.
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 

@@ -1,0 +1,338 @@
+"""Code task sources and the entry point of the code env ids.
+
+- `CodeProblemSource`: the self-written problems of `rlvr_gym.envs.code_problems`
+  (`rlvr/CodeProblems-v0`), optionally restricted to a difficulty range.
+- `CodeFileSource`: MBPP-, HumanEval- or APPS-style JSONL/Parquet files with configurable
+  field names (`rlvr/CodeDataset-v0`; with no path, a small sample shipped in the package).
+- `make_code_env`: a `ReasoningEnv` over either, judged by `CodeVerifier`; with
+  `max_attempts > 1` the failing tests are fed back after each wrong attempt.
+
+Every code problem carries its reference program as `Problem.solution`, fenced as a Python
+block, so that it is itself a passing response.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+from rlvr_gym.envs.code_problems import PROBLEMS
+from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
+from rlvr_gym.envs.files import read_rows
+from rlvr_gym.types import Problem, Verdict, Verifier
+from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
+
+CODE_TEMPLATE = ("{question}\nAnswer with a complete Python program in a single ```python code "
+                 "block.\n")
+SAMPLE_CODE = "sample_code.jsonl"
+
+
+def fenced(code: str) -> str:
+    """`code` as a fenced Python block (how reference solutions are stored)."""
+    return f"```python\n{code.rstrip()}\n```"
+
+
+def code_feedback(verdict: Verdict) -> str:
+    """Multi-turn feedback after a wrong program: the verdict's reason lists the failing
+    tests (input, what the program did, what was expected)."""
+    return (f"\nThat program is {verdict.status.value.replace('_', ' ')}: {verdict.reason}.\n"
+            "Fix it and answer with the whole corrected program in a ```python code block.\n")
+
+
+class _ListSource:
+    """Shared parts of the code sources: a list of problems with an id index."""
+
+    name = "code"
+    problems: list[Problem]
+
+    def _index(self) -> None:
+        self._ids = {p.id: i for i, p in enumerate(self.problems)}
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def __getitem__(self, index: int) -> Problem:
+        return self.problems[index]
+
+    def index_of(self, problem_id: str) -> int:
+        if problem_id not in self._ids:
+            raise KeyError(f"no code problem with id {problem_id!r} in {self.name}")
+        return self._ids[problem_id]
+
+    def characters(self) -> set[str]:
+        """Every character used in the questions (the env's text spaces need them)."""
+        return set().union(*(set(p.question) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class CodeProblemsConfig:
+    """Which of the self-written problems to use."""
+
+    min_difficulty: int = 1
+    """Lowest difficulty kept (1 = easiest)."""
+    max_difficulty: int = 5
+    """Highest difficulty kept (5 = hardest)."""
+
+    def validate(self) -> None:
+        if not 1 <= self.min_difficulty <= self.max_difficulty <= 5:
+            raise ValueError(f"need 1 <= min_difficulty <= max_difficulty <= 5, got "
+                             f"{self.min_difficulty}..{self.max_difficulty}")
+
+
+class CodeProblemSource(_ListSource):
+    """The self-written problems of graded difficulty (1 to 5), in a fixed order."""
+
+    name = "code"
+
+    def __init__(self, config: CodeProblemsConfig | None = None) -> None:
+        self.config = config or CodeProblemsConfig()
+        self.config.validate()
+        self.problems = [
+            Problem(id=f"code/{slug}", question=question, answer="", solution=fenced(solution),
+                    kind="code", tests=tests, difficulty=float(difficulty),
+                    meta={"format": tests["format"]})
+            for slug, difficulty, question, solution, tests in PROBLEMS
+            if self.config.min_difficulty <= difficulty <= self.config.max_difficulty]
+        self._index()
+
+
+@dataclass(frozen=True)
+class CodeFileConfig:
+    """Where the code problems are and which fields hold what.
+
+    `tests_format` says how the tests field is stored: `asserts` (a list of assert statements
+    or one string of them: MBPP `test_list`), `check` (HumanEval: code defining
+    `check(candidate)`, with the function named by `entry_point_field`), `apps` (APPS
+    `input_output`: JSON with `inputs`, `outputs` and optionally `fn_name`) or `native` (a dict
+    in the format of `rlvr_gym.verifiers.code`).
+    """
+
+    path: str
+    """A local .jsonl or .parquet file."""
+    question_field: str = "text"
+    """Field with the problem statement."""
+    tests_field: str = "test_list"
+    """Field with the tests."""
+    tests_format: str = "asserts"
+    """`asserts`, `check`, `apps` or `native` (see above)."""
+    solution_field: str | None = "code"
+    """Field with a reference program, if any (APPS: a JSON list of programs; the first)."""
+    id_field: str | None = "task_id"
+    """Field with a stable id; None uses the row number."""
+    setup_field: str | None = None
+    """Field with test setup code run before the asserts (MBPP `test_setup_code`)."""
+    entry_point_field: str | None = None
+    """Field naming the function under test (HumanEval `entry_point`)."""
+    prompt_prefix_field: str | None = None
+    """Field whose text precedes the reference solution (HumanEval `prompt`: the solution
+    field holds only the body)."""
+    difficulty_field: str | None = None
+    """Field with the difficulty: a number, or APPS' introductory/interview/competition."""
+    show_tests: int = 1
+    """For `asserts` tests: how many asserts to show in the question, so that the model
+    knows the function's name and signature (MBPP's prompts do the same)."""
+    limit: int | None = None
+    """Keep only the first `limit` rows."""
+
+    def validate(self) -> None:
+        if self.tests_format not in ("asserts", "check", "apps", "native"):
+            raise ValueError(f"tests_format must be 'asserts', 'check', 'apps' or 'native', "
+                             f"got {self.tests_format!r}")
+        if self.tests_format == "check" and not self.entry_point_field:
+            raise ValueError("tests_format='check' (HumanEval) needs entry_point_field, the "
+                             "field naming the function that check(candidate) receives")
+        if self.show_tests < 0:
+            raise ValueError(f"show_tests must be >= 0, got {self.show_tests}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be positive or None, got {self.limit}")
+
+
+CODE_PRESETS: dict[str, dict[str, Any]] = {
+    "mbpp": {"question_field": "text", "tests_field": "test_list", "tests_format": "asserts",
+             "solution_field": "code", "id_field": "task_id", "setup_field": "test_setup_code"},
+    "humaneval": {"question_field": "prompt", "tests_field": "test", "tests_format": "check",
+                  "solution_field": "canonical_solution", "id_field": "task_id",
+                  "entry_point_field": "entry_point", "prompt_prefix_field": "prompt",
+                  "show_tests": 0},
+    "apps": {"question_field": "question", "tests_field": "input_output",
+             "tests_format": "apps", "solution_field": "solutions", "id_field": "problem_id",
+             "difficulty_field": "difficulty", "show_tests": 0},
+    "native": {"question_field": "question", "tests_field": "tests", "tests_format": "native",
+               "solution_field": "solution", "id_field": "id", "show_tests": 0},
+}
+
+_APPS_LEVELS = {"introductory": 1.0, "interview": 2.0, "competition": 3.0}
+
+
+class _RenameName(ast.NodeTransformer):
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.copy_location(ast.Name(self.new, node.ctx), node) if node.id == self.old \
+            else node
+
+
+def humaneval_tests(test_code: str, entry_point: str) -> dict[str, Any]:
+    """HumanEval's `def check(candidate): assert ...` as assert tests on `entry_point`: the
+    top-level asserts of `check` become tests; everything else (imports, helpers, loops)
+    becomes setup."""
+    module = ast.parse(test_code)
+    setup, asserts = [], []
+    for node in module.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "check":
+            arg = node.args.args[0].arg if node.args.args else "candidate"
+            for stmt in node.body:
+                stmt = _RenameName(arg, entry_point).visit(stmt)
+                if isinstance(stmt, ast.Assert):
+                    asserts.append(ast.unparse(stmt))
+                elif not isinstance(stmt, (ast.Return, ast.Pass)):
+                    setup.append(ast.unparse(stmt))
+        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                  and isinstance(node.value.func, ast.Name) and node.value.func.id == "check"):
+            setup.append(ast.unparse(node))
+    if not asserts:
+        raise ValueError("check(candidate) has no top-level assert statements")
+    return {"format": "assert", "asserts": asserts, "setup": "\n".join(setup)}
+
+
+def apps_tests(input_output: Any) -> dict[str, Any]:
+    """APPS `input_output` (JSON text or dict) as stdio tests, or call tests when it names
+    `fn_name` (returned tuples then count as lists, and one-element output lists, APPS' way
+    of wrapping a return value, are unwrapped)."""
+    spec = json.loads(input_output) if isinstance(input_output, str) else input_output
+    inputs, outputs = spec.get("inputs"), spec.get("outputs")
+    if not isinstance(inputs, list) or not isinstance(outputs, list) or \
+            len(inputs) != len(outputs) or not inputs:
+        raise ValueError("input_output needs equally long, non-empty 'inputs' and 'outputs'")
+    if spec.get("fn_name"):
+        if all(isinstance(o, list) and len(o) == 1 for o in outputs):
+            outputs = [o[0] for o in outputs]
+        return {"format": "call", "fn": spec["fn_name"], "json_values": True,
+                "cases": [{"args": list(i), "expected": o}
+                          for i, o in zip(inputs, outputs, strict=True)]}
+
+    def text(value: Any) -> str:
+        return "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+    return {"format": "stdio", "cases": [{"input": text(i), "output": text(o)}
+                                         for i, o in zip(inputs, outputs, strict=True)]}
+
+
+class CodeFileSource(_ListSource):
+    """Code problems read once from a local file; rows whose tests cannot be used are skipped
+    and counted in `skipped` (with the first reason in `skip_reason`)."""
+
+    def __init__(self, config: CodeFileConfig, name: str = "codefile") -> None:
+        config.validate()
+        self.config = config
+        self.name = name
+        self.problems = []
+        self.skipped = 0
+        self.skip_reason: str | None = None
+        rows = read_rows(config.path)
+        if config.limit is not None:
+            rows = rows[: config.limit]
+        for row_number, row in enumerate(rows):
+            try:
+                self.problems.append(self._problem(row_number, row))
+            except (ValueError, KeyError, TypeError, SyntaxError) as exc:
+                self.skipped += 1
+                self.skip_reason = self.skip_reason or f"row {row_number}: {exc}"
+        if not self.problems:
+            raise ValueError(f"{config.path}: no usable problems ({self.skip_reason}); check "
+                             f"the field names and tests_format={config.tests_format!r}, or "
+                             f"use CodeFileSource.from_preset with one of {sorted(CODE_PRESETS)}")
+        self._index()
+
+    @classmethod
+    def from_preset(cls, path: str, preset: str, **overrides: Any) -> CodeFileSource:
+        """A source with a preset's field names (`mbpp`, `humaneval`, `apps`, `native`),
+        overridable per field."""
+        if preset not in CODE_PRESETS:
+            raise ValueError(f"unknown code preset {preset!r}; choose one of "
+                             f"{sorted(CODE_PRESETS)} or give the field names yourself")
+        return cls(replace(CodeFileConfig(path=path), **{**CODE_PRESETS[preset], **overrides}))
+
+    def _problem(self, row_number: int, row: dict[str, Any]) -> Problem:
+        c = self.config
+        question = row.get(c.question_field)
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"no question in field {c.question_field!r}")
+        raw = row.get(c.tests_field)
+        if raw is None:
+            raise ValueError(f"no tests in field {c.tests_field!r}")
+        if c.tests_format == "asserts":
+            asserts = [raw] if isinstance(raw, str) else list(raw)
+            setup = row.get(c.setup_field) if c.setup_field else None
+            tests: dict[str, Any] = {"format": "assert", "asserts": asserts,
+                                     "setup": setup or ""}
+            if c.show_tests:
+                question = question.rstrip() + "\nYour code should pass tests like:\n" + \
+                    "\n".join(asserts[: c.show_tests])
+        elif c.tests_format == "check":
+            tests = humaneval_tests(str(raw), str(row[c.entry_point_field]))
+        elif c.tests_format == "apps":
+            tests = apps_tests(raw)
+        else:
+            tests = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        parse_tests(tests)  # reject unusable tests now, with the reason
+        solution = row.get(c.solution_field) if c.solution_field else None
+        if c.tests_format == "apps" and isinstance(solution, str) and solution.startswith("["):
+            solutions = json.loads(solution)
+            solution = solutions[0] if solutions else None
+        if solution and c.prompt_prefix_field:
+            solution = str(row.get(c.prompt_prefix_field) or "") + str(solution)
+        difficulty = row.get(c.difficulty_field) if c.difficulty_field else None
+        if isinstance(difficulty, str):
+            difficulty = _APPS_LEVELS.get(difficulty.lower())
+        return Problem(
+            id=str(row[c.id_field]) if c.id_field and c.id_field in row
+            else f"{self.name}/{row_number}",
+            question=question.strip(), answer="",
+            solution=fenced(str(solution)) if solution else "", kind="code", tests=tests,
+            difficulty=float(difficulty) if isinstance(difficulty, (int, float)) else 0.0,
+            meta={"row": row_number, "format": tests["format"]})
+
+
+def make_code_source(task: str = "problems", **config: Any) -> CodeProblemSource | CodeFileSource:
+    """`problems` (keyword arguments: `CodeProblemsConfig` fields) or `dataset` (`path`,
+    `preset` and `CodeFileConfig` fields; with no path, the sample file in the package)."""
+    if task == "problems":
+        return CodeProblemSource(CodeProblemsConfig(**config))
+    if task == "dataset":
+        preset = config.pop("preset", "mbpp")
+        path = config.pop("path", None)
+        if path is None:
+            path = str(resources.files("rlvr_gym") / "data" / SAMPLE_CODE)
+        return CodeFileSource.from_preset(str(path), preset, **config)
+    raise ValueError(f"unknown code task {task!r}; choose 'problems' or 'dataset'")
+
+
+def make_code_env(
+    task: str = "problems",
+    prompt: PromptFormat | str | None = None,
+    verifier: Verifier | None = None,
+    max_attempts: int = 1,
+    render_mode: str | None = None,
+    **config: Any,
+) -> ReasoningEnv:
+    """Entry point of `rlvr/CodeProblems-v0` and `rlvr/CodeDataset-v0`.
+
+    Args:
+        task: `problems` (self-written) or `dataset` (a file; see `make_code_source`).
+        prompt: prompt format or template with `{question}`; default `CODE_TEMPLATE`.
+        verifier: a `CodeVerifier` to share between envs; default a new one (its sandbox
+            pool starts on the first program that needs running, and `env.close()` stops it).
+        max_attempts: >1 for multi-turn: failing tests are fed back after each wrong
+            attempt, and the episode is truncated when the attempts run out.
+        render_mode: None or "ansi".
+        **config: options of the task source.
+    """
+    source = make_code_source(task, **config)
+    return ReasoningEnv(source, verifier or CodeVerifier(),
+                        prompt=CODE_TEMPLATE if prompt is None else prompt,
+                        max_attempts=max_attempts, feedback=code_feedback,
+                        render_mode=render_mode, charset=source.characters())
