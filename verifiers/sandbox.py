@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -101,8 +102,8 @@ class SandboxConfig:
     drop_privileges: bool = True
     """When the host runs as root, run the program under an unprivileged uid of its own."""
     uid_base: int = 1_900_000_000
-    """First uid of the range used for sandboxes when running as root (one uid per worker;
-    pick a range that no real account uses)."""
+    """First of 65536 uids used for sandboxes when running as root (each sandbox leases one,
+    machine-wide; pick a range that no real account uses)."""
     python: str | None = None
     """Interpreter for the program; None: the host's own if the sandbox uid can run it, else
     the system's python3."""
@@ -130,9 +131,9 @@ class SandboxConfig:
         if self.bubblewrap not in ("auto", "always", "never"):
             raise ValueError(f"SandboxConfig.bubblewrap must be 'auto', 'always' or 'never', "
                              f"got {self.bubblewrap!r}")
-        if not 1000 <= self.uid_base <= 2**32 - 100_000:
+        if not 1000 <= self.uid_base <= 2**32 - 2 - 65536:
             raise ValueError(f"SandboxConfig.uid_base={self.uid_base} must lie in "
-                             f"[1000, {2**32 - 100_000}] (an unused range of uids)")
+                             f"[1000, {2**32 - 2 - 65536}] (an unused range of 65536 uids)")
         if self.bubblewrap == "always" and shutil.which("bwrap") is None:
             raise ValueError("SandboxConfig.bubblewrap='always' but bwrap is not installed: "
                              "apt-get install bubblewrap (or dnf install bubblewrap)")
@@ -333,6 +334,50 @@ def _remove_files_of(uid: int) -> None:
                 continue
 
 
+_UID_RANGE = 1 << 16
+
+
+def _lease_dir() -> str:
+    """A root-only directory for the uid lock files (checked, so that nobody else can plant
+    files or links there)."""
+    path = "/run/rlvr-sandbox-uids" if os.access("/run", os.W_OK) else "/tmp/rlvr-sandbox-uids"
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
+        raise RuntimeError(f"{path} must be a directory owned by root with mode 0700; remove "
+                           "it (someone else may have created it) and try again")
+    return path
+
+
+class _UidLease:
+    """Exclusive use of one sandbox uid while this object lives, across all processes of the
+    machine: an flock on a per-uid file in a root-only directory. Unique uids matter because
+    cleanup kills every process of the uid."""
+
+    def __init__(self, base: int) -> None:
+        directory = _lease_dir()
+        self._fd: int | None = None
+        start = (os.getpid() * 64) % _UID_RANGE
+        for k in range(_UID_RANGE):
+            uid = base + (start + k) % _UID_RANGE
+            fd = os.open(os.path.join(directory, str(uid)),
+                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            kill_uid(uid)  # whatever a crashed previous holder left running
+            return
+        raise RuntimeError(f"all {_UID_RANGE} sandbox uids from {base} are in use")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
 class _Started:
     """A sandbox process that has been launched and is waiting for its payload."""
 
@@ -358,7 +403,7 @@ class Sandbox:
 
     Args:
         config: limits and options.
-        slot: worker number; as root it selects the uid (`config.uid_base + slot`).
+        slot: worker number within its pool.
     """
 
     def __init__(self, config: SandboxConfig | None = None, slot: int = 0) -> None:
@@ -367,10 +412,13 @@ class Sandbox:
         if slot < 0:
             raise ValueError(f"slot must be non-negative, got {slot}")
         self.slot = slot
+        self.python = _choose_python(self.config, _is_root() and self.config.drop_privileges)
+        self._lease: _UidLease | None = None
         self.uid: int | None = None
+        """The uid programs run under (root host only), leased for this sandbox's lifetime."""
         if _is_root() and self.config.drop_privileges:
-            self.uid = self.config.uid_base + (os.getpid() % 1000) * 64 + slot % 64
-        self.python = _choose_python(self.config, self.uid is not None)
+            self._lease = _UidLease(self.config.uid_base)
+            self.uid = self._lease.uid
         self.instance = next(_INSTANCES)
         """Unique number of this sandbox in the host process (part of its runs' markers)."""
         self._runs = 0
@@ -408,11 +456,14 @@ class Sandbox:
         return self._spare.marker if self._spare is not None else None
 
     def close(self) -> None:
-        """Kill the warm spare and release the slot's resources."""
+        """Kill the warm spare and release the slot's resources (its uid)."""
         self._closed = True
         if self._spare is not None:
             self._finish(self._spare)
             self._spare = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def __enter__(self) -> Sandbox:
         return self
@@ -421,7 +472,7 @@ class Sandbox:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_spare", None) is not None:
+        if getattr(self, "_spare", None) is not None or getattr(self, "_lease", None):
             self.close()
 
     # -- internals ------------------------------------------------------------------------
