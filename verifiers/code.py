@@ -261,7 +261,7 @@ def _judge(check: _Check, message: dict[str, Any], suite: TestSuite) -> tuple[bo
             return False, f"exited with status {message.get('exit')}"
         if outputs_match(out, check.expected, suite.float_tol):
             return True, ""
-        return False, f"printed {out[:80]!r}, expected {check.expected[:80]!r}"
+        return False, f"printed {_short(out)}, expected {_short(check.expected)}"
     if "e" in message:
         return False, f"raised {str(message['e'])[:120]}"
     try:
@@ -283,8 +283,14 @@ def _judge(check: _Check, message: dict[str, Any], suite: TestSuite) -> tuple[bo
         ok = False
     if ok:
         return True, ""
-    expected = "" if check.op in ("truthy", "falsy") else f", expected {check.expected!r:.80}"
-    return False, f"returned {got!r:.80}{expected}"
+    expected = "" if check.op in ("truthy", "falsy") else f", expected {_short(check.expected)}"
+    return False, f"returned {_short(got)}{expected}"
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    """repr for feedback, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
