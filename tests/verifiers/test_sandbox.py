@@ -366,6 +366,8 @@ def test_layers_are_reported(verifier):
     active = verifier.layers.active()
     assert {"process_group", "rlimits", "env_allowlist", "private_tmp"} <= set(active)
     assert ("bubblewrap" in active) == (verifier.config.sandbox.bubblewrap == "always")
+    if shutil.which("setpriv") or "bubblewrap" in active:
+        assert "no_new_privileges" in active
 
 
 def test_hung_worker_is_replaced_and_does_not_block_the_pool():
