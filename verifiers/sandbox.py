@@ -512,7 +512,8 @@ class Sandbox:
         self._runs = 0
         self._spare: _Started | None = None
         self._closed = False
-        self._setpriv = shutil.which("setpriv") is not None
+        # Absolute paths: the sandbox's own PATH is the allowlisted one.
+        self._tools = {name: shutil.which(name) for name in ("bwrap", "unshare", "setpriv")}
         self._interpreter = _interpreter(self.python)
         self._code = self._interpreter.cache_tag == sys.implementation.cache_tag
         self.isolation: Isolation = "none"
@@ -582,9 +583,9 @@ class Sandbox:
         forbids gaining privileges through setuid binaries, and kills the sandbox if the
         host dies. Doing the uid change there instead of in `subprocess` lets Python start
         the child with vfork, which matters when the host is a large training process."""
-        if not self._setpriv:
+        if not self._tools["setpriv"]:
             return []
-        args = ["setpriv", "--no-new-privs", "--pdeathsig=KILL"]
+        args = [self._tools["setpriv"], "--no-new-privs", "--pdeathsig=KILL"]
         if self.uid is not None:
             args += [f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
         return args + ["--"]
@@ -593,12 +594,13 @@ class Sandbox:
         python = [self.python, "-I"] + ([] if self.config.site_packages else ["-S"])
         command = python + ["-c", _BOOTSTRAP_CODE if self._code else _BOOTSTRAP_SOURCE]
         if isolation == "unshare":
-            return self._privileges() + ["unshare", "--user", "--net", "--"] + command
+            return self._privileges() + [self._tools["unshare"], "--user", "--net", "--"] + command
         if isolation != "bwrap":
             return self._privileges() + command
         # --as-pid-1: the runner itself is the PID namespace's init (no extra init process,
         # ~30% faster); when it exits or is killed, the kernel kills the whole namespace.
-        bwrap = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session"]
+        bwrap = [self._tools["bwrap"], "--unshare-all", "--as-pid-1", "--die-with-parent",
+                 "--new-session"]
         if self.config.site_packages:  # installed packages may live anywhere: show all
             bwrap += ["--ro-bind", "/", "/"]
         else:
@@ -621,7 +623,7 @@ class Sandbox:
         kwargs: dict[str, Any] = {}
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
-            if not self._setpriv:
+            if not self._tools["setpriv"]:
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
         try:
             popen = subprocess.Popen(
@@ -694,7 +696,7 @@ class Sandbox:
 
     def _probe(self) -> Layers:
         """Find out once per configuration which layers actually work on this host."""
-        key = (self.config, self.uid is not None, self.python)
+        key = (self.config, self.uid is not None, self.python, tuple(self._tools.values()))
         with _PROBE_LOCK:
             if key not in _PROBED:
                 _PROBED[key] = self._probe_uncached()
@@ -711,10 +713,10 @@ class Sandbox:
         nothing else works)."""
         c = self.config
         strategies: list[Isolation] = []
-        if c.bubblewrap != "never" and shutil.which("bwrap"):
+        if c.bubblewrap != "never" and self._tools["bwrap"]:
             strategies.append("bwrap")
         if c.bubblewrap != "always" and c.isolate_network:
-            strategies += (["unshare"] if shutil.which("unshare") else []) + ["runner"]
+            strategies += (["unshare"] if self._tools["unshare"] else []) + ["runner"]
         if c.bubblewrap != "always":
             strategies.append("none")
         probe = {"mode": "call", "cases": [{"expr": "nets"}, {"expr": "nnp"}],

@@ -370,6 +370,20 @@ def test_layers_are_reported(verifier):
         assert "no_new_privileges" in active
 
 
+def test_without_bubblewrap_and_util_linux_the_runner_isolates_itself(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no bwrap, unshare or setpriv to be found
+    sandbox = Sandbox(SandboxConfig(bubblewrap="auto"))
+    try:
+        assert sandbox.isolation in ("runner", "none")
+        assert sandbox.layers.unprivileged_uid == (os.geteuid() == 0)
+        result = sandbox.run({"mode": "call", "code": "import os\nuid = os.getuid()",
+                              "cases": [{"expr": "uid"}]}, 5.0)
+        uid = int(result.messages[1]["v"][1], 16)
+        assert (uid != 0) if os.geteuid() == 0 else (uid == os.geteuid() or uid == 65534)
+    finally:
+        sandbox.close()
+
+
 def test_hung_worker_is_replaced_and_does_not_block_the_pool():
     with SandboxPool(SandboxConfig(bubblewrap="never"), workers=1) as pool:
         hang = {"mode": "call", "code": "import time\ntime.sleep(3600)", "cases": []}
