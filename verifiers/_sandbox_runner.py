@@ -116,7 +116,10 @@ def _isolate_network():
     return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
 
 
-def _limit(config):
+def _limit(config, fresh_user_namespace):
+    """Apply the limits. RLIMIT_NPROC counts every process of the real uid (per user
+    namespace), so it is only set where that count starts near zero: a uid of the sandbox's
+    own or a fresh user namespace; elsewhere it would stop the user's other work instead."""
     import resource
 
     limits = [
@@ -126,7 +129,7 @@ def _limit(config):
         (resource.RLIMIT_NOFILE, config["nofile"], config["nofile"]),
         (resource.RLIMIT_CORE, 0, 0),
     ]
-    if config.get("nproc"):
+    if config["nproc"] and (config["own_uid_or_namespace"] or fresh_user_namespace):
         limits.append((resource.RLIMIT_NPROC, config["nproc"], config["nproc"]))
     for which, soft, hard in limits:
         resource.setrlimit(which, (soft, hard))
@@ -291,7 +294,7 @@ def main():
             net = _isolate_network()
         except OSError:
             net = False
-    _limit(config)
+    _limit(config, net)
     channel = _Channel(os.dup(1))
     channel.send(t="ready", net=net, uid=os.getuid())
     payload = marshal.loads(read_frame(stdin))

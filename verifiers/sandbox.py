@@ -152,7 +152,9 @@ class SandboxConfig:
     memory_mb: int = 1024
     """RLIMIT_AS: address space in MiB (numpy alone maps ~100 MiB; keep at least 256)."""
     max_processes: int = 32
-    """RLIMIT_NPROC: processes the program may have at once (a fork storm stops here)."""
+    """RLIMIT_NPROC: processes the program may have at once (a fork storm stops here). Set
+    only where the program has a uid or user namespace of its own, since the count is per
+    uid: as root, or with bubblewrap or user namespaces."""
     max_file_mb: int = 16
     """RLIMIT_FSIZE: largest file the program may write, in MiB."""
     max_open_files: int = 64
@@ -213,7 +215,8 @@ class Layers:
     process_group: bool = True
     """Own session and process group, killed as a whole at the deadline."""
     rlimits: bool = True
-    """CPU, address space, processes, file size and open-file limits."""
+    """CPU, address space, file size and open-file limits; the process limit too where the
+    program has a uid or user namespace of its own (see `SandboxConfig.max_processes`)."""
     env_allowlist: bool = True
     """Environment reduced to an allowlist."""
     private_tmp: bool = True
@@ -240,7 +243,9 @@ class Layers:
                          "(sysctl kernel.unprivileged_userns_clone=1)")
         if not (self.unprivileged_uid or self.bubblewrap):
             lines.append("programs run as your own user with no private filesystem or PID "
-                         "namespace: they could modify your files and signal your processes; "
+                         "namespace: they could modify your files and signal your processes"
+                         + ("" if self.network_namespace else ", and nothing limits how many "
+                            "processes they start") + "; "
                          "install bubblewrap (apt-get install bubblewrap) or run as root so "
                          "that programs get an unprivileged uid")
         return lines
@@ -570,12 +575,13 @@ class Sandbox:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _runner_config(self, isolate_network: bool) -> dict[str, Any]:
+    def _runner_config(self, isolation: Isolation) -> dict[str, Any]:
         c = self.config
         return {
             "cpu_s": c.cpu_time_s, "as_bytes": c.memory_mb << 20,
             "fsize_bytes": c.max_file_mb << 20, "nofile": c.max_open_files,
-            "nproc": c.max_processes, "isolate_network": isolate_network,
+            "nproc": c.max_processes, "isolate_network": isolation == "runner",
+            "own_uid_or_namespace": self.uid is not None or isolation in ("bwrap", "unshare"),
         }
 
     def _privileges(self) -> list[str]:
@@ -636,7 +642,7 @@ class Sandbox:
         assert popen.stdin is not None
         try:
             # Fits in the pipe buffer, so this does not wait for the interpreter to start.
-            limits = self._runner_config(isolation == "runner")
+            limits = self._runner_config(isolation)
             runner = _RUNNER_CODE_FRAME if self._code else _RUNNER_SOURCE_FRAME
             popen.stdin.write(runner + _frame(marshal.dumps(limits, _MARSHAL_VERSION)))
             popen.stdin.flush()
