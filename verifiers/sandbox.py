@@ -4,14 +4,15 @@ Isolation comes in layers; each one that is active is listed in `Sandbox.layers`
 
 - **process group**: the program runs in its own session; at the wall deadline (or when its
   output passes the cap) the whole group is killed, not only the direct child.
-- **rlimits**: CPU seconds, address space, processes, file size, open files, no core files.
+- **rlimits**: CPU seconds, address space, file size, open files, no core files; processes
+  where the program has a uid or user namespace of its own (the count is per uid).
 - **scrubbed environment**: an allowlist (PATH, locale, one-thread BLAS settings, HOME and
   TMPDIR pointing at the private directory); nothing of the host's environment leaks.
 - **private directory**: a fresh temporary directory is the working directory and HOME; it is
   removed afterwards.
-- **unprivileged uid** (host runs as root): the program runs under a uid of its own per
-  worker, so `RLIMIT_NPROC` is enforced, host files are protected by their permissions, and
-  every process of that uid can be killed after the run.
+- **unprivileged uid** (host runs as root): the program runs under a uid of its own (each
+  sandbox leases one, machine-wide), so `RLIMIT_NPROC` is enforced, host files are protected
+  by their permissions, and every process of that uid can be killed after the run.
 - **network namespace**: the program sees no network device but a loopback that is down
   (bubblewrap, util-linux `unshare`, or `unshare(2)` by the sandbox's own start-up code).
 - **no new privileges** (util-linux `setpriv` or bubblewrap): setuid binaries cannot raise
@@ -73,6 +74,8 @@ _RUNNER_BYTES = Path(_sandbox_runner.__file__).read_bytes()
 _RUNNER_SOURCE_FRAME = _frame(_RUNNER_BYTES)
 _RUNNER_CODE_FRAME = _frame(marshal.dumps(compile(_RUNNER_BYTES, "<rlvr-sandbox-runner>",
                                                   "exec")))
+
+
 @dataclass(frozen=True)
 class _Interpreter:
     """What the sandbox needs to know about the interpreter it runs."""
@@ -335,11 +338,13 @@ def _process_uids(only_uid: int | None = None) -> Iterator[tuple[int, int]]:
             yield int(entry.name), uid
 
 
-def _kill_all(find: Callable[[], list[int]], timeout_s: float = 5.0) -> bool:
+def _kill_all(find: Callable[[], list[int]], matches: Callable[[int], bool],
+              timeout_s: float = 5.0) -> bool:
     """SIGKILL the processes `find()` returns, wait (without spinning) until they have died,
     and repeat until none is left; a fork storm may add processes meanwhile, but RLIMIT_NPROC
-    bounds it. Signals go through pidfds, so a reused pid is never hit. True when none is
-    left within `timeout_s`."""
+    bounds it. Each pid is pinned with a pidfd and checked again with `matches` before the
+    signal, so a pid reused by an unrelated process is never hit. True when none is left
+    within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         victims = find()
@@ -354,6 +359,8 @@ def _kill_all(find: Callable[[], list[int]], timeout_s: float = 5.0) -> bool:
             except OSError:  # gone already
                 continue
             try:
+                if not matches(pid):
+                    raise ProcessLookupError(pid)
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 pidfds.append(pidfd)
             except OSError:
@@ -371,7 +378,13 @@ def _kill_all(find: Callable[[], list[int]], timeout_s: float = 5.0) -> bool:
 def kill_uid(uid: int, timeout_s: float = 5.0) -> bool:
     """Kill every process of `uid` and wait until none is left (needs root). True on
     success."""
-    return _kill_all(lambda: [pid for pid, _ in _process_uids(uid)], timeout_s)
+    def owned(pid: int) -> bool:
+        try:
+            return os.stat(f"/proc/{pid}").st_uid == uid
+        except OSError:
+            return False
+
+    return _kill_all(lambda: [pid for pid, _ in _process_uids(uid)], owned, timeout_s)
 
 
 def _marked_processes(host_pid: int | None = None) -> dict[int, str]:
@@ -402,7 +415,14 @@ def sandbox_processes(host_pid: int | None = None, marker: str | None = None) ->
 
 def _kill_marked(marker: str, timeout_s: float = 5.0) -> bool:
     """Kill the processes of one run (found by marker) and wait until none is left."""
-    return _kill_all(lambda: sandbox_processes(marker=marker), timeout_s)
+    def marked(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                return f"{_MARKER_VAR}={marker}".encode() in f.read().split(b"\0")
+        except OSError:
+            return False
+
+    return _kill_all(lambda: sandbox_processes(marker=marker), marked, timeout_s)
 
 
 #: Directories any uid may write to; a sandbox uid's leftovers there are removed after a run.
@@ -410,6 +430,7 @@ _SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def _remove_files_of(uid: int) -> None:
+    """Remove what `uid` left at the top of the shared writable directories."""
     for directory in _SHARED_WRITABLE:
         try:
             entries = list(os.scandir(directory))
@@ -474,10 +495,12 @@ class _UidLease:
 class _Started:
     """A sandbox process that has been launched and is waiting for its payload."""
 
-    def __init__(self, popen: subprocess.Popen, workdir: str, marker: str) -> None:
+    def __init__(self, popen: subprocess.Popen, workdir: str, marker: str,
+                 isolation: Isolation) -> None:
         self.popen = popen
         self.workdir = workdir
         self.marker = marker
+        self.isolation = isolation
         self.started = time.monotonic()
 
 
@@ -648,7 +671,7 @@ class Sandbox:
             popen.stdin.flush()
         except BrokenPipeError:
             pass  # it died at once; reading its `ready` line reports why
-        return _Started(popen, workdir, marker)
+        return _Started(popen, workdir, marker, isolation)
 
     def _drive(self, started: _Started, payload: dict[str, Any], timeout_s: float
                ) -> RunResult:
@@ -693,7 +716,8 @@ class Sandbox:
         popen.wait()
         if self.uid is not None:
             kill_uid(self.uid)
-            _remove_files_of(self.uid)
+            if started.isolation != "bwrap":  # bubblewrap's /tmp and /dev are private
+                _remove_files_of(self.uid)
         else:
             # Processes that left the group (setsid) or die asynchronously with bubblewrap's
             # PID namespace: find them by the run's marker and make sure they are gone.
