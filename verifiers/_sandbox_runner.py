@@ -182,6 +182,11 @@ def _describe(exc):
 def _run_calls(payload, channel):
     """Function-call and assert-expression tests: load the program once, evaluate each test
     in turn and send back the plain value it produced."""
+    import builtins
+
+    # Test expressions see the builtins as they were before the program ran: a program that
+    # defines or patches `abs` or `len` cannot change what an assert computes with them.
+    clean = dict(builtins.__dict__)
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
     try:
         exec(compile(payload["code"], "<solution>", "exec"), namespace)
@@ -200,7 +205,12 @@ def _run_calls(payload, channel):
                     raise NameError(f"the program defines no function {fn_name!r}")
                 value = fn(*decode(case["args"]), **decode(case["kwargs"]))
             else:
-                value = eval(compile(case["expr"], f"<test {i}>", "eval"), namespace)
+                expr = compile(case["expr"], f"<test {i}>", "eval")
+                scope = dict(namespace, __builtins__=clean)
+                for name in expr.co_names:
+                    if name in clean:
+                        scope[name] = clean[name]
+                value = eval(expr, scope)
             channel.send(t="result", i=i, v=encode(value))
         except BaseException as exc:
             channel.send(t="result", i=i, e=_describe(exc))

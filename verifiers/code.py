@@ -15,10 +15,12 @@
 - assert statements: `{"format": "assert", "asserts": ["assert f(1) == 2", ...],
   "setup": "import math"}` (MBPP/HumanEval style). The host splits each `assert A == B` whose
   `B` is a literal into the expression `A`, evaluated in the sandbox, and the expected value,
-  kept in the host; likewise `!=`, `<`, ..., `in`, `is`, `not A` and bare `assert A`. Only an
-  assert that compares two non-literal expressions is evaluated whole in the sandbox (its
-  expected value is then visible there by nature). Statements that are not top-level asserts
-  (imports, helpers, asserts inside loops) run as setup before the tests.
+  kept in the host; likewise `!=`, `<`, ..., `in`, `is`, `not A`, bare `assert A`,
+  `math.isclose(A, 1.5, ...)` and `abs(A - 1.5) < 1e-6`. Other asserts (two non-literal
+  sides) are evaluated whole in the sandbox, with the builtins as they were before the
+  program ran; they are only as strong as the expression, since the program could have
+  patched the modules it uses. Statements that are not top-level asserts (imports, helpers,
+  asserts inside loops) run as setup before the tests.
 
 In every format the expected outputs never enter the sandbox, and the host requires a result
 for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran, or
@@ -67,7 +69,7 @@ class _Check:
     """The expected value or output text (host side only)."""
     op: str = "=="
     """Comparison: `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is`, `is not`,
-    `truthy`, `falsy`, `strict` (function-call tests) or `stdout`."""
+    `truthy`, `falsy`, `isclose`, `abs_diff`, `strict` (function-call tests) or `stdout`."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,16 @@ _OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", 
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
+def _literal_kwargs(call: ast.Call) -> dict[str, Any] | None:
+    kwargs = {}
+    for kw in call.keywords:
+        is_lit, value = _literal(kw.value)
+        if kw.arg is None or not is_lit:
+            return None
+        kwargs[kw.arg] = value
+    return kwargs
+
+
 def _split_assert(test: ast.expr) -> tuple[str, _Check]:
     """(expression evaluated in the sandbox, host-side check) for one assert's test."""
     shown = ast.unparse(test)[:200]
@@ -156,6 +168,15 @@ def _split_assert(test: ast.expr) -> tuple[str, _Check]:
         op = _OPS[type(test.ops[0])]
         left, right = test.left, test.comparators[0]
         is_lit, value = _literal(right)
+        # abs(A - B) < EPS with B and EPS literal: the usual float check, judged in the host
+        if is_lit and op in ("<", "<=") and isinstance(left, ast.Call) and \
+                ast.unparse(left.func) == "abs" and len(left.args) == 1 and not left.keywords \
+                and isinstance(left.args[0], ast.BinOp) and isinstance(left.args[0].op, ast.Sub):
+            for inner, other in ((left.args[0].left, left.args[0].right),
+                                 (left.args[0].right, left.args[0].left)):
+                other_lit, target = _literal(other)
+                if other_lit:
+                    return ast.unparse(inner), _Check(shown, (target, value, op), "abs_diff")
         if is_lit:
             return ast.unparse(left), _Check(shown, value, op)
         is_lit, value = _literal(left)
@@ -163,6 +184,14 @@ def _split_assert(test: ast.expr) -> tuple[str, _Check]:
             return ast.unparse(right), _Check(shown, value, _MIRROR[op])
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         return ast.unparse(test.operand), _Check(shown, None, "falsy")
+    # math.isclose(A, B, rel_tol=..., abs_tol=...) with one literal side
+    if isinstance(test, ast.Call) and ast.unparse(test.func) in ("isclose", "math.isclose") \
+            and len(test.args) == 2:
+        kwargs = _literal_kwargs(test)
+        for inner, other in ((test.args[0], test.args[1]), (test.args[1], test.args[0])):
+            other_lit, target = _literal(other)
+            if other_lit and kwargs is not None:
+                return ast.unparse(inner), _Check(shown, (target, kwargs), "isclose")
     return ast.unparse(test), _Check(shown, None, "truthy")
 
 
@@ -273,6 +302,8 @@ def _judge(check: _Check, message: dict[str, Any], suite: TestSuite) -> tuple[bo
             ok = strict_equal(got, check.expected, suite.float_tol, suite.json_values)
         elif check.op in ("truthy", "falsy"):
             ok = bool(got) == (check.op == "truthy")
+        elif check.op in ("isclose", "abs_diff"):
+            ok = type(got) in (int, float) and _close(got, check)
         elif check.op in ("==", "!=") and suite.float_tol is not None \
                 and type(got) is float and type(check.expected) is float:
             ok = math.isclose(got, check.expected, rel_tol=suite.float_tol,
@@ -283,8 +314,20 @@ def _judge(check: _Check, message: dict[str, Any], suite: TestSuite) -> tuple[bo
         ok = False
     if ok:
         return True, ""
-    expected = "" if check.op in ("truthy", "falsy") else f", expected {_short(check.expected)}"
+    if check.op in ("isclose", "abs_diff"):
+        expected = f", expected about {_short(check.expected[0])}"
+    else:
+        expected = "" if check.op in ("truthy", "falsy") else \
+            f", expected {_short(check.expected)}"
     return False, f"returned {_short(got)}{expected}"
+
+
+def _close(got: float, check: _Check) -> bool:
+    if check.op == "isclose":
+        target, kwargs = check.expected
+        return math.isclose(got, target, **kwargs)
+    target, eps, op = check.expected
+    return _COMPARE[op](abs(got - target), eps)
 
 
 def _short(value: Any, limit: int = 160) -> str:

@@ -92,6 +92,16 @@ def test_assert_tests_keep_literal_expected_values_out_of_the_payload():
     assert suite.payload["setup"] == "import math"
 
 
+def test_float_asserts_are_split_too():
+    suite = parse_tests({"format": "assert", "asserts": [
+        "assert math.isclose(area(2), 12.566, rel_tol=1e-3)",
+        "assert abs(area(1) - 3.14159) < 1e-4", "assert abs(area(1) - area(2)) < 10"]})
+    assert [c["expr"] for c in suite.payload["cases"]] == [
+        "area(2)", "area(1)", "abs(area(1) - area(2))"]
+    assert [c.op for c in suite.checks] == ["isclose", "abs_diff", "<"]
+    assert "12.566" not in str(suite.payload) and "3.14159" not in str(suite.payload)
+
+
 def test_statements_other_than_asserts_become_setup():
     suite = parse_tests({"format": "assert",
                          "asserts": ["import math\nassert f(1) == 1\nfor i in range(3):\n"
@@ -199,6 +209,28 @@ def test_assert_tests_compare_in_the_host(verifier):
     verdict = verifier.verify("def f(x):\n    return x + x\ndef g():\n    return [1, 1]\n",
                               problem)
     assert verdict.score == pytest.approx(2 / 5)
+
+
+def test_float_asserts_are_judged_in_the_host(verifier):
+    problem = Problem("t/float", "", "", kind="code", tests={
+        "format": "assert", "setup": "import math",
+        "asserts": ["assert math.isclose(area(2), 12.566, rel_tol=1e-3)",
+                    "assert abs(area(1) - 3.14159) < 1e-4"]})
+    assert verifier.verify("import math\ndef area(r):\n    return math.pi * r * r\n",
+                           problem).correct
+    cheat = "import math\nmath.isclose = lambda *a, **k: True\ndef area(r):\n    return 0\n"
+    assert verifier.verify(cheat, problem).score == 0.0
+    assert "expected about 12.566" in verifier.verify(cheat, problem).reason
+
+
+def test_redefining_builtins_does_not_fool_whole_expression_asserts(verifier):
+    problem = Problem("t/builtins", "", "", kind="code", tests={
+        "format": "assert", "asserts": ["assert abs(f(1) - f(2)) > 5", "assert len(g()) == 3"]})
+    cheat = ("import builtins\nabs = lambda x: 99\nbuiltins.len = lambda x: 3\n"
+             "def f(x):\n    return x\ndef g():\n    return []\n")
+    assert verifier.verify(cheat, problem).score == 0.0
+    honest = "def f(x):\n    return 10 * x\ndef g():\n    return [1, 2, 3]\n"
+    assert verifier.verify(honest, problem).correct
 
 
 def test_timeout_is_its_own_status_and_keeps_partial_credit():
