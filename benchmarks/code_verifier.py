@@ -16,6 +16,7 @@ waits) from single candidates one after another.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -130,7 +131,8 @@ def main() -> None:
             lambda i: naive_verify(python, *pairs[i], timeout_s), len(pairs), n_tests,
             n_latency))
 
-    speedup = rows[1]["candidates/s"] / rows[0]["candidates/s"]  # type: ignore[operator]
+    speedups = [row["candidates/s"] / rows[0]["candidates/s"]  # type: ignore[operator]
+                for row in rows[1:]]
     header = ["runner", "candidates/s", "tests/s", "p50 ms", "p99 ms", "mean score"]
     lines = ["# Code verifier throughput: pooled sandbox vs naive subprocess-per-test", "",
              *provenance(f"python -m benchmarks.code_verifier --repeats {args.repeats} "
@@ -145,11 +147,13 @@ def main() -> None:
         lines.append("| " + " | ".join(
             f"{row[h]:.2f}" if isinstance(row[h], float) else str(row[h]) for h in header)
             + " |")
-    lines += ["", f"The pooled sandboxed verifier is {speedup:.1f}x the naive runner's "
-              "candidates/s. Mean score is the same check both ways (0.5 = every reference "
-              "passes, every blank fails). The naive runner has no isolation at all and scores "
-              "assert tests by exit status, which `os._exit(0)` fools. Timings are noisy: the "
-              "machine's cores are shared with other work.", ""]
+    lines += ["", f"Candidates/s relative to the naive runner: {speedups[0]:.1f}x with "
+              f"bubblewrap, {speedups[1]:.1f}x without (host running as "
+              f"{'root' if os.geteuid() == 0 else 'a normal user'}). Mean score is the same "
+              "check both ways (0.5 = every reference passes, every blank fails). The naive "
+              "runner has no isolation at all and scores assert tests by exit status, which "
+              "`os._exit(0)` fools. Timings are noisy: the machine's cores are shared with "
+              "other work.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
