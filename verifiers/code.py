@@ -35,6 +35,7 @@ answer.
 from __future__ import annotations
 
 import ast
+import collections
 import math
 import re
 import threading
@@ -386,6 +387,9 @@ class CodeVerifier:
         self.config.validate()
         self._pool: SandboxPool | None = None
         self._lock = threading.Lock()
+        # Parsed tests of recently seen problems: an RL step verifies G responses per problem.
+        self._suites: collections.OrderedDict[int, tuple[Problem, TestSuite]] = \
+            collections.OrderedDict()
 
     @property
     def layers(self) -> Layers:
@@ -469,7 +473,7 @@ class CodeVerifier:
     def _prepare(self, response: str, problem: Problem) -> _Prepared:
         """Everything decidable without running: a verdict, or the code and its tests."""
         try:
-            suite = parse_tests(problem.tests)
+            suite = self._suite(problem)
         except ValueError as exc:
             return Verdict(Status.ERROR, 0.0, None, f"problem {problem.id!r}: {exc}"), None, None
         code = extract_code(str(response))
@@ -488,6 +492,20 @@ class CodeVerifier:
             return (Verdict(Status.INCORRECT, 0.0, code, f"syntax error: {msg}"[:200]),
                     None, None)
         return None, code, suite
+
+    def _suite(self, problem: Problem) -> TestSuite:
+        """`parse_tests(problem.tests)`, cached per problem object (the 256 most recent)."""
+        with self._lock:
+            hit = self._suites.get(id(problem))
+            if hit is not None and hit[0] is problem:
+                self._suites.move_to_end(id(problem))
+                return hit[1]
+        suite = parse_tests(problem.tests)
+        with self._lock:
+            self._suites[id(problem)] = (problem, suite)  # holding it keeps its id unique
+            if len(self._suites) > 256:
+                self._suites.popitem(last=False)
+        return suite
 
     def _payload(self, code: str, suite: TestSuite) -> dict[str, Any]:
         payload = dict(suite.payload, code=code)
