@@ -32,6 +32,7 @@ exhaust the host's memory. A bounded `SandboxPool` runs many programs in paralle
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import fcntl
@@ -49,6 +50,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -505,6 +507,16 @@ class _Started:
 
 
 _INSTANCES = itertools.count()
+_LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit, kill the warm spares and remove their directories (a `__del__`
+    is not guaranteed to run then)."""
+    for sandbox in list(_LIVE):
+        sandbox.close()
+
 _PROBED: dict[tuple, tuple[Isolation, Layers]] = {}
 _PROBE_LOCK = threading.Lock()
 _WARNED: set[str] = set()
@@ -547,6 +559,7 @@ class Sandbox:
         self.isolation: Isolation = "none"
         """How this sandbox gets its network namespace (decided by the probe)."""
         self.layers = self._probe()
+        _LIVE.add(self)
 
     # -- public ---------------------------------------------------------------------------
 
