@@ -32,6 +32,11 @@ class Verdict:
         extracted: the answer text the verifier found in the response (None if none).
         reason: one human-readable line on why, e.g. "3/4 tests passed" or "no \\boxed{} found".
         elapsed_s: wall time the verification took.
+        usable: whether the score says something about the answer, so that agents train on
+            it. Defaults to False for `error` and `timeout` (the verifier failed) and True
+            otherwise. A code verifier sets it True for a *program* that ran past its time
+            limit: that is the program's fault, and masking it would let infinite loops
+            escape the penalty.
     """
 
     status: Status
@@ -39,9 +44,13 @@ class Verdict:
     extracted: str | None = None
     reason: str = ""
     elapsed_s: float = field(default=0.0, compare=False)  # equal verdicts may differ in timing
+    usable: bool = None  # type: ignore[assignment]  # set from the status when not given
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+        if self.usable is None:
+            object.__setattr__(self, "usable",
+                               self.status not in (Status.ERROR, Status.TIMEOUT))
         if not 0.0 <= self.score <= 1.0:
             raise ValueError(f"Verdict.score must lie in [0, 1], got {self.score}")
 
@@ -50,10 +59,6 @@ class Verdict:
         """True when the answer was judged fully correct."""
         return self.status is Status.CORRECT
 
-    @property
-    def usable(self) -> bool:
-        """False for `error`/`timeout`: the reward says nothing about the answer, mask it."""
-        return self.status not in (Status.ERROR, Status.TIMEOUT)
 
 
 @dataclass(frozen=True)

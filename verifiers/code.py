@@ -41,7 +41,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rlvr_gym.types import Problem, Status, Verdict
@@ -562,10 +562,11 @@ class CodeVerifier:
             "; failed: " + "; ".join(shown) + (f"; and {more} more" if more else "")
             if shown else "")
         status = Status.TIMEOUT if result.timed_out else Status.INCORRECT
-        return Verdict(status, score, code, reason)
+        # A program past its time limit failed its tests: usable, so the partial score is a
+        # penalty the agent learns from rather than a masked sample (no escape by looping).
+        return Verdict(status, score, code, reason, usable=True)
 
 
 def _timed(verdict: Verdict, start: float) -> Verdict:
-    return Verdict(verdict.status, verdict.score, verdict.extracted, verdict.reason,
-                   time.perf_counter() - start)
+    return replace(verdict, elapsed_s=time.perf_counter() - start)
 

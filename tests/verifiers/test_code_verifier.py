@@ -233,7 +233,7 @@ def test_redefining_builtins_does_not_fool_whole_expression_asserts(verifier):
     assert verifier.verify(honest, problem).correct
 
 
-def test_timeout_is_its_own_status_and_keeps_partial_credit():
+def test_timeout_is_its_own_status_keeps_partial_credit_and_is_not_masked():
     config = CodeVerifierConfig(test_timeout_s=0.3, load_timeout_s=0.5, workers=1,
                                 sandbox=SandboxConfig(bubblewrap="never"))
     with CodeVerifier(config) as v:
@@ -241,7 +241,7 @@ def test_timeout_is_its_own_status_and_keeps_partial_credit():
         verdict = v.verify(program, call_problem(cases=((1, 2), (5, 10), (3, 6))))
     assert verdict.status is Status.TIMEOUT
     assert verdict.score == pytest.approx(1 / 3)
-    assert not verdict.usable
+    assert verdict.usable  # the program's fault: agents must learn from it, not mask it
 
 
 def test_a_sandbox_that_cannot_start_is_an_error_not_a_wrong_answer():
