@@ -290,6 +290,16 @@ class Policy:
                            finish_reason=reason)
                 for p, x, (out, reason) in zip(prompts, prefixes, outputs, strict=True)]
 
+    def samples(self, prompts: Sequence[str], completions: Sequence[str],
+                prefixes: Sequence[str] | None = None) -> list[Generation]:
+        """Given (not sampled) texts as `Generation`s, to score them with `token_logprobs` or
+        train on them (reference solutions, selected samples); completions end with EOS."""
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
+        eos = self.tokenizer.eos_token_id
+        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos],
+                           "stop")
+                for p, c, x in zip(prompts, completions, prefixes, strict=True)]
+
     def batch(self, generations: Sequence[Generation]) -> TokenBatch:
         """Right-padded training batch of prompt + prefix + completion (see `TokenBatch`)."""
         rows = [g.prompt_ids + g.prefix_ids + g.completion_ids for g in generations]

@@ -82,6 +82,9 @@ class PretrainConfig:
     thread is also the fastest on a busy 2-core machine (OpenMP threads spin on each other)."""
     eval_every: int = 100
     """Print held-out greedy accuracy on the default task this often (0: never)."""
+    snapshot_every: int = 0
+    """Also save the model to `<out_dir>/step-<n>` this often (0: never); with the constant
+    learning rate a snapshot equals a run with `steps=n`, which helps choose `steps`."""
 
 
 def _examples(rng: np.random.Generator, n: int, tokenizer: Any) -> list[Generation]:
@@ -149,16 +152,22 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
             history.append({"step": step, "loss": loss.item(), "accuracy": acc,
                             "seconds": time.perf_counter() - start})
             bar.write(f"step {step}: loss {loss.item():.4f} held-out greedy accuracy {acc:.3f}")
+        if config.snapshot_every and step % config.snapshot_every == 0:
+            _save(policy, Path(out_dir) / f"step-{step}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    policy.model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    _make_tokenizer_config_portable(out_dir)
+    _save(policy, out_dir)
     summary = {"config": asdict(config), "parameters": sum(
         p.numel() for p in policy.model.parameters()), "history": history,
         "wall_seconds": time.perf_counter() - start, "torch": torch.__version__}
     (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _save(policy: Policy, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policy.model.save_pretrained(out_dir)
+    policy.tokenizer.save_pretrained(out_dir)
+    _make_tokenizer_config_portable(out_dir)
 
 
 def _make_tokenizer_config_portable(out_dir: Path) -> None:

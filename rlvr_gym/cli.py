@@ -106,11 +106,13 @@ def config_help(config_cls: type) -> str:
     return "\n".join(lines)
 
 
-def _threads(n: int | None) -> None:
+def _setup_torch(threads: int | None) -> None:
     import torch
+    from transformers.utils import logging
 
     # On a small shared CPU one thread is fastest: OpenMP threads spin waiting for each other.
-    torch.set_num_threads(n or max(1, min(4, (os.cpu_count() or 2) // 2)))
+    torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
+    logging.disable_progress_bar()  # weight-loading bars would bury the training output
 
 
 def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None = None
@@ -154,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.help_config:
         print(config_help(spec.config_cls))
         return 0
-    _threads(args.threads)
+    _setup_torch(args.threads)
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
     env, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, args.wrapper)
@@ -188,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    _threads(args.threads)
+    _setup_torch(args.threads)
     from rlvr_gym.agents.monitors import evaluate
     from rlvr_gym.agents.policy import Policy
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
@@ -230,6 +232,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.help_config:
         print(config_help(PretrainConfig))
         return 0
+    _setup_torch(None)
     config = PretrainConfig(**config_overrides(PretrainConfig, args.set))
     summary = pretrain(config, args.output or TINY_MODEL_DIR, progress_bar=not args.no_progress)
     print(f"{summary['parameters']} parameters, {summary['wall_seconds']:.0f} s, final held-out "

@@ -99,3 +99,14 @@ def test_sampling_config_rejects_bad_values():
         SamplingConfig(top_p=0.0)
     with pytest.raises(ValueError, match="temperature"):
         SamplingConfig(temperature=-1.0)
+
+
+def test_given_texts_become_completions_ending_in_eos(policy):
+    given = policy.samples(["Compute 1 + 2.\n"], ["\\boxed{3}"], prefixes=["1 + 2 = 3\n"])[0]
+    eos = policy.tokenizer.eos_token_id
+    assert given.completion_ids == policy.encode("\\boxed{3}") + [eos]
+    assert given.response == "1 + 2 = 3\n\\boxed{3}"
+    batch = policy.batch([given])
+    targets = batch.input_ids[0, 1:]
+    assert targets[batch.completion_mask[0].bool()].tolist() == given.completion_ids
+    assert targets[batch.prefix_mask[0].bool()].tolist() == policy.encode("1 + 2 = 3\n")
