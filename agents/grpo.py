@@ -500,8 +500,11 @@ class GRPO:
         temperature = c.temperature or 1.0
         stats = _Mean()
 
-        old_logprobs = self._logprobs_no_grad(self.policy.model, batch) \
-            if c.num_iterations > 1 else None
+        # With one pass and one mini-batch the policy is still the sampling policy when each
+        # token is scored, so the detached current log-probs serve as "old" (ratio = 1).
+        # Otherwise later mini-batches are off-policy and need the sampling log-probs.
+        off_policy = c.num_iterations > 1 or c.num_minibatches > 1
+        old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
         ref_logprobs = self._logprobs_no_grad(self.reference, batch) \
             if self.reference is not None else None
         processed_tokens = 0

@@ -95,6 +95,14 @@ def test_save_load_resumes_exactly(micro_model_dir, tmp_path, overrides):
     assert saved["config"]["lr"] == 1e-2
 
 
+def test_later_minibatches_use_the_sampling_policy_in_the_ratio(micro_model_dir):
+    agent = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                 small_config(num_minibatches=2, lr=5e-2, prompts_per_step=8))
+    metrics = agent.train_step()
+    # the first mini-batch's update moves the policy, so the second one's ratios differ from 1
+    assert metrics["ratio"] != pytest.approx(1.0, abs=1e-6)
+
+
 def test_dynamic_sampling_drops_groups_without_variance(micro_model_dir):
     agent = GRPO(micro_model_dir, env_with(Constant(Status.CORRECT)),
                  small_config(dynamic_sampling=True, max_sampling_rounds=2))
