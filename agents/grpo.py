@@ -83,10 +83,13 @@ class GRPOConfig:
     """Gradient clipping norm (0 disables)."""
     num_iterations: int = 1
     """Optimisation passes over each sampled batch (mu in GRPO; 1 = on-policy, ratio = 1)."""
-    num_minibatches: int = 1
-    """Optimiser steps per pass: the batch is split into this many mini-batches."""
+    num_minibatches: int = 2
+    """Optimiser steps per pass: the batch is split into this many mini-batches; the later
+    ones are off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 2, twice the updates
+    per sampled token)."""
     micro_batch_size: int = 64
-    """Sequences per forward/backward; gradients accumulate over a mini-batch's micro-batches."""
+    """Sequences per forward/backward; gradients accumulate over a mini-batch's micro-batches.
+    Lower it for large models or vocabularies (the logits of a micro-batch live in memory)."""
     eval_every: int = 0
     """Held-out evaluation every this many steps (0: only at the start and end of `learn`)."""
     eval_problems: int = 200
