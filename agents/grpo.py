@@ -103,7 +103,8 @@ class GRPOConfig:
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."""
     dtype: str = "auto"
-    """'auto' (bf16 on a GPU that supports it, else fp32), 'float32' or 'bfloat16'."""
+    """Compute dtype: 'auto' (bf16 autocast on a GPU that supports it, else fp32), 'float32'
+    or 'bfloat16'. Weights and optimiser state stay fp32."""
     output_dir: str | None = None
     """Where metrics.jsonl / metrics.csv / curves.png are written (None: nowhere)."""
 
@@ -559,7 +560,8 @@ class GRPO:
     @torch.no_grad()
     def _logprobs_no_grad(self, model: Any, batch: TokenBatch) -> torch.Tensor:
         """Token log-probs of the whole batch under `model` (old policy or reference), [B, L-1]."""
-        policy = Policy(model, self.policy.tokenizer, self.policy.backend)
+        policy = Policy(model, self.policy.tokenizer, self.policy.backend,
+                        self.policy.compute_dtype)
         out = torch.zeros(batch.completion_mask.shape)
         for i in range(0, len(batch), self.config.micro_batch_size):
             index = torch.arange(i, min(i + self.config.micro_batch_size, len(batch)))

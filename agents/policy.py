@@ -100,10 +100,12 @@ class TransformersBackend(GenerationBackend):
     (top_k=50, repetition penalties, ...) never changes what an RL ratio assumes.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256,
+                 compute_dtype: torch.dtype = torch.float32) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.compute_dtype = compute_dtype
 
     def sync_weights(self) -> None:
         """Nothing to do: generation runs on the very model being trained."""
@@ -135,9 +137,10 @@ class TransformersBackend(GenerationBackend):
             max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id, stop_strings=list(sampling.stop) or None,
             **sample_kwargs)
-        out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                  generation_config=config,
-                                  tokenizer=tok if sampling.stop else None)
+        with autocast(device, self.compute_dtype):
+            out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                      generation_config=config,
+                                      tokenizer=tok if sampling.stop else None)
         return [self._cut(row[width:].tolist(), sampling.stop) for row in out.cpu()]
 
     def _cut(self, ids: list[int], stop: tuple[str, ...]) -> tuple[list[int], FinishReason]:
@@ -162,9 +165,11 @@ class TransformersBackend(GenerationBackend):
 
 def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
                  ) -> torch.dtype:
-    """The training dtype: bf16 on a GPU that supports it when `requested="auto"`, else fp32.
+    """The compute dtype: bf16 on a GPU that supports it when `requested="auto"`, else fp32.
 
-    fp16 is not offered: without a loss scaler RL gradients underflow in it.
+    Weights and optimiser state stay in fp32 and bf16 is used through autocast: an update of
+    lr=1e-6 is below bf16's resolution and would be rounded away on bf16 weights. fp16 is not
+    offered: without a loss scaler RL gradients underflow in it.
     """
     if requested == "auto":
         return torch.bfloat16 if device_type == "cuda" and bf16_supported else torch.float32
@@ -173,6 +178,11 @@ def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
     if requested not in choices:
         raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {requested!r}")
     return choices[requested]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> Any:
+    """Mixed-precision context for forward passes; a no-op for fp32."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -226,6 +236,8 @@ class Policy:
     model: Any
     tokenizer: Any
     backend: GenerationBackend | None = None
+    compute_dtype: torch.dtype = torch.float32
+    """dtype of forward passes (autocast); weights stay in their own (fp32) dtype."""
 
     def __post_init__(self) -> None:
         if self.tokenizer.pad_token_id is None:
@@ -237,7 +249,8 @@ class Policy:
                              "...) so that completions can end")
         self.model.eval()
         if self.backend is None:
-            self.backend = TransformersBackend(self.model, self.tokenizer)
+            self.backend = TransformersBackend(self.model, self.tokenizer,
+                                               compute_dtype=self.compute_dtype)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto",
@@ -252,12 +265,12 @@ class Policy:
                                     "to use the bundled tiny model")
         dev = select_device(device)
         bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        compute = select_dtype(dev.type, bf16, dtype)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=select_dtype(dev.type, bf16, dtype), local_files_only=True).to(dev)
+            path, dtype=torch.float32, local_files_only=True).to(dev)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        policy = cls(model, tokenizer)
-        policy.backend = TransformersBackend(model, tokenizer, generation_batch_size)
-        return policy
+        backend = TransformersBackend(model, tokenizer, generation_batch_size, compute)
+        return cls(model, tokenizer, backend, compute)
 
     @property
     def device(self) -> torch.device:
@@ -329,8 +342,9 @@ class Policy:
         distribution the samples actually came from (temperature 0 is treated as 1).
         """
         batch = batch.to(self.device)
-        logits = self.model(input_ids=batch.input_ids,
-                            attention_mask=batch.attention_mask).logits[:, :-1].float()
+        with autocast(self.device, self.compute_dtype):
+            logits = self.model(input_ids=batch.input_ids,
+                                attention_mask=batch.attention_mask).logits[:, :-1].float()
         if temperature > 0 and temperature != 1.0:
             logits = logits / temperature
         logp = logits.log_softmax(dim=-1)
@@ -357,8 +371,9 @@ def cross_entropy_on(policy: Policy, batch: TokenBatch, mask: torch.Tensor) -> t
     """Mean negative log-likelihood of the tokens under `mask` (supervised fine-tuning loss:
     B-STaR's SFT steps, SEELE's imitation term, the tiny model's pre-training)."""
     batch = batch.to(policy.device)
-    logits = policy.model(input_ids=batch.input_ids,
-                          attention_mask=batch.attention_mask).logits[:, :-1].float()
+    with autocast(policy.device, policy.compute_dtype):
+        logits = policy.model(input_ids=batch.input_ids,
+                              attention_mask=batch.attention_mask).logits[:, :-1].float()
     nll = F.cross_entropy(logits.transpose(1, 2), batch.input_ids[:, 1:], reduction="none")
     mask = mask.to(nll.device)
     return (nll * mask).sum() / mask.sum().clamp(min=1)

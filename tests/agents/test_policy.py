@@ -110,3 +110,14 @@ def test_given_texts_become_completions_ending_in_eos(policy):
     targets = batch.input_ids[0, 1:]
     assert targets[batch.completion_mask[0].bool()].tolist() == given.completion_ids
     assert targets[batch.prefix_mask[0].bool()].tolist() == policy.encode("1 + 2 = 3\n")
+
+
+def test_bf16_compute_keeps_fp32_weights_and_finite_logprobs(micro_model_dir):
+    from rlvr_gym.agents.policy import Policy
+
+    policy = Policy.from_pretrained(micro_model_dir, device="cpu", dtype="bfloat16")
+    assert policy.compute_dtype == torch.bfloat16
+    assert next(policy.model.parameters()).dtype == torch.float32
+    batch = policy.batch(policy.samples(["1 + 2\n"], ["3"]))
+    logp, _ = policy.token_logprobs(batch)
+    assert logp.dtype == torch.float32 and torch.isfinite(logp).all()
