@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIP_ARGS ?=
 
-.PHONY: install demo test lint clean
+.PHONY: install demo train pretrain bench test lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m rlvr_gym.demo
+
+# The main job: GRPO on the bundled tiny model; prints held-out accuracy before and after.
+train: $(VENV)/.installed
+	$(VENV)/bin/rlvr-gym train
+
+# Rebuild the bundled tiny model (deterministic; a few CPU minutes).
+pretrain: $(VENV)/.installed
+	$(VENV)/bin/rlvr-gym pretrain
+
+# The main job over 3 seeds; writes benchmarks/results/grpo.md.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/grpo.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

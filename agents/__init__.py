@@ -1,1 +1,28 @@
 """LLM agents: policies, generation backends, GRPO, IB-TPO and B-STaR."""
+
+from rlvr_gym.agents.grpo import GRPO, GRPOConfig, group_advantages, policy_loss
+from rlvr_gym.agents.monitors import (
+    RESPONSE_PREFIX_KEY,
+    MetricsLogger,
+    eff_rate,
+    evaluate,
+    pass_at_k,
+    plot_curves,
+)
+from rlvr_gym.agents.policy import (
+    Generation,
+    GenerationBackend,
+    Policy,
+    SamplingConfig,
+    TokenBatch,
+    TransformersBackend,
+    cross_entropy_on,
+)
+from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
+
+__all__ = [
+    "DEFAULT_ENV_ID", "DEFAULT_ENV_KWARGS", "GRPO", "GRPOConfig", "Generation",
+    "GenerationBackend", "MetricsLogger", "Policy", "RESPONSE_PREFIX_KEY", "SamplingConfig",
+    "TINY_MODEL_DIR", "TokenBatch", "TransformersBackend", "cross_entropy_on", "eff_rate",
+    "evaluate", "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
+]

@@ -1,0 +1,181 @@
+"""Monitors shared by all agents: the statistics they log, held-out evaluation, and the
+files a run writes (metrics.jsonl, metrics.csv, TensorBoard events when installed, and a
+PNG of the training curves at the end of every run)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlvr_gym.agents.policy import Policy, SamplingConfig
+
+RESPONSE_PREFIX_KEY = "response_prefix"
+"""`info` key a wrapper sets to make the response start with given text (a hint or prefix).
+The agent continues from it and sends `prefix + continuation` as its action."""
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k)
+    (Chen et al. 2021, arXiv 2107.03374, eq. 1)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    # Product form of the binomial ratio: exact and free of overflow.
+    return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def eff_rate(group_rewards: Iterable[Sequence[float]]) -> float:
+    """Eff-Rate: share of groups whose rewards are not all equal (those carry a gradient)."""
+    groups = [list(g) for g in group_rewards if len(g) > 0]
+    if not groups:
+        return 0.0
+    return sum(max(g) != min(g) for g in groups) / len(groups)
+
+
+def evaluate(policy: Policy, env: Any, num_problems: int = 200, samples: int = 8,
+             ks: Sequence[int] = (1, 8), temperature: float = 1.0, max_new_tokens: int = 64,
+             stop: tuple[str, ...] = ()) -> dict[str, float]:
+    """Held-out evaluation on problems 0..num_problems-1 of `env` (pinned by index).
+
+    Returns `accuracy` (greedy decoding), `pass@k` for each k (unbiased, from `samples`
+    sampled completions per problem at `temperature`; pass@1 is then the mean sampled
+    accuracy) and `mean_length` (generated tokens of the greedy answers).
+    """
+    prompts, prefixes, indices = [], [], []
+    for i in range(num_problems):
+        obs, info = env.reset(options={"index": i})
+        prompts.append(obs)
+        prefixes.append(info.get(RESPONSE_PREFIX_KEY, ""))
+        indices.append(i)
+
+    def correct(gens: Sequence[Any], index_of: Sequence[int]) -> list[bool]:
+        results = []
+        for g, i in zip(gens, index_of, strict=True):
+            env.reset(options={"index": i})
+            results.append(env.step(g.response)[4]["verdict"].correct)
+        return results
+
+    greedy = policy.generate(prompts, SamplingConfig(0.0, 1.0, max_new_tokens, stop), prefixes)
+    metrics = {"accuracy": float(np.mean(correct(greedy, indices))),
+               "mean_length": float(np.mean([len(g.completion_ids) for g in greedy]))}
+    if samples > 0:
+        sampled = policy.generate([p for p in prompts for _ in range(samples)],
+                                  SamplingConfig(temperature, 1.0, max_new_tokens, stop),
+                                  [x for x in prefixes for _ in range(samples)])
+        hits = np.array(correct(sampled, [i for i in indices for _ in range(samples)]))
+        counts = hits.reshape(num_problems, samples).sum(1)
+        for k in ks:
+            if k <= samples:
+                metrics[f"pass@{k}"] = float(np.mean([pass_at_k(samples, int(c), k)
+                                                      for c in counts]))
+    return metrics
+
+
+class MetricsLogger:
+    """Writes one record per `log` call to `metrics.jsonl` (flushed at once, so a crashed run
+    keeps its history) and, on `close`, `metrics.csv` and `curves.png`. Mirrors scalars to
+    TensorBoard when the `tensorboard` package is installed."""
+
+    def __init__(self, out_dir: str | Path | None, tensorboard: bool = True) -> None:
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.records: list[dict[str, Any]] = []
+        self._jsonl = None
+        self._tb = None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._jsonl = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            if tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+                except ImportError:
+                    self._tb = None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        self.records.append(record)
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        """Write the CSV and the PNG of the curves; safe to call twice."""
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+            assert self.out_dir is not None
+            records = read_jsonl(self.out_dir / "metrics.jsonl")
+            write_csv(records, self.out_dir / "metrics.csv")
+            plot_curves(records, self.out_dir / "curves.png")
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_csv(records: Sequence[dict[str, Any]], path: str | Path) -> None:
+    columns: list[str] = []
+    for r in records:
+        columns += [k for k in r if k not in columns]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+
+
+#: curves drawn when present, in this order; held-out metrics are drawn as points
+CURVES = ("reward", "eval/accuracy", "eval/pass@1", "eff_rate", "entropy", "response_length",
+          "clip_frac_low", "clip_frac_high", "kl", "grad_norm")
+
+
+def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
+    """Draw every known metric against the step into one PNG; None if nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    present = [k for k in CURVES if any(r.get(k) is not None for r in records)]
+    if not present:
+        return None
+    cols = min(3, len(present))
+    rows = math.ceil(len(present) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, present, strict=False):
+        xs = [r["step"] for r in records if r.get(key) is not None]
+        ys = [r[key] for r in records if r.get(key) is not None]
+        ax.plot(xs, ys, marker="o" if key.startswith("eval/") or len(xs) < 3 else None,
+                markersize=3, linewidth=1)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(present):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,379 @@
+"""The policy: a Hugging Face causal LM with its tokenizer, sampling through a backend, and
+the log-probabilities every RL loss needs.
+
+Three ideas carry the rest of the package:
+
+- A *response prefix* is text the response starts with that the policy did not generate
+  (a SEELE hint, an MRT prefix, an IB-TPO tree branch point). Sampling continues from
+  `prompt + prefix`; the training batch marks the prefix tokens so that RL losses skip them
+  and imitation losses can use them.
+- Generated tokens are kept as ids, never re-tokenized from text, so the importance ratio is
+  computed on exactly the tokens and context that were sampled.
+- Generation goes through a `GenerationBackend` that sees only token ids; the transformers
+  backend is always available, a vLLM backend can implement the same two methods.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample one batch of completions."""
+
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy decoding. RL papers sample at 0.6-1.0."""
+    top_p: float = 1.0
+    """Nucleus sampling mass; 1.0 keeps the full distribution (what RL ratios assume)."""
+    max_new_tokens: int = 64
+    """Most tokens generated per completion (the prefix does not count)."""
+    stop: tuple[str, ...] = ()
+    """Strings that end a completion (kept in it); the end-of-sequence token always does."""
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Generation:
+    """One sampled completion and everything a loss needs to score it again.
+
+    The full response is `prefix + text`; only `completion_ids` were generated.
+    """
+
+    prompt: str
+    prefix: str
+    text: str
+    prompt_ids: list[int]
+    prefix_ids: list[int]
+    completion_ids: list[int]
+    finish_reason: FinishReason
+
+    @property
+    def response(self) -> str:
+        """What the env should receive: the given prefix followed by the generated text."""
+        return self.prefix + self.text
+
+
+class GenerationBackend(abc.ABC):
+    """Samples continuations of token-id contexts.
+
+    Contract: `generate(contexts, sampling)` returns, for each context, the generated ids cut
+    just after the end-of-sequence token or after the token that completes a stop string
+    (whichever comes first), and the reason it ended. Randomness comes from torch's global RNG
+    (or the backend's own seeded state), so seeding torch makes a run repeatable.
+    """
+
+    @abc.abstractmethod
+    def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
+                 ) -> list[tuple[list[int], FinishReason]]: ...
+
+    @abc.abstractmethod
+    def sync_weights(self) -> None:
+        """Called after every optimiser step; backends holding a weight copy refresh it."""
+
+
+class TransformersBackend(GenerationBackend):
+    """Batched sampling with `model.generate` (KV cache), left-padded contexts.
+
+    Every sampling knob is passed explicitly, so a model's own `generation_config.json`
+    (top_k=50, repetition penalties, ...) never changes what an RL ratio assumes.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256,
+                 compute_dtype: torch.dtype = torch.float32) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.compute_dtype = compute_dtype
+
+    def sync_weights(self) -> None:
+        """Nothing to do: generation runs on the very model being trained."""
+
+    @torch.no_grad()
+    def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
+                 ) -> list[tuple[list[int], FinishReason]]:
+        results: list[tuple[list[int], FinishReason]] = []
+        for start in range(0, len(contexts), self.batch_size):
+            results += self._generate_batch(contexts[start:start + self.batch_size], sampling)
+        return results
+
+    def _generate_batch(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
+                        ) -> list[tuple[list[int], FinishReason]]:
+        from transformers import GenerationConfig
+
+        tok = self.tokenizer
+        width = max(len(c) for c in contexts)
+        device = self.model.device
+        ids = torch.full((len(contexts), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, c in enumerate(contexts):
+            ids[i, width - len(c):] = torch.tensor(c, dtype=torch.long)
+            mask[i, width - len(c):] = 1
+        sample_kwargs = ({"do_sample": False} if sampling.greedy else
+                         {"do_sample": True, "temperature": sampling.temperature,
+                          "top_p": sampling.top_p, "top_k": 0})
+        config = GenerationConfig(
+            max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id, stop_strings=list(sampling.stop) or None,
+            **sample_kwargs)
+        with autocast(device, self.compute_dtype):
+            out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                      generation_config=config,
+                                      tokenizer=tok if sampling.stop else None)
+        return [self._cut(row[width:].tolist(), sampling.stop) for row in out.cpu()]
+
+    def _cut(self, ids: list[int], stop: tuple[str, ...]) -> tuple[list[int], FinishReason]:
+        """Trim the padding `generate` appends after a row has finished."""
+        eos = self.tokenizer.eos_token_id
+        end = ids.index(eos) + 1 if eos in ids else len(ids)
+        if stop:
+            # Containing a stop string is monotone in the prefix length: binary search for
+            # the shortest prefix that contains one.
+            def has_stop(n: int) -> bool:
+                text = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
+                return any(s in text for s in stop)
+
+            if has_stop(end):
+                lo, hi = 1, end
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    lo, hi = (lo, mid) if has_stop(mid) else (mid + 1, hi)
+                return ids[:lo], "stop"
+        return ids[:end], "stop" if eos in ids[:end] else "length"
+
+
+def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
+                 ) -> torch.dtype:
+    """The compute dtype: bf16 on a GPU that supports it when `requested="auto"`, else fp32.
+
+    Weights and optimiser state stay in fp32 and bf16 is used through autocast: an update of
+    lr=1e-6 is below bf16's resolution and would be rounded away on bf16 weights. fp16 is not
+    offered: without a loss scaler RL gradients underflow in it.
+    """
+    if requested == "auto":
+        return torch.bfloat16 if device_type == "cuda" and bf16_supported else torch.float32
+    choices = {"float32": torch.float32, "fp32": torch.float32,
+               "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if requested not in choices:
+        raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {requested!r}")
+    return choices[requested]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> Any:
+    """Mixed-precision context for forward passes; a no-op for fp32."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """`auto` picks CUDA when available, else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+@dataclass
+class TokenBatch:
+    """Prompt + prefix + completion sequences, right-padded, with masks aligned to targets.
+
+    `input_ids` and `attention_mask` have shape [B, L]. The masks have shape [B, L-1] and are
+    aligned with `targets = input_ids[:, 1:]`, i.e. with what `Policy.token_logprobs` returns:
+    `completion_mask` marks generated tokens (the RL loss), `prefix_mask` marks given
+    response-prefix tokens (never in the RL loss; SEELE's imitation term uses them).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    prefix_mask: torch.Tensor
+
+    def to(self, device: torch.device) -> TokenBatch:
+        return TokenBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask,
+                                                   self.completion_mask, self.prefix_mask)))
+
+    def rows(self, index: torch.Tensor | Sequence[int]) -> TokenBatch:
+        """The selected rows, cut to the longest of them (padding of other rows dropped)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        width = int(self.attention_mask[index].sum(1).max())
+        return TokenBatch(self.input_ids[index, :width], self.attention_mask[index, :width],
+                          self.completion_mask[index, :width - 1],
+                          self.prefix_mask[index, :width - 1])
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+@dataclass
+class Policy:
+    """A causal LM, its tokenizer and a generation backend.
+
+    Build one with `Policy.from_pretrained(path)` (any local Hugging Face model directory;
+    `rlvr_gym.agents.tiny.TINY_MODEL_DIR` is the bundled one). The model is kept in eval mode
+    (dropout off) also while training, so that the log-probabilities of the sampling pass, the
+    old-policy pass and the training pass agree exactly.
+    """
+
+    model: Any
+    tokenizer: Any
+    backend: GenerationBackend | None = None
+    compute_dtype: torch.dtype = torch.float32
+    """dtype of forward passes (autocast); weights stay in their own (fp32) dtype."""
+
+    def __post_init__(self) -> None:
+        if self.tokenizer.pad_token_id is None:
+            # Many causal LMs ship without a pad token; the EOS token is the usual stand-in
+            # and is safe here because padding is always masked.
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos_token; set one (tokenizer.eos_token = "
+                             "...) so that completions can end")
+        self.model.eval()
+        if self.backend is None:
+            self.backend = TransformersBackend(self.model, self.tokenizer,
+                                               compute_dtype=self.compute_dtype)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str = "auto",
+                        dtype: str = "auto", generation_batch_size: int = 256) -> Policy:
+        """Load a local model directory (no download is attempted)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no "
+                                    "config.json); pass a local model path or omit the option "
+                                    "to use the bundled tiny model")
+        dev = select_device(device)
+        bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        compute = select_dtype(dev.type, bf16, dtype)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, local_files_only=True).to(dev)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        backend = TransformersBackend(model, tokenizer, generation_batch_size, compute)
+        return cls(model, tokenizer, backend, compute)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of text, without special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, prompts: Sequence[str], sampling: SamplingConfig,
+                 prefixes: Sequence[str] | None = None) -> list[Generation]:
+        """Sample one completion per prompt, each continuing from its response prefix."""
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
+        if len(prefixes) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts but {len(prefixes)} prefixes")
+        cache: dict[str, list[int]] = {}
+
+        def ids(text: str) -> list[int]:
+            if text not in cache:
+                cache[text] = self.encode(text)
+            return cache[text]
+
+        contexts = [ids(p) + ids(x) for p, x in zip(prompts, prefixes, strict=True)]
+        outputs = self.backend.generate(contexts, sampling)
+        eos = self.tokenizer.eos_token_id
+        return [Generation(prompt=p, prefix=x,
+                           text=self.tokenizer.decode([t for t in out if t != eos],
+                                                      skip_special_tokens=True),
+                           prompt_ids=ids(p), prefix_ids=ids(x), completion_ids=out,
+                           finish_reason=reason)
+                for p, x, (out, reason) in zip(prompts, prefixes, outputs, strict=True)]
+
+    def samples(self, prompts: Sequence[str], completions: Sequence[str],
+                prefixes: Sequence[str] | None = None) -> list[Generation]:
+        """Given (not sampled) texts as `Generation`s, to score them with `token_logprobs` or
+        train on them (reference solutions, selected samples); completions end with EOS."""
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
+        eos = self.tokenizer.eos_token_id
+        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos],
+                           "stop")
+                for p, c, x in zip(prompts, completions, prefixes, strict=True)]
+
+    def batch(self, generations: Sequence[Generation]) -> TokenBatch:
+        """Right-padded training batch of prompt + prefix + completion (see `TokenBatch`)."""
+        rows = [g.prompt_ids + g.prefix_ids + g.completion_ids for g in generations]
+        width = max(len(r) for r in rows)
+        n = len(rows)
+        input_ids = torch.full((n, width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        completion = torch.zeros((n, width - 1))
+        prefix = torch.zeros((n, width - 1))
+        for i, (g, row) in enumerate(zip(generations, rows, strict=True)):
+            input_ids[i, :len(row)] = torch.tensor(row)
+            attention[i, :len(row)] = 1
+            # Target position t predicts token t+1: shift every span left by one.
+            p0 = len(g.prompt_ids) - 1
+            c0 = p0 + len(g.prefix_ids)
+            prefix[i, p0:c0] = 1
+            completion[i, c0:c0 + len(g.completion_ids)] = 1
+        return TokenBatch(input_ids, attention, completion, prefix)
+
+    def token_logprobs(self, batch: TokenBatch, temperature: float = 1.0,
+                       with_entropy: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """log pi(token_t+1 | tokens_<=t) for every target position, shape [B, L-1], and
+        optionally the entropy of each predictive distribution (same shape, no gradient).
+
+        Logits are divided by the sampling temperature so that ratios compare the
+        distribution the samples actually came from (temperature 0 is treated as 1).
+        """
+        batch = batch.to(self.device)
+        with autocast(self.device, self.compute_dtype):
+            logits = self.model(input_ids=batch.input_ids,
+                                attention_mask=batch.attention_mask).logits[:, :-1].float()
+        if temperature > 0 and temperature != 1.0:
+            logits = logits / temperature
+        logp = logits.log_softmax(dim=-1)
+        token_logp = logp.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+        entropy = None
+        if with_entropy:
+            with torch.no_grad():
+                entropy = -(logp.exp() * logp).sum(-1)
+        return token_logp, entropy
+
+    def sequence_logprob(self, batch: TokenBatch, mask: torch.Tensor,
+                         length_normalised: bool = True) -> torch.Tensor:
+        """Sum (or mean, when `length_normalised`) of token log-probs under `mask`, shape [B].
+
+        IB-TPO's step probability uses the length-normalised form (ALGORITHMS.md 2.8.1).
+        """
+        logp, _ = self.token_logprobs(batch)
+        mask = mask.to(logp.device)
+        total = (logp * mask).sum(-1)
+        return total / mask.sum(-1).clamp(min=1) if length_normalised else total
+
+
+def cross_entropy_on(policy: Policy, batch: TokenBatch, mask: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of the tokens under `mask` (supervised fine-tuning loss:
+    B-STaR's SFT steps, SEELE's imitation term, the tiny model's pre-training)."""
+    batch = batch.to(policy.device)
+    with autocast(policy.device, policy.compute_dtype):
+        logits = policy.model(input_ids=batch.input_ids,
+                              attention_mask=batch.attention_mask).logits[:, :-1].float()
+    nll = F.cross_entropy(logits.transpose(1, 2), batch.input_ids[:, 1:], reduction="none")
+    mask = mask.to(nll.device)
+    return (nll * mask).sum() / mask.sum().clamp(min=1)

@@ -1,0 +1,322 @@
+"""The `rlvr-gym` command: train, eval, envs, verify, pretrain, demo.
+
+    rlvr-gym train                          # GRPO on the bundled tiny model, default task
+    rlvr-gym train --set lr=1e-4 --steps 50 --output runs/try
+    rlvr-gym eval runs/try/agent            # pass@k of a checkpoint on the held-out split
+    rlvr-gym envs                           # registered env ids
+    rlvr-gym verify "... \\boxed{42}" --reference 42
+
+Agents and wrappers are looked up in `AGENTS` and `WRAPPERS`; a new agent registers itself
+with `register_agent("name", AgentClass, ConfigClass)` and is then `--agent name`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import rlvr_gym
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """How the CLI builds an agent: `agent_cls(policy, env, config, eval_env=...)`, a config
+    dataclass whose fields `--set` overrides, and `agent_cls.load(path, env, eval_env)`."""
+
+    agent_cls: type
+    config_cls: type
+
+
+AGENTS: dict[str, AgentSpec] = {}
+"""Agents selectable with `--agent`."""
+
+WRAPPERS: dict[str, Callable[[Any], Any]] = {}
+"""Env wrappers selectable with `--wrapper NAME`: a function from env to wrapped env."""
+
+
+def register_agent(name: str, agent_cls: type, config_cls: type) -> None:
+    AGENTS[name] = AgentSpec(agent_cls, config_cls)
+
+
+def register_wrapper(name: str, wrap: Callable[[Any], Any]) -> None:
+    WRAPPERS[name] = wrap
+
+
+def _register_builtin() -> None:
+    from rlvr_gym.agents.grpo import GRPO, GRPOConfig
+
+    register_agent("grpo", GRPO, GRPOConfig)
+
+
+# --- argument helpers ------------------------------------------------------------------------
+
+
+def _literal(text: str) -> Any:
+    """`3` -> 3, `1e-4` -> 0.0001, `true` -> True, `none` -> None, anything else stays text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    """`["a=1", "b=x"]` -> `{"a": 1, "b": "x"}`."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"error: {what} expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _literal(value)
+    return out
+
+
+def config_overrides(config_cls: type, pairs: Sequence[str]) -> dict[str, Any]:
+    """`--set` pairs checked against the config's fields; comma lists become tuples."""
+    values = parse_pairs(pairs, "--set")
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise SystemExit(f"error: {config_cls.__name__} has no field {key!r}; see "
+                             "`rlvr-gym train --help-config` for the list")
+        if isinstance(fields[key].default, tuple) and not isinstance(value, tuple):
+            values[key] = tuple(_literal(v) for v in str(value).split(",") if v != "") \
+                if isinstance(value, str) else (value,)
+    return values
+
+
+def config_help(config_cls: type) -> str:
+    helps = config_cls.field_help() if hasattr(config_cls, "field_help") else {}
+    lines = [f"{config_cls.__name__} fields (override with --set NAME=VALUE):"]
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        lines.append(f"  {f.name} = {default!r}\n      {helps.get(f.name, '')}")
+    return "\n".join(lines)
+
+
+def _setup_torch(threads: int | None) -> None:
+    import torch
+    from transformers.utils import logging
+
+    # On a small shared CPU one thread is fastest: OpenMP threads spin waiting for each other.
+    torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
+    logging.disable_progress_bar()  # weight-loading bars would bury the training output
+
+
+def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None = None
+              ) -> tuple[Any, Any, str, dict[str, Any]]:
+    """Training env (dataset seed as given, default 0) and held-out env (dataset seed + 1).
+
+    Without `--env` the default task of the bundled model is used."""
+    import gymnasium as gym
+
+    from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS
+
+    kwargs = dict(DEFAULT_ENV_KWARGS) if env_id is None else {}
+    env_id = env_id or DEFAULT_ENV_ID
+    kwargs.update(parse_pairs(env_args, "--env-arg"))
+    data_seed = int(kwargs.pop("seed", 0))
+    try:
+        env = gym.make(env_id, seed=data_seed, **kwargs)
+        eval_env = gym.make(env_id, seed=data_seed + 1, **kwargs)
+    except (TypeError, ValueError):
+        # File datasets have no dataset seed: the held-out env is the same data.
+        print(f"warning: {env_id} takes no dataset seed; evaluating on the training data",
+              file=sys.stderr)
+        env, eval_env = gym.make(env_id, **kwargs), gym.make(env_id, **kwargs)
+    if wrapper is not None:
+        if wrapper not in WRAPPERS:
+            raise SystemExit(f"error: unknown wrapper {wrapper!r}; available: "
+                             f"{sorted(WRAPPERS) or 'none registered'}")
+        env = WRAPPERS[wrapper](env)
+    return env, eval_env, env_id, {**kwargs, "seed": data_seed}
+
+
+def _format_eval(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    spec = AGENTS[args.agent]
+    if args.help_config:
+        print(config_help(spec.config_cls))
+        return 0
+    _setup_torch(args.threads)
+    from rlvr_gym.agents.tiny import TINY_MODEL_DIR
+
+    env, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, args.wrapper)
+    output = Path(args.output or f"runs/{args.agent}-{env_id.split('/')[-1]}-seed{args.seed}")
+    overrides = config_overrides(spec.config_cls, args.set)
+    overrides.setdefault("output_dir", str(output))
+    start = time.perf_counter()
+    if args.resume:
+        agent = spec.agent_cls.load(args.resume, env, eval_env, **overrides)
+    else:
+        config = spec.config_cls(**{"seed": args.seed, **overrides})
+        agent = spec.agent_cls(str(args.model or TINY_MODEL_DIR), env, config, eval_env=eval_env)
+    print(f"training {args.agent} on {env_id} {json.dumps(env_kwargs)} for {args.steps} steps; "
+          f"model {args.model or 'bundled tiny model'}; output {output}")
+    first_step = agent.num_steps
+    agent.learn(args.steps, progress_bar=not args.no_progress)
+    history = [{k: v for k, v in e.items() if k != "step"} for e in agent.eval_history
+               if e["step"] >= first_step]
+    before, after = history[0], history[-1]
+    print(f"held-out before: {_format_eval(before)}")
+    agent.save(output / "agent")
+    seconds = time.perf_counter() - start
+    print(f"held-out after:  {_format_eval(after)}")
+    print(f"held-out accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f} "
+          f"({100 * (after['accuracy'] - before['accuracy']):+.1f} points) in {seconds:.0f} s; "
+          f"agent saved to {output / 'agent'}, curves in {output / 'curves.png'}")
+    summary = {"env_id": env_id, "env_kwargs": env_kwargs, "steps": args.steps,
+               "before": before, "after": after, "wall_seconds": seconds}
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    _setup_torch(args.threads)
+    from rlvr_gym.agents.monitors import evaluate
+    from rlvr_gym.agents.policy import Policy
+    from rlvr_gym.agents.tiny import TINY_MODEL_DIR
+
+    path = Path(args.checkpoint or TINY_MODEL_DIR)
+    model_dir = path / "policy" if (path / "agent.json").exists() else path
+    policy = Policy.from_pretrained(model_dir, args.device)
+    _, eval_env, env_id, _ = make_envs(args.env, args.env_arg)
+    import torch
+
+    torch.manual_seed(args.seed)
+    metrics = evaluate(policy, eval_env, args.problems, args.samples, args.k, args.temperature,
+                       args.max_new_tokens)
+    print(json.dumps({"checkpoint": str(path), "env_id": env_id, **metrics}, indent=2))
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    for env_id, (_, kwargs) in rlvr_gym.ENV_IDS.items():
+        print(f"{env_id:<28} task={kwargs.get('task')}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rlvr_gym.verifiers.math import MathVerifier
+
+    response = Path(args.response_file).read_text() if args.response_file else args.response
+    if response is None:
+        raise SystemExit("error: give a response as an argument or with --response-file")
+    verdict = MathVerifier().verify(response, args.reference)
+    print(json.dumps({"status": verdict.status.value, "score": verdict.score,
+                      "extracted": verdict.extracted, "reason": verdict.reason}))
+    return 0 if verdict.correct else 1
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from rlvr_gym.agents.tiny import TINY_MODEL_DIR, PretrainConfig, pretrain
+
+    if args.help_config:
+        print(config_help(PretrainConfig))
+        return 0
+    _setup_torch(None)
+    config = PretrainConfig(**config_overrides(PretrainConfig, args.set))
+    summary = pretrain(config, args.output or TINY_MODEL_DIR, progress_bar=not args.no_progress)
+    print(f"{summary['parameters']} parameters, {summary['wall_seconds']:.0f} s, final held-out "
+          f"greedy accuracy {summary['history'][-1]['accuracy'] if summary['history'] else 'n/a'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rlvr_gym import demo
+
+    demo.main()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlvr-gym", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def env_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--env", help="env id (default: the bundled model's task, "
+                       "rlvr/Arithmetic-v0 with 2-3 digit addition)")
+        p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="env/task option, e.g. --env-arg max_digits=4 (repeatable); "
+                       "`seed` is the dataset seed, held-out uses seed+1")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    train = sub.add_parser("train", help="train an agent on an env")
+    env_options(train)
+    train.add_argument("--agent", default="grpo", choices=sorted(AGENTS), help="agent")
+    train.add_argument("--wrapper", default=None, help=f"env wrapper ({sorted(WRAPPERS)})")
+    train.add_argument("--model", default=None, help="local HF model directory "
+                       "(default: the bundled tiny model)")
+    train.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
+    train.add_argument("--seed", type=int, default=0, help="run seed")
+    train.add_argument("--output", default=None, help="output directory "
+                       "(default runs/<agent>-<env>-seed<seed>)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="config override, e.g. --set lr=1e-4 (see --help-config)")
+    train.add_argument("--resume", default=None, help="continue from a saved agent directory")
+    train.add_argument("--help-config", action="store_true", help="list config fields and exit")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="held-out accuracy and pass@k of a checkpoint")
+    ev.add_argument("checkpoint", nargs="?", default=None,
+                    help="agent directory (from train) or model directory (default: bundled)")
+    env_options(ev)
+    ev.add_argument("--problems", type=int, default=200, help="held-out problems")
+    ev.add_argument("--samples", type=int, default=8, help="samples per problem for pass@k")
+    ev.add_argument("--k", type=int, nargs="+", default=[1, 8], help="k values of pass@k")
+    ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    ev.add_argument("--max-new-tokens", type=int, default=40, help="generation budget")
+    ev.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ev.add_argument("--seed", type=int, default=0, help="sampling seed")
+    ev.set_defaults(func=cmd_eval)
+
+    envs = sub.add_parser("envs", help="list registered env ids")
+    envs.set_defaults(func=cmd_envs)
+
+    verify = sub.add_parser("verify", help="check a response against a reference answer "
+                            "(exit status 0 when correct, 1 otherwise)")
+    verify.add_argument("response", nargs="?", default=None, help="response text")
+    verify.add_argument("--response-file", default=None, help="read the response from a file")
+    verify.add_argument("--reference", required=True, help="reference answer, e.g. 42")
+    verify.set_defaults(func=cmd_verify)
+
+    pre = sub.add_parser("pretrain", help="rebuild the bundled tiny model (supervised)")
+    pre.add_argument("--output", default=None, help="model directory (default: the bundled one)")
+    pre.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="PretrainConfig override, e.g. --set steps=800")
+    pre.add_argument("--help-config", action="store_true", help="list config fields and exit")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pre.set_defaults(func=cmd_pretrain)
+
+    demo = sub.add_parser("demo", help="scripted answers on every env")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _register_builtin()
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

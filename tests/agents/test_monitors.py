@@ -1,0 +1,61 @@
+"""Monitors: pass@k, Eff-Rate, held-out evaluation and the files of a run."""
+
+import json
+
+import pytest
+
+from rlvr_gym.agents.monitors import MetricsLogger, eff_rate, evaluate, pass_at_k
+
+
+@pytest.mark.parametrize("n, c, k, expected", [
+    (5, 2, 1, 0.4),                # c / n
+    (5, 2, 2, 1 - 3 / 10),         # 1 - C(3,2)/C(5,2)
+    (10, 3, 5, 1 - 21 / 252),      # 1 - C(7,5)/C(10,5)
+    (4, 0, 2, 0.0),
+    (4, 3, 2, 1.0),                # n - c < k: every k-subset holds a correct one
+])
+def test_pass_at_k_matches_hand_values(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_rejects_impossible_counts():
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+
+
+def test_eff_rate_counts_groups_with_reward_variance():
+    assert eff_rate([[1, 0], [1, 1], [0, 0], [0, 1]]) == 0.5
+    assert eff_rate([]) == 0.0
+
+
+def test_evaluate_scores_the_reference_policy_as_perfect(make_env):
+    env = make_env(seed=1)
+
+    class Oracle:
+        """Answers with the reference solution: accuracy and pass@k must be 1."""
+
+        def generate(self, prompts, sampling, prefixes=None):
+            from rlvr_gym.agents.policy import Generation
+
+            out = []
+            for p in prompts:
+                expr = p.removeprefix("Compute ").split(".")[0]
+                a, b = (int(x) for x in expr.split(" + "))
+                out.append(Generation(p, "", f"\\boxed{{{a + b}}}", [], [], [0], "stop"))
+            return out
+
+    metrics = evaluate(Oracle(), env, num_problems=5, samples=2, ks=(1, 2))
+    assert metrics["accuracy"] == 1.0 and metrics["pass@1"] == 1.0 and metrics["pass@2"] == 1.0
+
+
+def test_logger_writes_jsonl_csv_and_png(tmp_path):
+    logger = MetricsLogger(tmp_path, tensorboard=False)
+    for step in range(3):
+        logger.log(step, {"reward": step / 2, "eff_rate": 0.5})
+    logger.log(3, {"eval/accuracy": 0.7})
+    logger.close()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1]) == {"step": 3, "eval/accuracy": 0.7}
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == \
+        "step,reward,eff_rate,eval/accuracy"
+    assert (tmp_path / "curves.png").stat().st_size > 1000

@@ -1,0 +1,65 @@
+"""The `rlvr-gym` command line, run in-process through `main(argv)`."""
+
+import json
+
+import pytest
+
+from rlvr_gym.agents.grpo import GRPOConfig
+from rlvr_gym.cli import config_overrides, main
+
+TINY_RUN = ["--steps", "1", "--no-progress", "--threads", "1",
+            "--set", "prompts_per_step=2", "--set", "group_size=2",
+            "--set", "eval_problems=3", "--set", "eval_samples=2", "--set", "eval_k=1,2"]
+
+
+def test_envs_lists_every_registered_id(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "rlvr/Arithmetic-v0" in out and "rlvr/Countdown-v0" in out
+
+
+def test_verify_exit_status_says_whether_the_answer_is_right(capsys):
+    assert main(["verify", "so \\boxed{42}", "--reference", "42"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "correct"
+    assert main(["verify", "so \\boxed{41}", "--reference", "42"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "incorrect"
+
+
+def test_train_then_eval_then_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--output", str(out), *TINY_RUN]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out before:" in printed and "held-out after:" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and 0.0 <= summary["after"]["accuracy"] <= 1.0
+    assert (out / "curves.png").exists() and (out / "agent" / "agent.json").exists()
+
+    assert main(["eval", str(out / "agent"), "--problems", "3", "--samples", "2",
+                 "--k", "1", "2", "--threads", "1"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "pass@1", "pass@2"} <= set(metrics)
+
+    assert main(["train", "--resume", str(out / "agent"), "--output", str(tmp_path / "more"),
+                 *TINY_RUN]) == 0
+    resumed = json.loads((tmp_path / "more" / "agent" / "agent.json").read_text())
+    assert resumed["num_steps"] == 2
+
+
+def test_set_parses_types_and_rejects_unknown_fields():
+    values = config_overrides(GRPOConfig, ["lr=1e-4", "dynamic_sampling=true", "eval_k=1,4",
+                                           "loss_type=dapo"])
+    assert values == {"lr": 1e-4, "dynamic_sampling": True, "eval_k": (1, 4),
+                      "loss_type": "dapo"}
+    with pytest.raises(SystemExit, match="no field 'learning_rate'"):
+        config_overrides(GRPOConfig, ["learning_rate=1"])
+
+
+def test_help_config_lists_fields_with_help(capsys):
+    assert main(["train", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    assert "epsilon_high" in out and "clip-higher" in out
+
+
+def test_unknown_wrapper_says_what_is_available():
+    with pytest.raises(SystemExit, match="unknown wrapper"):
+        main(["train", "--wrapper", "nope", *TINY_RUN])
