@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rlvr_gym.agents.monitors import RESPONSE_PREFIX_KEY, MetricsLogger, eff_rate, evaluate
+from rlvr_gym.agents.monitors import MetricsLogger, eff_rate, evaluate, split_prefix
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig, TokenBatch, select_device
 
 AdvantageMode = Literal["group", "mean", "none"]
@@ -290,8 +290,9 @@ class GRPO:
     Args:
         policy: a `Policy`, or a path of a local Hugging Face model directory.
         env: the training env (a `ReasoningEnv`, possibly wrapped); groups are sampled by
-            pinning problems with `reset(options={"problem_id": ...})`, and a wrapper may put
-            a response prefix in `info["response_prefix"]`.
+            pinning problems with `reset(options={"problem_id": ...})`. A wrapper may end the
+            observation with a response prefix named in `info["response_prefix"]` (masked
+            from the RL loss); the action is only the generated continuation.
         config: a `GRPOConfig`.
         eval_env: optional held-out env (e.g. the same task with dataset `seed=1`), evaluated
             at the start and end of `learn` and every `config.eval_every` steps.
@@ -470,9 +471,9 @@ class GRPO:
         c = self.config
         self._seed_env()
         heads = [self.env.reset() for _ in range(num_problems)]
-        prompts = [obs for obs, _ in heads for _ in range(c.group_size)]
-        prefixes = [info.get(RESPONSE_PREFIX_KEY, "") for _, info in heads
-                    for _ in range(c.group_size)]
+        split = [split_prefix(obs, info) for obs, info in heads]
+        prompts = [prompt for prompt, _ in split for _ in range(c.group_size)]
+        prefixes = [prefix for _, prefix in split for _ in range(c.group_size)]
         gens = self.policy.generate(prompts, c.sampling(), prefixes)
         groups = []
         for k, (_, info) in enumerate(heads):
@@ -480,7 +481,7 @@ class GRPO:
             rewards, usable, correct = [], [], []
             for g in members:
                 self.env.reset(options={"problem_id": info["problem_id"]})
-                _, reward, _, _, step_info = self.env.step(g.response)
+                _, reward, _, _, step_info = self.env.step(g.text)  # continues the obs
                 verdict = step_info.get("verdict")
                 rewards.append(float(reward))
                 usable.append(verdict is None or verdict.usable)

@@ -16,8 +16,22 @@ import numpy as np
 from rlvr_gym.agents.policy import Policy, SamplingConfig
 
 RESPONSE_PREFIX_KEY = "response_prefix"
-"""`info` key a wrapper sets to make the response start with given text (a hint or prefix).
-The agent continues from it and sends `prefix + continuation` as its action."""
+"""`info` key a wrapper sets when the response starts with given text (a SEELE hint, an MRT
+prefix). The rule for every env and wrapper: the action continues the observation. A wrapper
+that gives a prefix puts it at the end of the observation and under this key; the agent
+continues from it, sends only what it generated, and masks the prefix out of the RL loss."""
+
+
+def split_prefix(observation: str, info: dict[str, Any]) -> tuple[str, str]:
+    """(prompt, response prefix) of an observation: the prefix is `info[RESPONSE_PREFIX_KEY]`,
+    which must end the observation."""
+    prefix = info.get(RESPONSE_PREFIX_KEY, "")
+    if not prefix:
+        return observation, ""
+    if not observation.endswith(prefix):
+        raise ValueError(f"info[{RESPONSE_PREFIX_KEY!r}] must end the observation (the action "
+                         "continues the observation); the wrapper that set it breaks that rule")
+    return observation[: len(observation) - len(prefix)], prefix
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -50,16 +64,16 @@ def evaluate(policy: Policy, env: Any, num_problems: int = 200, samples: int = 8
     """
     prompts, prefixes, indices = [], [], []
     for i in range(num_problems):
-        obs, info = env.reset(options={"index": i})
-        prompts.append(obs)
-        prefixes.append(info.get(RESPONSE_PREFIX_KEY, ""))
+        prompt, prefix = split_prefix(*env.reset(options={"index": i}))
+        prompts.append(prompt)
+        prefixes.append(prefix)
         indices.append(i)
 
     def correct(gens: Sequence[Any], index_of: Sequence[int]) -> list[bool]:
         results = []
         for g, i in zip(gens, index_of, strict=True):
             env.reset(options={"index": i})
-            results.append(env.step(g.response)[4]["verdict"].correct)
+            results.append(env.step(g.text)[4]["verdict"].correct)
         return results
 
     greedy = policy.generate(prompts, SamplingConfig(0.0, 1.0, max_new_tokens, stop), prefixes)

@@ -138,9 +138,10 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Contract:
         - `reset` picks the hint ratio p of the problem and returns the prompt followed by the
-          hint. `info["prompt"]` stays the bare prompt; `info["hint"]`, `info["hint_ratio"]`
-          and `info["hint_round"]` (1-based) are added so agents can mask hint tokens from
-          the RL loss.
+          hint. `info["prompt"]` stays the bare prompt; `info["hint"]` (also as
+          `info["response_prefix"]`, the key agents read), `info["hint_ratio"]` and
+          `info["hint_round"]` (1-based) are added so agents can mask hint tokens from the
+          RL loss.
         - The action is the *continuation* after the hint; `step` sends hint + continuation
           to the inner env and records (p, reward) for the problem.
         - Rounds (SEELE Algorithm 1): a ratio is used for `samples_per_round` results, then the
@@ -193,7 +194,8 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
             state.ratio = self._next_ratio(state, len(units))
         hint = hint_text(units, state.ratio, self.snap_to_steps)
         self._episode = (info["problem_id"], state.ratio, hint)
-        info = {**info, "hint": hint, "hint_ratio": state.ratio, "hint_round": state.round + 1}
+        info = {**info, "hint": hint, "response_prefix": hint, "hint_ratio": state.ratio,
+                "hint_round": state.round + 1}
         return obs + hint, info
 
     def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:

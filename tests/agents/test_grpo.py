@@ -140,3 +140,36 @@ def test_config_help_lines_exist_for_every_field():
 def test_config_rejects_unknown_modes():
     with pytest.raises(ValueError, match="loss_type"):
         GRPOConfig(loss_type="mean")
+
+
+class Recording:
+    """Scripted verifier that records what the env was asked to judge."""
+
+    def __init__(self):
+        self.responses = []
+
+    def verify(self, response, problem):
+        self.responses.append(response)
+        return Verdict(Status.INCORRECT, 0.0)
+
+
+def test_a_response_prefix_is_continued_masked_and_not_sent_twice(micro_model_dir):
+    from rlvr_gym.wrappers.hints import HintScaffold
+
+    recording = Recording()
+    env = HintScaffold(env_with(recording), samples_per_round=4)
+    agent = GRPO(micro_model_dir, env, small_config(prompts_per_step=2))
+    groups, _ = agent.sample_groups(2)
+    for group in groups:
+        for gen in group.generations:
+            assert gen.prefix and gen.prefix_ids  # the hint, given not generated
+            assert not gen.prompt.endswith(gen.prefix)  # split off the observation
+    sent = recording.responses
+    assert len(sent) == 8
+    hints = [gen.prefix for g in groups for gen in g.generations]
+    texts = [gen.text for g in groups for gen in g.generations]
+    assert sent == [h + t for h, t in zip(hints, texts, strict=True)]  # hint once, then text
+    batch = agent.policy.batch([gen for g in groups for gen in g.generations])
+    assert torch.all(batch.prefix_mask * batch.completion_mask == 0)
+    assert batch.prefix_mask.sum() == sum(len(gen.prefix_ids) for g in groups
+                                          for gen in g.generations)
