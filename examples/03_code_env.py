@@ -1,7 +1,7 @@
 """Code env tutorial: programs as answers, tests as rewards, a sandbox around it all.
 
 Run: python examples/03_code_env.py           (a few seconds)
-     python examples/03_code_env.py --smoke   (the same, fewer problems in the batch part)
+     RLVR_SMOKE=1 python examples/03_code_env.py   (the same, fewer problems in the batch part)
 
 1. One episode of `rlvr/CodeProblems-v0`: the observation asks for a Python program, the
    reward is the fraction of the problem's tests it passes.
@@ -11,7 +11,7 @@ Run: python examples/03_code_env.py           (a few seconds)
    this machine provides, and a hostile program that gets nothing.
 """
 
-import argparse
+import os
 import time
 
 import gymnasium as gym
@@ -20,9 +20,7 @@ import rlvr_gym  # noqa: F401  (registers the rlvr/... ids)
 from rlvr_gym.envs.code_tasks import CodeProblemSource
 from rlvr_gym.verifiers import CodeVerifier
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--smoke", action="store_true", help="smaller batch, for tests")
-args = parser.parse_args()
+SMOKE = os.environ.get("RLVR_SMOKE") == "1"
 
 # 1. One episode. The reference solution stands in for a model's answer.
 env = gym.make("rlvr/CodeProblems-v0")
@@ -48,7 +46,7 @@ print(f"second try: reward={reward:.2f} terminated={terminated} truncated={trunc
 env.close()
 
 # 3. The verifier on its own: a batch on the pool (what an RL trainer does per step).
-problems = list(CodeProblemSource())[: 8 if args.smoke else 36]
+problems = list(CodeProblemSource())[: 8 if SMOKE else 36]
 with CodeVerifier() as verifier:
     print("isolation layers:", ", ".join(verifier.layers.active()))
     start = time.perf_counter()
