@@ -338,7 +338,7 @@ class GRPO:
         try:
             if self.eval_env is not None and not self._evaluated_now():
                 logger.log(self.num_steps, self._evaluate(progress_bar))
-            bar = tqdm(range(total_steps), desc="GRPO", disable=not progress_bar)
+            bar = tqdm(range(total_steps), desc=type(self).__name__, disable=not progress_bar)
             for _ in bar:
                 metrics = self.train_step()
                 if (self.eval_env is not None and self.config.eval_every
