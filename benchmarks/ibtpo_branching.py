@@ -17,7 +17,8 @@ The solutions are "a + b = c\\n\\boxed{c}". Two step definitions are measured:
 Per row: Eff-Rate (share of problems whose leaves disagree), mean leaf accuracy, generated
 tokens per problem (shared prefixes counted once), trajectories per 1,000 generated tokens,
 the tree's Cov(eta1, eta2), and the ratio of trajectories per token to independent-8.
-The figures go to `benchmarks/results/ibtpo_branching.md`; nothing there is typed by hand.
+The figures go to `benchmarks/results/ibtpo_branching.md`, written by this script (a
+reading of them may follow under "Verdict").
 """
 
 from __future__ import annotations

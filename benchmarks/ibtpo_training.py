@@ -13,8 +13,8 @@ prefixes counted once), checked after every step, so the runs end within one ste
 budget; the tokens actually generated are reported.
 
 Held-out metrics: greedy accuracy and pass@1 from 2 samples per problem at temperature 1,
-before and after. The figures go to `benchmarks/results/ibtpo_training.md`; nothing there is
-typed by hand.
+before and after. The figures go to `benchmarks/results/ibtpo_training.md`, written by this script
+(a reading of them may follow under "Verdict").
 """
 
 from __future__ import annotations
