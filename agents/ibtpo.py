@@ -48,9 +48,10 @@ class IBTPOConfig(GRPOConfig):
     evaluation, ...) keep their meaning. `group_size` is derived: the G leaves of a tree."""
 
     prompts_per_step: int = 32
-    """Problems (trees) per training step. A default tree of 12 leaves costs about as many
-    generated tokens as 8 independent samples (paper Table 3), so 32 trees cost about what
-    GRPO's default 32 problems x 8 samples do."""
+    """Problems (trees) per training step. In the paper a tree of 12 leaves costs about as
+    many generated tokens as 8 independent samples (Table 3); on the bundled model's
+    two-step solutions it costs 1.15x (steps at '=') to 1.47x (steps at lines) of 8
+    samples (benchmarks/results/ibtpo_branching.md)."""
     initial_samples: int = 4
     """B0: independent samples from the root of each tree (paper: 4)."""
     rounds: int = 9
@@ -69,7 +70,8 @@ class IBTPOConfig(GRPOConfig):
     """lambda in A = A_GL + lambda A_IB (paper: 0.1; 0.5 collapsed training)."""
     delimiter: str = "\n"
     """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
-    line)."""
+    line). '=' splits "a + b = c" after the copy of the question, so that a branch can
+    resample only the result (the benchmarks' choice for the bundled model)."""
     reference_confidence: bool = True
     """Take pi_ref(s) of A_IB from a frozen copy of the initial policy (paper); False uses the
     sampling policy's own step confidence (saves a model copy and a forward pass)."""
@@ -93,6 +95,10 @@ class IBTPOConfig(GRPOConfig):
         if self.initial_samples + (self.rounds - 1) * self.top_k * self.branches < 2:
             raise ValueError("a tree needs at least 2 leaves for a global advantage; raise "
                              "initial_samples or rounds")
+        if self.group_size not in (GRPOConfig.group_size, self.trajectories_per_tree):
+            raise ValueError(f"group_size is derived in IB-TPO (G = B0 + (L - 1) K B = "
+                             f"{self.trajectories_per_tree}); set initial_samples, rounds, "
+                             "top_k and branches instead")
         self.group_size = self.trajectories_per_tree
         super().__post_init__()
 
@@ -104,7 +110,8 @@ class IBTPOConfig(GRPOConfig):
     @classmethod
     def field_help(cls) -> dict[str, str]:
         own = GRPOConfig.field_help.__func__(cls)  # type: ignore[attr-defined]
-        return {**GRPOConfig.field_help(), **own}
+        derived = {"group_size": "Derived, not set: the G = B0 + (L - 1) K B leaves of a tree."}
+        return {**GRPOConfig.field_help(), **own, **derived}
 
 
 # --- Tree rollouts ---------------------------------------------------------------------------

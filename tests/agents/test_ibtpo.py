@@ -240,6 +240,8 @@ def test_config_derives_g_and_documents_every_field():
         IBTPOConfig(strategy="widest")
     with pytest.raises(ValueError, match="dynamic_sampling"):
         IBTPOConfig(dynamic_sampling=True)
+    with pytest.raises(ValueError, match="group_size is derived"):
+        IBTPOConfig(group_size=5)
 
 
 def test_cli_trains_ibtpo(tmp_path, capsys):
