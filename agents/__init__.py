@@ -1,6 +1,7 @@
 """LLM agents: policies, generation backends, GRPO, IB-TPO and B-STaR."""
 
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, group_advantages, policy_loss
+from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig, TreeSampler, tree_metrics
 from rlvr_gym.agents.monitors import (
     RESPONSE_PREFIX_KEY,
     MetricsLogger,
@@ -25,4 +26,5 @@ __all__ = [
     "GenerationBackend", "MetricsLogger", "Policy", "RESPONSE_PREFIX_KEY", "SamplingConfig",
     "TINY_MODEL_DIR", "TokenBatch", "TransformersBackend", "cross_entropy_on", "eff_rate",
     "evaluate", "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
+    "IBTPO", "IBTPOConfig", "TreeSampler", "tree_metrics",
 ]

@@ -298,9 +298,12 @@ class GRPO:
             at the start and end of `learn` and every `config.eval_every` steps.
     """
 
+    config_class: type[GRPOConfig] = GRPOConfig
+    """The config dataclass `load` rebuilds (an agent built on GRPO names its own)."""
+
     def __init__(self, policy: Policy | str | Path, env: Any, config: GRPOConfig | None = None,
                  eval_env: Any = None) -> None:
-        self.config = config or GRPOConfig()
+        self.config = config or self.config_class()
         _seed_everything(self.config.seed)
         if not isinstance(policy, Policy):
             policy = Policy.from_pretrained(policy, self.config.device, self.config.dtype)
@@ -335,7 +338,7 @@ class GRPO:
         try:
             if self.eval_env is not None and not self._evaluated_now():
                 logger.log(self.num_steps, self._evaluate(progress_bar))
-            bar = tqdm(range(total_steps), desc="GRPO", disable=not progress_bar)
+            bar = tqdm(range(total_steps), desc=type(self).__name__, disable=not progress_bar)
             for _ in bar:
                 metrics = self.train_step()
                 if (self.eval_env is not None and self.config.eval_every
@@ -422,7 +425,7 @@ class GRPO:
             raise FileNotFoundError(f"{path} holds no saved agent (agent.json missing); pass the "
                                     "directory given to GRPO.save")
         saved = json.loads((path / "agent.json").read_text())
-        config = _config_from_dict(GRPOConfig, {**saved["config"], **overrides})
+        config = _config_from_dict(cls.config_class, {**saved["config"], **overrides})
         agent = cls(Policy.from_pretrained(path / "policy", config.device, config.dtype), env,
                     config, eval_env)
         if agent.reference is not None and (path / "reference").exists():
@@ -491,13 +494,19 @@ class GRPO:
 
     # -- optimisation --
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
-        """Advantages and `num_iterations` passes of clipped policy-gradient updates."""
+    def update(self, rollout: Rollout, advantages: torch.Tensor | None = None
+               ) -> dict[str, float]:
+        """Advantages and `num_iterations` passes of clipped policy-gradient updates.
+
+        `advantages`, when given, replaces the group advantages of the rollout's generations
+        (groups in order): shape [B], or [B, L-1] per token aligned with `Policy.batch` of
+        them (IB-TPO's step advantages)."""
         c = self.config
         start = time.perf_counter()
-        rewards = torch.tensor([g.rewards for g in rollout.groups])
         usable = torch.tensor([g.usable for g in rollout.groups])
-        advantages = group_advantages(rewards, usable, c.advantage, c.std_eps).flatten()
+        if advantages is None:
+            rewards = torch.tensor([g.rewards for g in rollout.groups])
+            advantages = group_advantages(rewards, usable, c.advantage, c.std_eps).flatten()
         gens = [gen for g in rollout.groups for gen in g.generations]
         batch = self.policy.batch(gens)
         mask = batch.completion_mask * usable.flatten()[:, None].float()
@@ -533,8 +542,10 @@ class GRPO:
                            else logprobs.detach())
                     ref = ref_logprobs[index, :cols].to(dev) if ref_logprobs is not None else None
                     m = mask[index, :cols].to(dev)
+                    adv = advantages[index] if advantages.dim() == 1 else \
+                        advantages[index, :cols]
                     loss, loss_stats = policy_loss(
-                        logprobs, old, advantages[index].to(dev), m, loss_type=c.loss_type,
+                        logprobs, old, adv.to(dev), m, loss_type=c.loss_type,
                         epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high, beta=c.beta,
                         ref_logprobs=ref, max_tokens=c.max_new_tokens,
                         total_sequences=float(len(minibatch)), total_tokens=total_tokens,

@@ -146,7 +146,14 @@ class RolloutTree:
 
     def ib_score(self, node: Node, beta: float) -> float:
         """IB-Score(v) = (1 + beta) / B * sum_b eta1(s_b) eta2(s_b) over v's children, each
-        weighted by its visits (§2.3, §2.8.6)."""
+        weighted by its visits (§2.3, §2.8.6).
+
+        Two consequences worth knowing when reading which node a tree branched: a node with a
+        single child has ratio 1 and scores -(1 + beta) / beta * pi(child), lowest where the
+        policy is most sure (§2.8.4); and
+        under a node whose leaves all failed, the smoothed ratio of a child with fewer visits
+        exceeds 1 (e.g. (0.5 / 2) / (0.5 / 5) = 2.5), so such nodes score high and get
+        re-branched, while a node whose leaves all succeeded scores low."""
         _check_beta(beta)
         total = sum(c.visits for c in node.children)
         if total == 0:

@@ -56,6 +56,18 @@ def test_ib_scores_match_hand_computation(tree):
     assert tree.branchable() == [tree.root, n["A"]]
 
 
+def test_ib_score_favours_rebranching_under_a_failing_prefix():
+    # Same shape, but both paths under A fail and C succeeds. Smoothed: root 1.5/4 = .375,
+    # A .5/3 = 1/6, B1 = B2 = .5/2 = .25, C .75. eta1: B1 = B2 = .25/(1/6) - 1.2 = .3,
+    # A (1/6)/.375 - 1.2 = -68/90, C .75/.375 - 1.2 = .8.
+    t = RolloutTree()
+    a = t.add(t.root, [step("A", 0.5, 0.5), step("B1", 0.8)], reward=0.0).nodes[0]
+    t.add(a, [step("B2", 0.2)], reward=0.0)
+    t.add(t.root, [step("C", 0.4)], reward=1.0)
+    assert t.ib_score(a, beta=5) == pytest.approx(3 * (0.3 * 0.8 + 0.3 * 0.2))
+    assert t.ib_score(t.root, beta=5) == pytest.approx(2 * (2 * (-68 / 90) * 0.5 + 0.8 * 0.4))
+
+
 def test_step_advantages_match_hand_computation(tree):
     advantages = tree.step_advantages(beta=5, lam=0.1)
     scale = math.sqrt(1 / 3) + 1e-4  # sample std of rewards (1, 0, 0), plus eps

@@ -1,0 +1,431 @@
+"""IB-TPO: tree rollouts branched where the IB-Score is highest, trained with step-level
+advantages through the shared GRPO loss (ALGORITHMS.md §2; arXiv 2605.28109).
+
+Read top to bottom: the config, the tree sampler (IBTree, §2.5), the monitors, the spreading
+of step advantages over tokens (§2.4), then the agent `IBTPO(policy, env, config).learn(n)`.
+
+Tree rollouts, per problem: B0 independent samples from the root, then L - 1 rounds that each
+pick the top-K branchable nodes by a strategy (`ib`: IB-Score §2.3; `entropy`: mean token
+surprisal of the node's children, TreeRL-style; `random`) and sample B continuations from
+each node's prefix to the end of the response. A tree has G = B0 + (L - 1) K B leaves.
+
+A continuation is sampled from the token ids of `prompt + response prefix + node prefix`:
+shared prefixes are never regenerated and their tokens are counted once in
+`RolloutTree.generated_tokens`. The transformers backend does re-encode the context (one
+prefill forward pass per branch; no KV cache is shared between branches); a prefix-caching
+backend such as vLLM would also skip that pass.
+
+Training: every root-to-leaf path is one sequence of the GRPO batch; each token gets the
+advantage A(s) = A_GL(s) + lambda A_IB(s) of the step s it belongs to (§2.4), with pi_ref the
+length-normalised step probability under a frozen copy of the initial policy. Tokens a path
+shares with other paths are counted once per path in the loss (§2.8.7).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from rlvr_gym.agents.grpo import GRPO, Group, GRPOConfig, Rollout
+from rlvr_gym.agents.monitors import eff_rate, split_prefix
+from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
+from rlvr_gym.agents.tree import Node, RolloutTree, Trajectory, split_steps
+
+Strategy = Literal["ib", "random", "entropy"]
+STRATEGIES: tuple[str, ...] = ("ib", "random", "entropy")
+
+
+@dataclass
+class IBTPOConfig(GRPOConfig):
+    """Hyper-parameters of IB-TPO; the GRPO fields (learning rate, clipping, loss aggregation,
+    evaluation, ...) keep their meaning. `group_size` is derived: the G leaves of a tree."""
+
+    prompts_per_step: int = 32
+    """Problems (trees) per training step. In the paper a tree of 12 leaves costs about as
+    many generated tokens as 8 independent samples (Table 3); on the bundled model's
+    two-step solutions it costs 1.15x (steps at '=') to 1.47x (steps at lines) of 8
+    samples (benchmarks/results/ibtpo_branching.md)."""
+    initial_samples: int = 4
+    """B0: independent samples from the root of each tree (paper: 4)."""
+    rounds: int = 9
+    """L: the initial round plus L - 1 branching rounds (paper: 9)."""
+    top_k: int = 1
+    """K: nodes branched per round (paper: 1)."""
+    branches: int = 1
+    """B: continuations sampled from each chosen node (paper: 1)."""
+    strategy: str = "ib"
+    """Where to branch: 'ib' (highest IB-Score, §2.3), 'entropy' (highest mean token
+    surprisal of the node's children, the TreeRL/EPTree baseline) or 'random'."""
+    ib_beta: float = 5.0
+    """beta of the IB-Score and of A_IB (paper: 5): weight of answer relevance against
+    diversity. Not the KL weight, which is `beta`."""
+    lam: float = 0.1
+    """lambda in A = A_GL + lambda A_IB (paper: 0.1; 0.5 collapsed training)."""
+    delimiter: str = "\n"
+    """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
+    line). '=' splits "a + b = c" after the copy of the question, so that a branch can
+    resample only the result (the benchmarks' choice for the bundled model)."""
+    reference_confidence: bool = True
+    """Take pi_ref(s) of A_IB from a frozen copy of the initial policy (paper); False uses the
+    sampling policy's own step confidence (saves a model copy and a forward pass)."""
+
+    def __post_init__(self) -> None:
+        for name in ("initial_samples", "rounds", "top_k", "branches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.ib_beta <= 0:
+            raise ValueError(f"ib_beta must be positive (the paper uses 5), got {self.ib_beta}")
+        if not self.delimiter:
+            raise ValueError("delimiter must be a non-empty string, e.g. '\\n'")
+        if self.dynamic_sampling:
+            raise ValueError("IB-TPO trains on every tree (a tree whose leaves all agree still "
+                             "has a local advantage A_IB); set dynamic_sampling=False")
+        if self.advantage != "group":
+            raise ValueError("IB-TPO's global advantage is std-normalised (§2.4); keep "
+                             "advantage='group'")
+        if self.initial_samples + (self.rounds - 1) * self.top_k * self.branches < 2:
+            raise ValueError("a tree needs at least 2 leaves for a global advantage; raise "
+                             "initial_samples or rounds")
+        if self.group_size not in (GRPOConfig.group_size, self.trajectories_per_tree):
+            raise ValueError(f"group_size is derived in IB-TPO (G = B0 + (L - 1) K B = "
+                             f"{self.trajectories_per_tree}); set initial_samples, rounds, "
+                             "top_k and branches instead")
+        self.group_size = self.trajectories_per_tree
+        super().__post_init__()
+
+    @property
+    def trajectories_per_tree(self) -> int:
+        """G = B0 + (L - 1) K B."""
+        return self.initial_samples + (self.rounds - 1) * self.top_k * self.branches
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        own = GRPOConfig.field_help.__func__(cls)  # type: ignore[attr-defined]
+        derived = {"group_size": "Derived, not set: the G = B0 + (L - 1) K B leaves of a tree."}
+        return {**GRPOConfig.field_help(), **own, **derived}
+
+
+# --- Tree rollouts ---------------------------------------------------------------------------
+
+
+@dataclass
+class Leaf:
+    """One root-to-leaf response: the whole path as a `Generation` (prefix = the env's
+    response prefix, completion = every step's tokens), its verdict and tree path."""
+
+    generation: Generation
+    reward: float
+    usable: bool
+    correct: bool
+    trajectory: Trajectory | None
+    """The path in the tree; None for an unusable verdict (kept out of the tree's estimates
+    and masked out of the loss)."""
+
+
+@dataclass
+class ProblemTree:
+    """The rollout tree of one problem and its leaves in sampling order."""
+
+    problem_id: str
+    prompt: str
+    prefix: str
+    prompt_ids: list[int]
+    prefix_ids: list[int]
+    tree: RolloutTree = field(default_factory=RolloutTree)
+    leaves: list[Leaf] = field(default_factory=list)
+
+
+class TreeSampler:
+    """Grows one `RolloutTree` per problem (IBTree, ALGORITHMS.md §2.5).
+
+    With `rounds=1` it is plain independent sampling of `initial_samples` per problem, which
+    makes the baselines of the branching benchmark the same code path.
+
+    Args:
+        policy: samples continuations and scores their tokens.
+        env: verifies leaves; problems are pinned with `reset(options={"problem_id": ...})`
+            and the action continues the observation (node prefix + new text).
+        sampling: temperature, top-p, token budget per continuation, stop strings.
+        initial_samples, rounds, top_k, branches: B0, L, K, B.
+        strategy: 'ib', 'entropy' or 'random'.
+        beta: beta of the IB-Score.
+        delimiter: text that ends a step.
+        micro_batch_size: sequences per forward pass when scoring tokens.
+    """
+
+    def __init__(self, policy: Policy, env: Any, sampling: SamplingConfig, *,
+                 initial_samples: int = 4, rounds: int = 9, top_k: int = 1, branches: int = 1,
+                 strategy: str = "ib", beta: float = 5.0, delimiter: str = "\n",
+                 micro_batch_size: int = 64) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if min(initial_samples, rounds, top_k, branches) < 1:
+            raise ValueError("initial_samples, rounds, top_k and branches must be >= 1")
+        self.policy, self.env, self.sampling = policy, env, sampling
+        self.initial_samples, self.rounds = initial_samples, rounds
+        self.top_k, self.branches = top_k, branches
+        self.strategy, self.beta, self.delimiter = strategy, beta, delimiter
+        self.micro_batch_size = micro_batch_size
+
+    @property
+    def trajectories_per_tree(self) -> int:
+        return self.initial_samples + (self.rounds - 1) * self.top_k * self.branches
+
+    def sample(self, heads: Sequence[tuple[str, dict[str, Any]]]) -> list[ProblemTree]:
+        """Trees for the problems of `heads`, the `(observation, info)` pairs of `env.reset`.
+
+        All trees grow together: one batched generation call per round. Randomness (sampling,
+        random branching, tie-breaking) comes from torch's global RNG."""
+        trees = []
+        for observation, info in heads:
+            prompt, prefix = split_prefix(observation, info)
+            trees.append(ProblemTree(str(info["problem_id"]), prompt, prefix,
+                                     self.policy.encode(prompt), self.policy.encode(prefix)))
+        self._expand([(t, t.tree.root) for t in trees for _ in range(self.initial_samples)])
+        for _ in range(self.rounds - 1):
+            self._expand([(t, node) for t in trees for node in self.select(t.tree)
+                          for _ in range(self.branches)])
+        return trees
+
+    def select(self, tree: RolloutTree) -> list[Node]:
+        """The top-K branchable nodes by the strategy (ties broken at random)."""
+        candidates = tree.branchable()
+        k = min(self.top_k, len(candidates))
+        if self.strategy == "random":
+            return [candidates[int(i)] for i in torch.randperm(len(candidates))[:k]]
+        if self.strategy == "ib":
+            scores = [tree.ib_score(v, self.beta) for v in candidates]
+        else:
+            scores = [tree.entropy_score(v) for v in candidates]
+        tie_break = torch.rand(len(candidates)).numpy()
+        order = np.lexsort((tie_break, -np.asarray(scores)))
+        return [candidates[int(i)] for i in order[:k]]
+
+    def _expand(self, requests: Sequence[tuple[ProblemTree, Node]]) -> None:
+        """Sample one continuation per (tree, node) to the end of the response, verify it and
+        add it to its tree."""
+        if not requests:
+            return
+        tok = self.policy.tokenizer
+        node_ids = [[t for n in node.prefix() for t in n.step.token_ids]  # type: ignore[union-attr]
+                    for _, node in requests]
+        contexts = [t.prompt_ids + t.prefix_ids + ids
+                    for (t, _), ids in zip(requests, node_ids, strict=True)]
+        outputs = self.policy.backend.generate(contexts, self.sampling)  # type: ignore[union-attr]
+        gens = []
+        for (t, node), ids, (out, reason) in zip(requests, node_ids, outputs, strict=True):
+            gens.append(Generation(t.prompt, t.prefix + node.text(), _decode(tok, out),
+                                   t.prompt_ids, t.prefix_ids + ids, out, reason))
+        logprobs = generated_logprobs(self.policy, gens, self.sampling.temperature or 1.0,
+                                      self.micro_batch_size)
+        for (t, node), ids, gen, lp in zip(requests, node_ids, gens, logprobs, strict=True):
+            self.env.reset(options={"problem_id": t.problem_id})
+            response = node.text() + gen.text  # continues the observation
+            _, reward, _, _, info = self.env.step(response)
+            verdict = info.get("verdict")
+            usable = verdict is None or verdict.usable
+            correct = verdict.correct if verdict is not None else float(reward) >= 1
+            trajectory = None
+            if usable and gen.completion_ids:
+                steps = split_steps(gen.completion_ids, lp,
+                                    lambda i: tok.decode(i, skip_special_tokens=True),
+                                    self.delimiter)
+                trajectory = t.tree.add(node, steps, float(reward))
+            else:
+                t.tree.generated_tokens += len(gen.completion_ids)
+            path = Generation(t.prompt, t.prefix, response, t.prompt_ids, t.prefix_ids,
+                              ids + gen.completion_ids, reason)
+            t.leaves.append(Leaf(path, float(reward), usable and trajectory is not None,
+                                 bool(correct), trajectory))
+
+
+def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
+    eos = tokenizer.eos_token_id
+    return tokenizer.decode([i for i in ids if i != eos], skip_special_tokens=True)
+
+
+@torch.no_grad()
+def generated_logprobs(policy: Policy, generations: Sequence[Generation], temperature: float,
+                       micro_batch_size: int = 64) -> list[list[float]]:
+    """Log-probabilities of each generation's completion tokens under `policy` at the
+    sampling temperature (the context is prompt + prefix, as when it was sampled)."""
+    out: list[list[float]] = []
+    for i in range(0, len(generations), micro_batch_size):
+        chunk = generations[i:i + micro_batch_size]
+        batch = policy.batch(chunk)
+        logp, _ = policy.token_logprobs(batch, temperature)
+        logp = logp.float().cpu()
+        for row, g in enumerate(chunk):
+            start = len(g.prompt_ids) + len(g.prefix_ids) - 1
+            out.append(logp[row, start:start + len(g.completion_ids)].tolist())
+    return out
+
+
+# --- Monitors --------------------------------------------------------------------------------
+
+
+def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
+    """Monitors of a batch of trees.
+
+    - `eff_rate`: share of trees whose leaf rewards differ (non-zero GRPO signal, §1.1);
+    - `accuracy`: mean correctness of the leaves;
+    - `eta_cov`: mean over trees of the visit-weighted Cov(eta1, eta2) (§2.3), positive
+      when the policy is more confident in steps that lead to the answer;
+    - `generated_tokens_per_problem` (shared prefixes counted once);
+    - `trajectories_per_1k_tokens`: leaves per 1,000 generated tokens.
+    """
+    tokens = sum(t.tree.generated_tokens for t in trees)
+    leaves = sum(len(t.leaves) for t in trees)
+    return {
+        "eff_rate": eff_rate([leaf.reward for leaf in t.leaves if leaf.usable] for t in trees),
+        "accuracy": float(np.mean([leaf.correct for t in trees for leaf in t.leaves])),
+        "eta_cov": float(np.mean([t.tree.eta_covariance(beta) for t in trees])),
+        "generated_tokens_per_problem": tokens / max(len(trees), 1),
+        "trajectories_per_1k_tokens": 1000.0 * leaves / max(tokens, 1),
+    }
+
+
+# --- Step advantages over tokens -------------------------------------------------------------
+
+
+def spread_step_advantages(step_lengths: Sequence[Sequence[int]],
+                           step_advantages: Sequence[Sequence[float]],
+                           starts: Sequence[int], width: int) -> torch.Tensor:
+    """Per-token advantages [B, width]: row i holds step j's advantage on that step's
+    `step_lengths[i][j]` tokens, starting at column `starts[i]` (where row i's completion
+    begins in the target-aligned layout of `Policy.batch`); zero elsewhere."""
+    out = torch.zeros(len(step_lengths), width)
+    for i, (lengths, advantages) in enumerate(zip(step_lengths, step_advantages, strict=True)):
+        if len(lengths) != len(advantages):
+            raise ValueError(f"row {i}: {len(lengths)} steps but {len(advantages)} advantages")
+        col = starts[i]
+        for n, a in zip(lengths, advantages, strict=True):
+            out[i, col:col + n] = a
+            col += n
+        if col > width:
+            raise ValueError(f"row {i} needs {col} columns, more than width {width}")
+    return out
+
+
+# --- The agent -------------------------------------------------------------------------------
+
+
+@dataclass
+class TreeRollout(Rollout):
+    """A GRPO rollout whose groups are the leaves of `trees` (one group per tree)."""
+
+    trees: list[ProblemTree] = field(default_factory=list)
+
+
+class IBTPO(GRPO):
+    """IB-TPO: GRPO whose groups are IB-guided rollout trees and whose advantages are
+    step-level, A = A_GL + lambda A_IB (ALGORITHMS.md §2.4-2.5).
+
+    Same interface as `GRPO`: `IBTPO(policy, env, config, eval_env).learn(steps)`, `save`,
+    `load`, `evaluate`, `predict`. Each step grows `prompts_per_step` trees of
+    G = B0 + (L - 1) K B leaves and updates on every root-to-leaf path.
+    """
+
+    config_class = IBTPOConfig
+    config: IBTPOConfig
+
+    def __init__(self, policy: Policy | str | Path, env: Any, config: IBTPOConfig | None = None,
+                 eval_env: Any = None) -> None:
+        config = config or IBTPOConfig()
+        if not isinstance(config, IBTPOConfig):
+            raise TypeError(f"IBTPO needs an IBTPOConfig, got {type(config).__name__}")
+        super().__init__(policy, env, config, eval_env)
+        if self.config.reference_confidence and self.reference is None:
+            self.reference = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
+        c = self.config
+        self.sampler = TreeSampler(
+            self.policy, env, c.sampling(), initial_samples=c.initial_samples,
+            rounds=c.rounds, top_k=c.top_k, branches=c.branches, strategy=c.strategy,
+            beta=c.ib_beta, delimiter=c.delimiter, micro_batch_size=c.micro_batch_size)
+
+    def collect(self) -> TreeRollout:
+        """Grow `prompts_per_step` trees; each becomes one group of its G leaves."""
+        start = time.perf_counter()
+        self._seed_env()
+        heads = [self.env.reset() for _ in range(self.config.prompts_per_step)]
+        trees = self.sampler.sample(heads)
+        groups = [Group(t.problem_id, [leaf.generation for leaf in t.leaves],
+                        [leaf.reward for leaf in t.leaves], [leaf.usable for leaf in t.leaves],
+                        [leaf.correct for leaf in t.leaves]) for t in trees]
+        return TreeRollout(groups=groups, sampled_groups=groups,
+                           generated_tokens=sum(t.tree.generated_tokens for t in trees),
+                           seconds=time.perf_counter() - start, trees=trees)
+
+    def token_advantages(self, trees: Sequence[ProblemTree]) -> torch.Tensor:
+        """[B, L-1] advantages of every leaf's path in group order, aligned with
+        `Policy.batch` of the leaves' generations (zero outside generated tokens and on
+        unusable leaves). Sets `Node.ref_confidence` from the reference model first."""
+        leaves = [leaf for t in trees for leaf in t.leaves]
+        gens = [leaf.generation for leaf in leaves]
+        width = max(len(g.prompt_ids) + len(g.prefix_ids) + len(g.completion_ids)
+                    for g in gens) - 1
+        if self.reference is not None:
+            self._set_reference_confidence(leaves)
+        per_leaf: dict[int, list[float]] = {}
+        for t in trees:
+            step_adv = t.tree.step_advantages(self.config.ib_beta, self.config.lam,
+                                              self.config.std_eps)
+            for trajectory, advantages in zip(t.tree.trajectories, step_adv, strict=True):
+                per_leaf[id(trajectory)] = advantages
+        lengths, values, starts = [], [], []
+        for leaf, g in zip(leaves, gens, strict=True):
+            starts.append(len(g.prompt_ids) + len(g.prefix_ids) - 1)
+            if leaf.trajectory is None:
+                lengths.append([])
+                values.append([])
+                continue
+            lengths.append([len(n.step.token_ids) for n in leaf.trajectory.nodes
+                            if n.step is not None])
+            values.append(per_leaf[id(leaf.trajectory)])
+        return spread_step_advantages(lengths, values, starts, width)
+
+    def update(self, rollout: Rollout, advantages: torch.Tensor | None = None
+               ) -> dict[str, float]:
+        """The GRPO update with the trees' per-token step advantages."""
+        if advantages is None:
+            if not isinstance(rollout, TreeRollout):
+                raise TypeError("IBTPO.update needs the TreeRollout of IBTPO.collect or "
+                                "explicit advantages")
+            advantages = self.token_advantages(rollout.trees)
+        return super().update(rollout, advantages)
+
+    def _rollout_metrics(self, rollout: Rollout) -> dict[str, Any]:
+        metrics = super()._rollout_metrics(rollout)
+        if isinstance(rollout, TreeRollout):
+            tm = tree_metrics(rollout.trees, self.config.ib_beta)
+            metrics.update({k: v for k, v in tm.items() if k not in ("eff_rate", "accuracy")})
+        return metrics
+
+    def _set_reference_confidence(self, leaves: Sequence[Leaf]) -> None:
+        """pi_ref(s) = exp(mean log pi_ref of s's tokens) for every node on the leaves' paths
+        (§2.8.1); a node shared by several paths has one context, so it is scored once."""
+        todo = [leaf for leaf in leaves if leaf.trajectory is not None
+                and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]
+        if not todo:
+            return
+        ref_policy = Policy(self.reference, self.policy.tokenizer, self.policy.backend,
+                            self.policy.compute_dtype)
+        logprobs = generated_logprobs(ref_policy, [leaf.generation for leaf in todo],
+                                      self.config.temperature or 1.0,
+                                      self.config.micro_batch_size)
+        for leaf, lp in zip(todo, logprobs, strict=True):
+            col = 0
+            for node in leaf.trajectory.nodes:  # type: ignore[union-attr]
+                n = len(node.step.token_ids)  # type: ignore[union-attr]
+                if node.ref_confidence is None:
+                    node.ref_confidence = float(np.exp(np.mean(lp[col:col + n]))) if n else 1.0
+                col += n
