@@ -51,9 +51,11 @@ def register_wrapper(name: str, wrap: Callable[[Any], Any]) -> None:
 
 
 def _register_builtin() -> None:
+    from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
     from rlvr_gym.agents.grpo import GRPO, GRPOConfig
 
     register_agent("grpo", GRPO, GRPOConfig)
+    register_agent("bstar", BSTaR, BSTaRConfig)
 
 
 # --- argument helpers ------------------------------------------------------------------------
