@@ -402,24 +402,25 @@ class BSTaR:
         responses = [g.response for g in gens]
         return (responses[0] if single else responses), None
 
-    def evaluate(self, env: Any = None) -> dict[str, float]:
+    def evaluate(self, env: Any = None, samples: int | None = None) -> dict[str, float]:
         """Held-out metrics on `env` or the agent's `eval_env`: greedy `accuracy` (Pass@1) and
-        `mean_length`, and with `eval_samples` > 0 the monitors of that many responses per
-        problem at `monitor_temperature` (Pass@K, Pass@K-S, Best-of-K, Reward@K-S, distinct
-        equations, sample accuracy). Runs on its own fixed random stream, so evaluating never
-        changes training."""
+        `mean_length`, and with `samples` (default `eval_samples`) > 0 the monitors of that
+        many responses per problem at `monitor_temperature` (Pass@K, Pass@K-S, Best-of-K,
+        Reward@K-S, distinct equations, sample accuracy). Runs on its own fixed random
+        stream, so evaluating never changes training."""
         env = env if env is not None else self.eval_env
         if env is None:
             raise ValueError("no env to evaluate on: pass one or give BSTaR an eval_env")
         c = self.config
+        samples = c.eval_samples if samples is None else samples
         devices = [self.policy.device] if self.policy.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(c.seed + 1_000_003)
             result = evaluate(self.policy, env, c.eval_problems, 0, (),
                               max_new_tokens=c.max_new_tokens, stop=c.stop)
-            if c.eval_samples > 0:
+            if samples > 0:
                 responses = self.sample(self.queries(env, range(c.eval_problems)),
-                                        c.monitor_temperature, env, c.eval_samples)
+                                        c.monitor_temperature, env, samples)
                 result.update(monitors(responses, c.monitor_s))
         return result
 
