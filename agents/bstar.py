@@ -62,6 +62,11 @@ Mode = Literal["bstar", "online_rft", "iterative_rft", "restart"]
 MODES = ("bstar", "online_rft", "iterative_rft", "restart")
 
 
+def _mean_or_nan(values: Sequence[float]) -> float:
+    """Mean, or NaN for no values (logged as null, never as a misleading 0)."""
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
 def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
     return tuple(round(start + i * step, 4) for i in range(round((stop - start) / step) + 1))
 
@@ -313,10 +318,11 @@ class BSTaR:
         responses = self.sample(self._draw_queries(c.queries_per_iteration), temperature)
         pool = self.training_pool(responses, threshold)
         metrics.update({
-            "reward": float(np.mean([r.reward for r in responses])),
-            "accuracy": float(np.mean([r.correct for r in responses])),
+            "reward": _mean_or_nan([r.reward for r in responses]),
+            "accuracy": _mean_or_nan([r.correct for r in responses]),
+            "usable_responses": len(responses),
             "pool_size": len(pool),
-            "pool_accuracy": float(np.mean([r.correct for r in pool])) if pool else 0.0,
+            "pool_accuracy": _mean_or_nan([r.correct for r in pool]),
             "pool_queries": len({r.query for r in pool}),
         })
         metrics.update(self.fine_tune(pool))

@@ -11,6 +11,9 @@ import torch
 
 from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig, ScoredResponse
 from rlvr_gym.cli import main
+from rlvr_gym.envs.registry import make_task_env
+from rlvr_gym.types import Status, Verdict
+from rlvr_gym.verifiers.steps import ArithmeticStepScorer
 
 TINY = dict(queries_per_iteration=2, samples_per_query=2, search_queries=2,
             temperature_grid=(0.7, 1.0), threshold_grid=(0.0, 1.0), steps_per_iteration=2,
@@ -180,3 +183,41 @@ def test_cli_trains_bstar_and_resumes(tmp_path, capsys):
     assert saved["num_steps"] == 2 and saved["iteration"] == 2
     assert main(["train", "--agent", "bstar", "--help-config"]) == 0
     assert "threshold_grid" in capsys.readouterr().out
+
+
+class Constant:
+    """Scripted verifier giving every response the same status."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def verify(self, response, problem):
+        return Verdict(self.status, 1.0 if self.status == Status.CORRECT else 0.0)
+
+
+def env_with(verifier):
+    return make_task_env("arithmetic", prompt="{question}\n", verifier=verifier,
+                         operators="+", max_operands=2)
+
+
+@pytest.mark.parametrize("step_scorer", [False, True])
+def test_reward_is_the_answer_check_plus_the_step_score(micro_model_dir, step_scorer):
+    agent = BSTaR(str(micro_model_dir), env_with(Constant(Status.CORRECT)),
+                  BSTaRConfig(**TINY, step_scorer=step_scorer, step_noise=0.5, seed=4))
+    responses = agent.sample(agent.queries(agent.env, range(3)), 1.0)
+    assert len(responses) == 6 and all(r.correct for r in responses)
+    scorer = ArithmeticStepScorer(noise=0.5, seed=4)
+    expected = [1.0 + (scorer(r.generation.response) if step_scorer else 0.0)
+                for r in responses]
+    assert [r.reward for r in responses] == expected
+
+
+@pytest.mark.parametrize("status", [Status.ERROR, Status.TIMEOUT])
+def test_verifier_failures_are_dropped_not_scored_as_wrong(micro_model_dir, status):
+    agent = BSTaR(str(micro_model_dir), env_with(Constant(status)),
+                  BSTaRConfig(**{**TINY, "mode": "online_rft", "threshold": -2.0}))
+    before = [p.detach().clone() for p in agent.policy.model.parameters()]
+    metrics = agent.train_iteration()
+    assert metrics["pool_size"] == 0 and metrics["skipped_update"] == 1
+    assert all(torch.equal(a, b) for a, b in
+               zip(before, agent.policy.model.parameters(), strict=True))
