@@ -169,6 +169,8 @@ class BSTaRConfig:
                      "micro_batch_size", "schedule_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
         if self.n_star < 0:
             raise ValueError(f"n_star must be >= 0 (0: ceil(N / M)), got {self.n_star}")
         self.temperature_grid = tuple(float(t) for t in self.temperature_grid)
@@ -495,7 +497,7 @@ class BSTaR:
                                       betas=c.adam_betas, weight_decay=c.weight_decay)
         horizon = (c.steps_per_iteration if c.mode in ("restart", "iterative_rft")
                    else c.schedule_steps)
-        floor = c.min_lr / c.lr if c.lr > 0 else 0.0
+        floor = c.min_lr / c.lr if c.lr > 0 else 1.0
 
         def factor(step: int) -> float:
             if step < c.warmup_steps:
