@@ -1,7 +1,7 @@
 """A miniature of B-STaR's Table 1 and training dynamics (arXiv 2412.17256; ALGORITHMS.md
 §5.6, §5.9): B-STaR against online RFT with a fixed configuration, on the bundled tiny model.
 
-    nice -n 10 .venv/bin/python -m benchmarks.bstar            # 3 seeds, both methods
+    nice -n 10 .venv/bin/python -m benchmarks.bstar --jobs 3   # 3 seeds, both methods
     .venv/bin/python -m benchmarks.bstar --seeds 0 --iterations 2   # a quick look
 
 Task: the bundled model's own task, 2-3 digit addition (`DEFAULT_ENV_KWARGS`). It has room
@@ -27,8 +27,10 @@ written by this script.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -147,24 +149,40 @@ def report(runs: list[dict[str, Any]], command: str, iterations: int, n: int) ->
     return "\n".join(lines) + "\n"
 
 
+def run_seed(seed: int, iterations: int, eval_problems: int, out_dir: Path
+             ) -> list[dict[str, Any]]:
+    """Both methods for one seed, in one process with one torch thread; each run is also
+    written to `out_dir/<method>-seed<seed>.json` as soon as it ends."""
+    import torch
+
+    torch.set_num_threads(1)
+    runs = []
+    for method in METHODS:
+        r = run(method, seed, iterations, eval_problems)
+        (out_dir / f"{method}-seed{seed}.json").write_text(json.dumps(r) + "\n")
+        print(f"{method} seed {seed}: Pass@1 {r['pass1'][0]:.3f} -> {r['pass1'][-1]:.3f} "
+              f"({r['seconds']:.0f} s)", flush=True)
+        runs.append(r)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--eval-problems", type=int, default=150)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds run in parallel processes (one torch thread each)")
+    parser.add_argument("--runs", default="runs/bench-bstar", help="per-run JSON files")
     parser.add_argument("--report", default=str(RESULTS_DIR / "bstar.md"))
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
     command = "python -m benchmarks.bstar " + " ".join(sys.argv[1:])
-    runs = []
-    for seed in args.seeds:
-        for method in METHODS:
-            r = run(method, seed, args.iterations, args.eval_problems)
-            print(f"{method} seed {seed}: Pass@1 {r['pass1'][0]:.3f} -> {r['pass1'][-1]:.3f} "
-                  f"({r['seconds']:.0f} s)", flush=True)
-            runs.append(r)
+    out_dir = Path(args.runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_seed, s, args.iterations, args.eval_problems, out_dir)
+                   for s in args.seeds]
+        runs = [r for f in futures for r in f.result()]
     text = report(runs, command.strip(), args.iterations, args.eval_problems)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(text)
