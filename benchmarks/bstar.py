@@ -5,10 +5,11 @@
     .venv/bin/python -m benchmarks.bstar --seeds 0 --iterations 2   # a quick look
 
 Task: the bundled model's own task, 2-3 digit addition (`DEFAULT_ENV_KWARGS`). It has room
-(greedy accuracy about 0.4 at the start) and sampling produces several distinct correct
-responses per query. 3-operand addition, where the order of operations could vary, is out of
-reach: the model was trained on two operands only and answers 0% of 3-operand problems at any
-temperature, so rejection fine-tuning would have nothing to keep.
+(greedy accuracy about 0.4 at the start), but its solutions have one canonical form, so
+distinct correct responses to a query are rare. 3-operand addition, where the order of
+operations could vary, is out of reach: the model was trained on two operands only and
+answers 0% of 3-operand problems at any temperature, so rejection fine-tuning would have
+nothing to keep.
 
 Both methods share everything but the choice of (T, tau): the reward is 1(correct) + the
 noisy arithmetic step score (`ArithmeticStepScorer`, noise 0.5), M = 64 fresh queries and
