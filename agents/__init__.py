@@ -1,5 +1,6 @@
 """LLM agents: policies, generation backends, GRPO, IB-TPO and B-STaR."""
 
+from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, group_advantages, policy_loss
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig, TreeSampler, tree_metrics
 from rlvr_gym.agents.monitors import (
@@ -22,6 +23,7 @@ from rlvr_gym.agents.policy import (
 from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
 
 __all__ = [
+    "BSTaR", "BSTaRConfig",
     "DEFAULT_ENV_ID", "DEFAULT_ENV_KWARGS", "GRPO", "GRPOConfig", "Generation",
     "GenerationBackend", "MetricsLogger", "Policy", "RESPONSE_PREFIX_KEY", "SamplingConfig",
     "TINY_MODEL_DIR", "TokenBatch", "TransformersBackend", "cross_entropy_on", "eff_rate",

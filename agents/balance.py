@@ -5,8 +5,10 @@ how many distinct correct ones a query gets, and the balance score that B-STaR m
 a temperature grid and a threshold grid each iteration.
 
 Choices (§5.8): n* = ceil(N / M) as in the paper (the official code hard-codes 8; pass
-`n_star` to override); "unique" means exact-string distinct responses; the gold solution is
-not injected as an extra candidate.
+`n_star` to override); "unique" means exact-string distinct responses, and responses are
+deduplicated per query before the balance score counts them, as the official code does
+(`determine_hyper.py`), so that with an answer-only reward the purity factor is 1 (§5.4); the
+gold solution is not injected as an extra candidate.
 """
 
 from __future__ import annotations
@@ -33,10 +35,23 @@ class Sample:
 
 
 def by_query(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    """Samples grouped by query, in order of first appearance."""
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[s.query].append(s)
     return dict(groups)
+
+
+def unique_responses(samples: Iterable[Sample]) -> list[Sample]:
+    """The first sample of every distinct (query, text) pair, in order: the deduplication the
+    official code applies before scoring and before writing the fine-tuning data."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for s in samples:
+        if (s.query, s.text) not in seen:
+            seen.add((s.query, s.text))
+            out.append(s)
+    return out
 
 
 def unique_correct(samples: Iterable[Sample]) -> int:
@@ -93,9 +108,9 @@ def select(samples: Iterable[Sample], threshold: float) -> list[Sample]:
 
 
 def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> float:
-    """Mean over queries of min(n'/n*, 1) * n'/n (§5.4): n = samples the threshold keeps for
-    the query, n' = distinct correct ones among them; 0 for a query with nothing kept.
-    Queries are those present in `samples`."""
+    """Mean over queries of min(n'/n*, 1) * n'/n (§5.4): n = distinct responses the threshold
+    keeps for the query, n' = distinct correct ones among them; 0 for a query with nothing
+    kept. Queries are those present in `samples`."""
     if n_star < 1:
         raise ValueError(f"n_star must be at least 1, got {n_star}")
     groups = by_query(samples)
@@ -103,11 +118,24 @@ def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> f
         return 0.0
     total = 0.0
     for group in groups.values():
-        kept = select(group, threshold)
+        kept = unique_responses(select(group, threshold))
         if kept:
             n_unique = unique_correct(kept)
             total += min(n_unique / n_star, 1.0) * n_unique / len(kept)
     return total / len(groups)
+
+
+def monitors(samples: Sequence[Sample], s: int) -> dict[str, float]:
+    """B-STaR's monitors (§5.3) of K samples per query: Pass@K, Pass@K-S, Best-of-K,
+    Reward@K-S, distinct-equation diversity, and the mean sample accuracy."""
+    return {
+        "pass_at_k": pass_at_k_s(samples, 1),
+        "pass_at_k_s": pass_at_k_s(samples, s),
+        "best_of_k": reward_at_k_s(samples, 1),
+        "reward_at_k_s": reward_at_k_s(samples, s),
+        "distinct_equations": distinct_equations(samples),
+        "sample_accuracy": sum(x.correct for x in samples) / len(samples) if samples else 0.0,
+    }
 
 
 def n_star_for(selected_per_iteration: int, queries_per_iteration: int) -> int:

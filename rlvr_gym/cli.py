@@ -51,11 +51,13 @@ def register_wrapper(name: str, wrap: Callable[[Any], Any]) -> None:
 
 
 def _register_builtin() -> None:
+    from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
     from rlvr_gym.agents.grpo import GRPO, GRPOConfig
     from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
 
     register_agent("grpo", GRPO, GRPOConfig)
     register_agent("ibtpo", IBTPO, IBTPOConfig)
+    register_agent("bstar", BSTaR, BSTaRConfig)
 
 
 # --- argument helpers ------------------------------------------------------------------------
