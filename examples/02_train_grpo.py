@@ -36,7 +36,7 @@ agent = GRPO(TINY_MODEL_DIR, env, config, eval_env=held_out)
 
 # 3. Learn. Held-out accuracy is measured before and after; metrics.jsonl, metrics.csv and
 #    curves.png land in runs/example-grpo.
-agent.learn(total_steps=2 if SMOKE else 130)
+agent.learn(total_steps=2 if SMOKE else 100)
 before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy: {before['accuracy']:.2f} -> {after['accuracy']:.2f}")
 

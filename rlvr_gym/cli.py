@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                        f"rlvr_gym.cli.WRAPPERS ({', '.join(sorted(WRAPPERS)) or 'none yet'})")
     train.add_argument("--model", default=None, help="local HF model directory "
                        "(default: the bundled tiny model)")
-    train.add_argument("--steps", type=int, default=130, help="training steps (default 130)")
+    train.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
     train.add_argument("--seed", type=int, default=0, help="run seed")
     train.add_argument("--output", default=None, help="output directory "
                        "(default runs/<agent>-<env>-seed<seed>)")
