@@ -137,10 +137,17 @@ class TransformersBackend(GenerationBackend):
             max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id, stop_strings=list(sampling.stop) or None,
             **sample_kwargs)
-        with autocast(device, self.compute_dtype):
-            out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                      generation_config=config,
-                                      tokenizer=tok if sampling.stop else None)
+        # transformers fills every knob left unset from the model's own generation_config
+        # (e.g. Qwen's repetition_penalty=1.05, top_k=20): swap in ours for the call.
+        shipped = self.model.generation_config
+        self.model.generation_config = config
+        try:
+            with autocast(device, self.compute_dtype):
+                out = self.model.generate(
+                    input_ids=ids.to(device), attention_mask=mask.to(device),
+                    generation_config=config, tokenizer=tok if sampling.stop else None)
+        finally:
+            self.model.generation_config = shipped
         return [self._cut(row[width:].tolist(), sampling.stop) for row in out.cpu()]
 
     def _cut(self, ids: list[int], stop: tuple[str, ...]) -> tuple[list[int], FinishReason]:

@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an agent on an env")
     env_options(train)
     train.add_argument("--agent", default="grpo", choices=sorted(AGENTS), help="agent")
-    train.add_argument("--wrapper", default=None, help=f"env wrapper ({sorted(WRAPPERS)})")
+    train.add_argument("--wrapper", default=None, help="env wrapper registered in "
+                       f"rlvr_gym.cli.WRAPPERS ({', '.join(sorted(WRAPPERS)) or 'none yet'})")
     train.add_argument("--model", default=None, help="local HF model directory "
                        "(default: the bundled tiny model)")
     train.add_argument("--steps", type=int, default=100, help="training steps (default 100)")

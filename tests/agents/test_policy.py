@@ -121,3 +121,14 @@ def test_bf16_compute_keeps_fp32_weights_and_finite_logprobs(micro_model_dir):
     batch = policy.batch(policy.samples(["1 + 2\n"], ["3"]))
     logp, _ = policy.token_logprobs(batch)
     assert logp.dtype == torch.float32 and torch.isfinite(logp).all()
+
+
+def test_the_model_shipped_generation_config_does_not_leak_into_sampling(policy):
+    torch.manual_seed(0)
+    plain = policy.generate(["ab\n"] * 4, SamplingConfig(max_new_tokens=8))
+    policy.model.generation_config.repetition_penalty = 50.0
+    policy.model.generation_config.top_k = 1
+    torch.manual_seed(0)
+    again = policy.generate(["ab\n"] * 4, SamplingConfig(max_new_tokens=8))
+    assert [g.completion_ids for g in again] == [g.completion_ids for g in plain]
+    assert policy.model.generation_config.top_k == 1  # restored after the call
