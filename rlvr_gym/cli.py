@@ -52,8 +52,12 @@ def register_wrapper(name: str, wrap: Callable[[Any], Any]) -> None:
 
 def _register_builtin() -> None:
     from rlvr_gym.agents.grpo import GRPO, GRPOConfig
+    from rlvr_gym.agents.seele import SEELE, SEELEConfig
+    from rlvr_gym.wrappers.hints import HintScaffold
 
     register_agent("grpo", GRPO, GRPOConfig)
+    register_agent("seele", SEELE, SEELEConfig)
+    register_wrapper("seele", HintScaffold)
 
 
 # --- argument helpers ------------------------------------------------------------------------

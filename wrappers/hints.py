@@ -204,8 +204,7 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
         problem_id, ratio, hint = self._episode
         obs, reward, terminated, truncated, info = self.env.step(hint + str(action))
         verdict = info.get("verdict")
-        if verdict is None or verdict.usable:  # a verifier failure says nothing about p
-            self._record(problem_id, ratio, float(reward))
+        self._record(problem_id, ratio, float(reward), verdict is None or verdict.usable)
         info = {**info, "hint": hint, "hint_ratio": ratio}
         if terminated or truncated:
             self._episode = None
@@ -223,15 +222,19 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
             accuracy = float(np.mean([r for p, r in state.results if p == last_ratio]))
             return (last_ratio + 1.0) / 2 if accuracy < self.target_accuracy else last_ratio / 2
 
-    def _record(self, problem_id: str, ratio: float, reward: float) -> None:
+    def _record(self, problem_id: str, ratio: float, reward: float, usable: bool) -> None:
+        """Count a result toward the round; fit only on usable ones (a verifier failure
+        says nothing about p, but the agent did spend the sample)."""
         state = self._problems[problem_id]
-        state.results = (state.results or []) + [(ratio, reward)]
+        if usable:
+            state.results = (state.results or []) + [(ratio, reward)]
         state.in_round += 1
         if state.in_round < self.samples_per_round:
             return
         state.in_round, state.round, state.ratio = 0, state.round + 1, None
         if state.round >= self.rounds:  # this training step is over for the problem
-            state.stored_ratio = self._next_ratio(state, n_units=0)
+            if state.results:  # else keep the stored ratio: nothing was learnt about p
+                state.stored_ratio = self._next_ratio(state, n_units=0)
             state.results, state.round = None, 0
 
     def state_dict(self) -> dict[str, Any]:
