@@ -143,7 +143,8 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
           `info["hint_round"]` (1-based) are added so agents can mask hint tokens from the
           RL loss.
         - The action is the *continuation* after the hint; `step` sends hint + continuation
-          to the inner env and records (p, reward) for the problem.
+          to the inner env and records (p, reward) for the problem. A result whose verdict
+          is unusable (verifier error or timeout) counts toward the round but not the fit.
         - Rounds (SEELE Algorithm 1): a ratio is used for `samples_per_round` results, then the
           3PL curve is refitted on this training step's results and inverted at
           `target_accuracy`. Round 1 uses the ratio stored from the problem's last visit
