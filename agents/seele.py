@@ -63,7 +63,8 @@ class SEELEConfig(GRPOConfig):
     imitation_coef: float = 1.0
     """gamma, weight of the negative log-likelihood of the hint tokens (Eq. 47). Paper: 0.001
     with Qwen2.5 base models; the tiny model knows nothing of the hard tasks' solution format,
-    so here it is 1 (a hint token counts like a generated token of advantage 1)."""
+    so here it is 1 (under loss_type='dr_grpo' a hint token then counts like a generated
+    token of advantage 1; other loss types scale the RL term differently)."""
     hint_unit: Unit = "tokens"
     """What the hint ratio counts when SEELE wraps the env itself: 'tokens' (the policy's
     tokenizer; §3.8 [REC]), 'steps' (solution lines) or 'chars'."""
