@@ -1,4 +1,4 @@
-"""LLM agents: policies, generation backends, GRPO, IB-TPO and B-STaR."""
+"""LLM agents: policies, generation backends, GRPO, SEELE, IB-TPO and B-STaR."""
 
 from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, group_advantages, policy_loss
@@ -20,12 +20,14 @@ from rlvr_gym.agents.policy import (
     TransformersBackend,
     cross_entropy_on,
 )
+from rlvr_gym.agents.seele import SEELE, SEELEConfig
 from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
 
 __all__ = [
     "BSTaR", "BSTaRConfig",
     "DEFAULT_ENV_ID", "DEFAULT_ENV_KWARGS", "GRPO", "GRPOConfig", "Generation",
-    "GenerationBackend", "MetricsLogger", "Policy", "RESPONSE_PREFIX_KEY", "SamplingConfig",
+    "GenerationBackend", "MetricsLogger", "Policy", "RESPONSE_PREFIX_KEY", "SEELE",
+    "SEELEConfig", "SamplingConfig",
     "TINY_MODEL_DIR", "TokenBatch", "TransformersBackend", "cross_entropy_on", "eff_rate",
     "evaluate", "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
     "IBTPO", "IBTPOConfig", "TreeSampler", "tree_metrics",

@@ -299,7 +299,7 @@ class GRPO:
     """
 
     config_class: type[GRPOConfig] = GRPOConfig
-    """The config dataclass `load` rebuilds (an agent built on GRPO names its own)."""
+    """The config dataclass `load` rebuilds from agent.json (a subclass's own config)."""
 
     def __init__(self, policy: Policy | str | Path, env: Any, config: GRPOConfig | None = None,
                  eval_env: Any = None) -> None:
@@ -550,6 +550,10 @@ class GRPO:
                         ref_logprobs=ref, max_tokens=c.max_new_tokens,
                         total_sequences=float(len(minibatch)), total_tokens=total_tokens,
                         num_micro_batches=len(micro_batches))
+                    extra = self.extra_loss(sub, logprobs, float(len(minibatch)))
+                    if extra is not None:
+                        loss = loss + extra[0]
+                        stats.add(extra[1], 1.0)
                     loss.backward()
                     weight = float(m.sum())
                     stats.add(loss_stats, weight)
@@ -568,6 +572,17 @@ class GRPO:
         return {**stats.means(), "update_seconds": seconds,
                 "update_tokens_per_s": processed_tokens / max(seconds, 1e-9),
                 "trained_sequences": len(rows)}
+
+    def extra_loss(self, batch: TokenBatch, logprobs: torch.Tensor, total_sequences: float
+                   ) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """A term added to the policy loss of every micro-batch; GRPO adds none.
+
+        Subclasses override it (SEELE: imitation of the hint tokens). `batch` is the
+        micro-batch, `logprobs` its token log-probs at the sampling temperature (with
+        gradient, aligned with `batch`'s masks), `total_sequences` the rows of its mini-batch.
+        Returns the loss and statistics to log (averaged over micro-batches), or None.
+        """
+        return None
 
     @torch.no_grad()
     def _logprobs_no_grad(self, model: Any, batch: TokenBatch) -> torch.Tensor:

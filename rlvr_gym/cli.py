@@ -54,10 +54,14 @@ def _register_builtin() -> None:
     from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
     from rlvr_gym.agents.grpo import GRPO, GRPOConfig
     from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
+    from rlvr_gym.agents.seele import SEELE, SEELEConfig
+    from rlvr_gym.wrappers.hints import HintScaffold
 
     register_agent("grpo", GRPO, GRPOConfig)
     register_agent("ibtpo", IBTPO, IBTPOConfig)
     register_agent("bstar", BSTaR, BSTaRConfig)
+    register_agent("seele", SEELE, SEELEConfig)
+    register_wrapper("seele", HintScaffold)
 
 
 # --- argument helpers ------------------------------------------------------------------------

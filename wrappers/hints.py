@@ -143,7 +143,8 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
           `info["hint_round"]` (1-based) are added so agents can mask hint tokens from the
           RL loss.
         - The action is the *continuation* after the hint; `step` sends hint + continuation
-          to the inner env and records (p, reward) for the problem.
+          to the inner env and records (p, reward) for the problem. A result whose verdict
+          is unusable (verifier error or timeout) counts toward the round but not the fit.
         - Rounds (SEELE Algorithm 1): a ratio is used for `samples_per_round` results, then the
           3PL curve is refitted on this training step's results and inverted at
           `target_accuracy`. Round 1 uses the ratio stored from the problem's last visit
@@ -204,8 +205,7 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
         problem_id, ratio, hint = self._episode
         obs, reward, terminated, truncated, info = self.env.step(hint + str(action))
         verdict = info.get("verdict")
-        if verdict is None or verdict.usable:  # a verifier failure says nothing about p
-            self._record(problem_id, ratio, float(reward))
+        self._record(problem_id, ratio, float(reward), verdict is None or verdict.usable)
         info = {**info, "hint": hint, "hint_ratio": ratio}
         if terminated or truncated:
             self._episode = None
@@ -223,15 +223,19 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
             accuracy = float(np.mean([r for p, r in state.results if p == last_ratio]))
             return (last_ratio + 1.0) / 2 if accuracy < self.target_accuracy else last_ratio / 2
 
-    def _record(self, problem_id: str, ratio: float, reward: float) -> None:
+    def _record(self, problem_id: str, ratio: float, reward: float, usable: bool) -> None:
+        """Count a result toward the round; fit only on usable ones (a verifier failure
+        says nothing about p, but the agent did spend the sample)."""
         state = self._problems[problem_id]
-        state.results = (state.results or []) + [(ratio, reward)]
+        if usable:
+            state.results = (state.results or []) + [(ratio, reward)]
         state.in_round += 1
         if state.in_round < self.samples_per_round:
             return
         state.in_round, state.round, state.ratio = 0, state.round + 1, None
         if state.round >= self.rounds:  # this training step is over for the problem
-            state.stored_ratio = self._next_ratio(state, n_units=0)
+            if state.results:  # else keep the stored ratio: nothing was learnt about p
+                state.stored_ratio = self._next_ratio(state, n_units=0)
             state.results, state.round = None, 0
 
     def state_dict(self) -> dict[str, Any]:
