@@ -298,6 +298,9 @@ class GRPO:
             at the start and end of `learn` and every `config.eval_every` steps.
     """
 
+    config_class: type = GRPOConfig
+    """The config dataclass `load` rebuilds (subclasses with their own config override it)."""
+
     def __init__(self, policy: Policy | str | Path, env: Any, config: GRPOConfig | None = None,
                  eval_env: Any = None) -> None:
         self.config = config or GRPOConfig()
@@ -422,7 +425,7 @@ class GRPO:
             raise FileNotFoundError(f"{path} holds no saved agent (agent.json missing); pass the "
                                     "directory given to GRPO.save")
         saved = json.loads((path / "agent.json").read_text())
-        config = _config_from_dict(GRPOConfig, {**saved["config"], **overrides})
+        config = _config_from_dict(cls.config_class, {**saved["config"], **overrides})
         agent = cls(Policy.from_pretrained(path / "policy", config.device, config.dtype), env,
                     config, eval_env)
         if agent.reference is not None and (path / "reference").exists():
