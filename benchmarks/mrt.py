@@ -76,7 +76,7 @@ class Settings:
     """Warm-start AdamW learning rate (constant)."""
     recheck_prob: float = 0.3
     """Share of right first attempts that get a needless recheck in the warm-start data."""
-    rl_steps: int = 15
+    rl_steps: int = 20
     """RL steps per run."""
     prompts_per_step: int = 8
     """Problems per RL step."""
@@ -84,8 +84,9 @@ class Settings:
     """Samples per problem (GRPO) or continuations per stale prefix (MRT)."""
     budget: int = 96
     """Training token budget (max_new_tokens; MRT: prefix + continuation)."""
-    lr: float = 2e-4
-    """RL learning rate (the tiny model's GRPO default)."""
+    lr: float = 5e-5
+    """RL learning rate. The GRPO default of the bundled model (2e-4) garbles the
+    warm-started model within 15 steps (measured: accuracy 0.20 -> 0.02); 5e-5 keeps it."""
     alpha: float = 1.0
     """MRT 'progress' bonus weight."""
     length_coef: float = 0.3
@@ -284,7 +285,9 @@ def report(log: list[str], results: dict, s: Settings, command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS[:3]), choices=METHODS,
+                        help="methods to compare (default: all but mrt-termination, to fit "
+                        "the CPU budget)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings to check the code paths; writes no report")
     args = parser.parse_args(argv)
