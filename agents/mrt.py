@@ -17,8 +17,8 @@ This module holds:
     'progress'     R_i = r_i + alpha (J(c + y_i^(1)) - J(c)), then GRPO advantages of R
                    (y_i^(1) = the first new episode of continuation i; Eq. 2's dense term).
   The loss, aggregation, clipping and KL are GRPO's (`rlvr_gym.agents.grpo.policy_loss`).
-- `budget_forcing`: test-time extension with a continuation marker (s1, arXiv 2501.19393; MRT
-  §7 extrapolation).
+- `budget_forcing`: test-time extension with a continuation marker (s1, arXiv 2501.19393), as
+  MRT extrapolates past its training budget (ALGORITHMS.md 4.2).
 - `regret_traces` / `summarize_regret`: J curves at episode boundaries and the regret metrics
   `rlvr-gym eval --regret-budget` prints.
 """
