@@ -1,4 +1,4 @@
-"""LLM agents: policies, generation backends, GRPO, SEELE, IB-TPO and B-STaR."""
+"""LLM agents: policies, generation backends, GRPO, SEELE, MRT, IB-TPO and B-STaR."""
 
 from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, group_advantages, policy_loss
@@ -10,6 +10,14 @@ from rlvr_gym.agents.monitors import (
     evaluate,
     pass_at_k,
     plot_curves,
+)
+from rlvr_gym.agents.mrt import (
+    MRT,
+    MetaProver,
+    MRTConfig,
+    budget_forcing,
+    regret_traces,
+    summarize_regret,
 )
 from rlvr_gym.agents.policy import (
     Generation,
@@ -26,9 +34,10 @@ from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_
 __all__ = [
     "BSTaR", "BSTaRConfig",
     "DEFAULT_ENV_ID", "DEFAULT_ENV_KWARGS", "GRPO", "GRPOConfig", "Generation",
-    "GenerationBackend", "MetricsLogger", "Policy", "RESPONSE_PREFIX_KEY", "SEELE",
-    "SEELEConfig", "SamplingConfig",
-    "TINY_MODEL_DIR", "TokenBatch", "TransformersBackend", "cross_entropy_on", "eff_rate",
-    "evaluate", "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
+    "GenerationBackend", "MRT", "MRTConfig", "MetaProver", "MetricsLogger", "Policy",
+    "RESPONSE_PREFIX_KEY", "SEELE", "SEELEConfig", "SamplingConfig",
+    "TINY_MODEL_DIR", "TokenBatch", "TransformersBackend", "budget_forcing", "cross_entropy_on",
+    "eff_rate", "evaluate", "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
+    "regret_traces", "summarize_regret",
     "IBTPO", "IBTPOConfig", "TreeSampler", "tree_metrics",
 ]

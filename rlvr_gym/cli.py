@@ -54,13 +54,15 @@ def _register_builtin() -> None:
     from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
     from rlvr_gym.agents.grpo import GRPO, GRPOConfig
     from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
+    from rlvr_gym.agents.mrt import MRT, MRTConfig
     from rlvr_gym.agents.seele import SEELE, SEELEConfig
     from rlvr_gym.wrappers.hints import HintScaffold
 
     register_agent("grpo", GRPO, GRPOConfig)
+    register_agent("seele", SEELE, SEELEConfig)
+    register_agent("mrt", MRT, MRTConfig)
     register_agent("ibtpo", IBTPO, IBTPOConfig)
     register_agent("bstar", BSTaR, BSTaRConfig)
-    register_agent("seele", SEELE, SEELEConfig)
     register_wrapper("seele", HintScaffold)
 
 
@@ -212,6 +214,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     metrics = evaluate(policy, eval_env, args.problems, args.samples, args.k, args.temperature,
                        args.max_new_tokens)
+    if args.regret_budget is not None:
+        from rlvr_gym.agents.mrt import MetaProver, regret_traces, summarize_regret
+
+        prover = MetaProver(policy, eval_env.unwrapped.verifier, samples=args.regret_samples)
+        traces = regret_traces(policy, eval_env, prover, args.problems, args.regret_budget,
+                               args.temperature)
+        metrics.update({f"regret/{k}": v for k, v in
+                        summarize_regret(traces, args.regret_budget).items()})
     print(json.dumps({"checkpoint": str(path), "env_id": env_id, **metrics}, indent=2))
     return 0
 
@@ -296,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=40, help="generation budget")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed")
+    ev.add_argument("--regret-budget", type=int, default=None, metavar="C0",
+                    help="also sample one response per problem within C0 tokens and print "
+                    "MRT's normalized regret at C0 and cumulative regret (J from the "
+                    "meta-prover at each episode boundary)")
+    ev.add_argument("--regret-samples", type=int, default=4,
+                    help="forced answers per prefix for the meta-prover's J (default 4)")
     ev.set_defaults(func=cmd_eval)
 
     envs = sub.add_parser("envs", help="list registered env ids")

@@ -7,6 +7,8 @@ token budget, each rewarded by the progress it makes toward a correct answer.
   meta-prover in `rlvr_gym.agents` samples forced answers from the policy).
 - `normalized_regret` and `cumulative_regret` measure how well a response spends its tokens
   (Def. 4.1 and the area-under-curve form of the official analysis code).
+- `split_episodes` cuts a finished response into the same episodes `TokenBudget` steps through.
+- `LengthPenalty` is the paper's length-penalty baseline: reward minus a cost per token.
 """
 
 from __future__ import annotations
@@ -23,6 +25,28 @@ from rlvr_gym.verifiers.extract import last_boxed
 
 #: Words that open a new attempt in a reasoning trace (MRT's segmentation markers).
 DEFAULT_MARKERS = ("Wait", "But wait", "Alternatively", "Let me check", "Let me try again")
+
+
+def _delimiter(markers: Sequence[str]) -> re.Pattern[str] | None:
+    """Regex of the episode delimiters: a blank line followed by one of `markers`."""
+    if not markers:
+        return None
+    return re.compile("|".join(re.escape(f"\n\n{m}") for m in markers))
+
+
+def split_episodes(text: str, markers: Sequence[str] = DEFAULT_MARKERS) -> list[str]:
+    """The episodes of a response: cut before every `"\\n\\n" + marker` after its start.
+
+    The pieces concatenate back to `text`; each piece after the first starts with its
+    delimiter (the marker opens the episode, as in `TokenBudget`). An empty text has no
+    episodes.
+    """
+    if not text:
+        return []
+    pattern = _delimiter(markers)
+    starts = [0] + ([m.start() for m in pattern.finditer(text) if m.start() > 0]
+                    if pattern is not None else [])
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)], strict=True)]
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
@@ -71,8 +95,7 @@ class TokenBudget(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.budget_tokens = budget_tokens
         self.episode_tokens = episode_tokens
         self.stop_strings = tuple(f"\n\n{m}" for m in markers)
-        self._delimiter = re.compile("|".join(re.escape(s) for s in self.stop_strings)) \
-            if markers else None
+        self._delimiter = _delimiter(markers)
         self._prompt = ""
         self._response = ""
         self._boundaries: list[int] = []
@@ -190,3 +213,32 @@ def normalized_regret(tokens: Sequence[float], j_values: Sequence[float], budget
 def cumulative_regret(j_values: Sequence[float], comparator: float = 1.0) -> float:
     """Def. 4.1 with a constant comparator: sum over episodes of comparator - J(prefix)."""
     return float(sum(comparator - j for j in j_values))
+
+
+class LengthPenalty(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """GRPO's length-penalty baseline in MRT's Table 1: reward - coef * tokens / max_tokens.
+
+    For a single-turn text env: the response's token count (capped at `max_tokens`) is charged
+    on the step that verifies it, so a correct answer of n tokens earns
+    1 - coef * n / max_tokens. `info["length_penalty"]` holds the charge and
+    `info["response_tokens"]` the count. Correctness stays in `info["verdict"]`.
+    """
+
+    def __init__(self, env: gym.Env, tokenizer: Any, coef: float, max_tokens: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, tokenizer=tokenizer, coef=coef,
+                                                 max_tokens=max_tokens)
+        super().__init__(env)
+        if coef < 0:
+            raise ValueError(f"coef must be >= 0 (it is subtracted), got {coef}")
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+        self.tokenizer = tokenizer
+        self.coef = coef
+        self.max_tokens = max_tokens
+
+    def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        tokens = len(_encode(self.tokenizer, str(action)))
+        penalty = self.coef * min(tokens, self.max_tokens) / self.max_tokens
+        return (obs, float(reward) - penalty, terminated, truncated,
+                {**info, "length_penalty": penalty, "response_tokens": tokens})

@@ -4,10 +4,12 @@ import gymnasium as gym
 import pytest
 
 from rlvr_gym.wrappers.budget import (
+    LengthPenalty,
     ProgressReward,
     TokenBudget,
     cumulative_regret,
     normalized_regret,
+    split_episodes,
 )
 from rlvr_gym.wrappers.token_level import CharTokenizer
 
@@ -95,3 +97,26 @@ def test_cumulative_regret_and_bad_arguments():
         normalized_regret([200, 100], [0.5, 1.0], 400)
     with pytest.raises(ValueError, match="budget"):
         normalized_regret([1], [1.0], 0)
+
+
+def test_split_episodes_cuts_before_each_marker_and_rejoins():
+    text = "Wait, 1 + 1 = 3\n\nWait, no.\n1 + 1 = 2\n\nAlternatively 2\n\nhm \\boxed{2}"
+    episodes = split_episodes(text)
+    assert episodes == ["Wait, 1 + 1 = 3", "\n\nWait, no.\n1 + 1 = 2",
+                        "\n\nAlternatively 2\n\nhm \\boxed{2}"]
+    assert "".join(episodes) == text
+    assert split_episodes("") == [] and split_episodes("a\n\nWait", markers=()) == ["a\n\nWait"]
+
+
+def test_length_penalty_charges_tokens_of_the_response():
+    inner = gym.make("rlvr/Arithmetic-v0", max_digits=1, max_operands=2, operators="+",
+                     prompt="{question}\n")
+    env = LengthPenalty(inner, CHARS, coef=0.5, max_tokens=40)
+    _, info = env.reset(seed=0)
+    response = f"\\boxed{{{info['answer']}}}"
+    _, reward, terminated, _, step_info = env.step(response)
+    assert terminated and step_info["verdict"].correct
+    assert reward == pytest.approx(1.0 - 0.5 * len(response) / 40)
+    assert step_info["response_tokens"] == len(response)
+    with pytest.raises(ValueError, match="coef"):
+        LengthPenalty(inner, CHARS, coef=-1.0, max_tokens=40)

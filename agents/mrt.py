@@ -1,0 +1,450 @@
+"""MRT: Meta Reinforcement Fine-Tuning (Qu et al., arXiv 2503.07572; ALGORITHMS.md §4).
+
+A response is a sequence of episodes (attempts, re-checks). MRT measures how well it spends
+tokens with a *meta-prover* mu: the same policy forced to answer after a prefix z_{0:j}. Its
+success probability J(z_{0:j}) gives the progress of an episode (Def. 6.1)
+
+    r_prg(z_j; c) = J(c + z_j) - J(c),        c = (x, z_{0:j-1}),
+
+and the regret of a response (Def. 4.1; `rlvr_gym.wrappers.normalized_regret`).
+
+This module holds:
+
+- `MetaProver`: the forced-termination estimator of J (a `ProgressEstimator`).
+- `MRT`: GRPO whose groups continue a *stale* prefix c sampled from the policy before the
+  update, cut after a random number of episodes (ALGORITHMS.md 4.6, [REC] (a) and (b)):
+    'termination'  A_i = r_i - J(c)                          (official RL README)
+    'progress'     R_i = r_i + alpha (J(c + y_i^(1)) - J(c)), then GRPO advantages of R
+                   (y_i^(1) = the first new episode of continuation i; Eq. 2's dense term).
+  The loss, aggregation, clipping and KL are GRPO's (`rlvr_gym.agents.grpo.policy_loss`).
+- `budget_forcing`: test-time extension with a continuation marker (s1, arXiv 2501.19393), as
+  MRT extrapolates past its training budget (ALGORITHMS.md 4.2).
+- `regret_traces` / `summarize_regret`: J curves at episode boundaries and the regret metrics
+  `rlvr-gym eval --regret-budget` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from rlvr_gym.agents.grpo import GRPO, AdvantageMode, Group, GRPOConfig
+from rlvr_gym.agents.monitors import split_prefix
+from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
+from rlvr_gym.types import Problem, Verifier
+from rlvr_gym.verifiers.extract import last_boxed
+from rlvr_gym.wrappers.budget import (
+    DEFAULT_MARKERS,
+    cumulative_regret,
+    normalized_regret,
+    split_episodes,
+)
+
+Variant = Literal["termination", "progress"]
+
+#: Forced-termination suffix for models that answer with `\boxed{}` right after their work
+#: (the bundled tiny model). The paper's suffix for R1-style models closes the thinking block:
+#: "Time is up.\n\nGiven the time I've spent ... </think>\n\n**Step-by-Step ...".
+DEFAULT_TERMINATION_SUFFIX = "\n\\boxed{"
+
+
+# --- The meta-prover -------------------------------------------------------------------------
+
+
+class MetaProver:
+    """J(prefix): the share of K forced answers after `prefix` that the verifier accepts.
+
+    Implements `rlvr_gym.wrappers.ProgressEstimator`. For each prefix the policy continues
+    `prompt + prefix + suffix` K times (the suffix forces an answer; it is encoded, not
+    sampled) and each `prefix + suffix + answer` is verified. A prefix that already holds an
+    answer (`\\boxed{}`) is scored by verifying it as it is: forcing adds nothing.
+
+    Verifier failures (`error`/`timeout`) are left out of the average; a prefix with no usable
+    verdict gets NaN, never 0 (a failure is not a wrong answer). `no_answer_rate` is the share
+    of forced answers in the last `estimate` call with no answer in them (ALGORITHMS.md 4.6.6:
+    forced termination can fail; track it).
+
+    The prefix is re-encoded for every sample: the transformers backend has no prefix KV
+    cache to share between them.
+    """
+
+    def __init__(self, policy: Policy, verifier: Verifier,
+                 suffix: str = DEFAULT_TERMINATION_SUFFIX, samples: int = 4,
+                 max_new_tokens: int = 16, temperature: float = 1.0) -> None:
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        self.policy = policy
+        self.verifier = verifier
+        self.suffix = suffix
+        self.samples = samples
+        self.sampling = SamplingConfig(temperature, 1.0, max_new_tokens)
+        self.no_answer_rate = 0.0
+
+    def __call__(self, problem: Problem, prompt: str, prefix: str) -> float:
+        return self.estimate([problem], [prompt], [prefix])[0]
+
+    def estimate(self, problems: Sequence[Problem], prompts: Sequence[str],
+                 prefixes: Sequence[str]) -> list[float]:
+        """J for many (problem, prompt, prefix) triples in one batched generation."""
+        if not len(problems) == len(prompts) == len(prefixes):
+            raise ValueError("problems, prompts and prefixes must have the same length")
+        values: list[float] = [float("nan")] * len(problems)
+        forced = []
+        for i, prefix in enumerate(prefixes):
+            if last_boxed(prefix) is not None:
+                values[i] = _mean_score([self.verifier.verify(prefix, problems[i])])
+            else:
+                forced.append(i)
+        k = self.samples
+        gens = self.policy.generate(
+            [prompts[i] for i in forced for _ in range(k)], self.sampling,
+            [prefixes[i] + self.suffix for i in forced for _ in range(k)]) if forced else []
+        missing = 0
+        for n, i in enumerate(forced):
+            answers = [g.response for g in gens[n * k:(n + 1) * k]]
+            verdicts = [self.verifier.verify(a, problems[i]) for a in answers]
+            missing += sum(v.extracted is None for v in verdicts)
+            values[i] = _mean_score(verdicts)
+        self.no_answer_rate = missing / max(len(gens), 1)
+        return values
+
+
+def _mean_score(verdicts: Sequence[Any]) -> float:
+    scores = [v.score for v in verdicts if v.usable]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+# --- The agent -------------------------------------------------------------------------------
+
+
+@dataclass
+class MRTConfig(GRPOConfig):
+    """GRPO's fields plus MRT's. `advantage` defaults to 'none': in the 'termination' variant
+    the advantage is r - J(c) itself."""
+
+    advantage: AdvantageMode = "none"
+    """Advantage of the training signal: 'none' uses it as is (required by 'termination':
+    J(c) is shared by the whole group, so group centring would cancel it and leave plain
+    GRPO); 'group' or 'mean' normalise the 'progress' variant's R over the group."""
+    variant: Variant = "termination"
+    """'termination': A = r - J(c), the official RL README's termination-reward baseline;
+    'progress': R = r + alpha (J after the first new episode - J(c)), Eq. 2's dense bonus
+    over a stale prefix (ALGORITHMS.md 4.6.1 (a), (b))."""
+    alpha: float = 1.0
+    """Weight of the progress bonus in 'progress' (v0.1 MRT-online: 1.0; sweep 0.1-1)."""
+    termination_suffix: str = DEFAULT_TERMINATION_SUFFIX
+    """Text appended to a prefix to force an answer (the meta-prover's prompt)."""
+    termination_samples: int = 4
+    """K forced answers per prefix for J (paper: 8)."""
+    termination_max_tokens: int = 16
+    """Most tokens of one forced answer."""
+    termination_temperature: float = 1.0
+    """Sampling temperature of forced answers (paper: 0.6-0.7)."""
+    markers: tuple[str, ...] = DEFAULT_MARKERS
+    """Words that, after a blank line, open a new episode (segmentation of prefixes)."""
+    max_prefix_episodes: int = 0
+    """Cap on the random episode count of the stale prefix (0: any episode before the
+    last of the stale trace)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variant not in ("termination", "progress"):
+            raise ValueError(f"variant must be 'termination' or 'progress', got "
+                             f"{self.variant!r}")
+        if self.variant == "termination" and self.advantage != "none":
+            raise ValueError("variant='termination' needs advantage='none': A = r - J(c) is "
+                             "the advantage, and group centring would cancel J(c)")
+        if self.termination_samples < 1 or self.termination_max_tokens < 1:
+            raise ValueError("termination_samples and termination_max_tokens must be >= 1")
+        if self.max_prefix_episodes < 0:
+            raise ValueError(f"max_prefix_episodes must be >= 0, got {self.max_prefix_episodes}")
+        self.markers = tuple(self.markers)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {**GRPOConfig.field_help(), **super().field_help()}
+
+
+class MRT(GRPO):
+    """GRPO on continuations of stale prefixes with MRT's progress-based training signal.
+
+    Per problem and step: one trace from the current policy (about to be updated, hence
+    "stale"), cut after a random number j of its episodes (0 <= j < its episode count) into
+    the prefix c; J(c) from the meta-prover; G continuations of c, sent to the env as
+    c + continuation (the action continues the observation) and masked so that only the
+    continuation is trained. `Group.rewards` hold the training signal (r - J(c), or R);
+    `Group.correct` the outcome. Generation budget: c plus its continuation share
+    `max_new_tokens`.
+
+    Args are GRPO's. The env's unwrapped env must expose its `verifier` (every
+    `ReasoningEnv` does); the meta-prover verifies forced answers with it.
+    """
+
+    config: MRTConfig
+    config_class = MRTConfig
+
+    def __init__(self, policy: Policy | str, env: Any, config: MRTConfig | None = None,
+                 eval_env: Any = None) -> None:
+        config = config or MRTConfig()
+        if not isinstance(config, MRTConfig):
+            raise TypeError(f"MRT needs an MRTConfig, got {type(config).__name__}")
+        super().__init__(policy, env, config, eval_env)
+        verifier = getattr(env.unwrapped, "verifier", None)
+        if verifier is None:
+            raise ValueError("MRT's meta-prover needs the env's verifier: pass a rlvr-gym env "
+                             "(a ReasoningEnv, possibly wrapped)")
+        c = self.config
+        self.meta_prover = MetaProver(self.policy, verifier, c.termination_suffix,
+                                      c.termination_samples, c.termination_max_tokens,
+                                      c.termination_temperature)
+        self._step_stats: dict[str, float] = {}
+
+    def train_step(self) -> dict[str, Any]:
+        """GRPO's step, plus MRT's statistics: mean J(c), episodes in c, outcome reward,
+        progress of the first new episode ('progress'), forced answers without an answer."""
+        metrics = super().train_step()
+        return {**metrics, **self._step_stats}
+
+    def sample_groups(self, num_problems: int) -> tuple[list[Group], int]:
+        c = self.config
+        self._seed_env()
+        heads = [self.env.reset() for _ in range(num_problems)]
+        split = [split_prefix(obs, info) for obs, info in heads]
+        prompts = [p for p, _ in split]
+        given = [x for _, x in split]
+        problems = [info["problem"] for _, info in heads]
+
+        stale = self.policy.generate(prompts, c.sampling(), given)
+        own_prefixes, counts = [], []
+        for g in stale:
+            episodes = split_episodes(g.text, c.markers)
+            limit = max(len(episodes), 1)
+            if c.max_prefix_episodes:
+                limit = min(limit, c.max_prefix_episodes + 1)
+            j = int(np.random.randint(limit))  # global RNG: saved and restored by GRPO.save
+            own_prefixes.append("".join(episodes[:j]))
+            counts.append(j)
+        prefixes = [x + own for x, own in zip(given, own_prefixes, strict=True)]
+        j_prefix = self.meta_prover.estimate(problems, prompts, prefixes)
+        no_answer = [self.meta_prover.no_answer_rate]
+
+        G = c.group_size
+        gens = self.policy.generate([p for p in prompts for _ in range(G)], c.sampling(),
+                                    [x for x in prefixes for _ in range(G)])
+        own_tokens = [len(self.policy.encode(own)) for own in own_prefixes]
+        gens = [_trim(self.policy, g, c.max_new_tokens - own_tokens[n // G])
+                for n, g in enumerate(gens)]
+
+        outcomes, usable, correct = [], [], []
+        for n, g in enumerate(gens):
+            k = n // G
+            self.env.reset(options={"problem_id": heads[k][1]["problem_id"]})
+            _, reward, _, _, info = self.env.step(own_prefixes[k] + g.text)
+            verdict = info.get("verdict")
+            outcomes.append(float(reward))
+            usable.append(verdict is None or verdict.usable)
+            correct.append(verdict.correct if verdict is not None else float(reward) >= 1)
+
+        outcome = np.array(outcomes).reshape(num_problems, G)
+        j_c = np.array(j_prefix)
+        progress = np.full((num_problems, G), np.nan)
+        if c.variant == "termination":
+            signal = termination_signal(outcome, j_c)
+        else:
+            firsts = [prefixes[n // G] + (split_episodes(g.text, c.markers) or [""])[0]
+                      for n, g in enumerate(gens)]
+            j_first = np.array(self.meta_prover.estimate(
+                [problems[n // G] for n in range(len(gens))], [g.prompt for g in gens],
+                firsts)).reshape(num_problems, G)
+            no_answer.append(self.meta_prover.no_answer_rate)
+            progress = j_first - j_c[:, None]
+            signal = progress_signal(outcome, j_c, j_first, c.alpha)
+        usable = [u and bool(np.isfinite(s)) for u, s in zip(usable, signal.flatten(),
+                                                             strict=True)]
+        signal = np.nan_to_num(signal).tolist()
+
+        groups = [Group(heads[k][1]["problem_id"], gens[k * G:(k + 1) * G], signal[k],
+                        usable[k * G:(k + 1) * G], correct[k * G:(k + 1) * G])
+                  for k in range(num_problems)]
+        finite_j = [j for j in j_prefix if not np.isnan(j)]
+        self._step_stats = {
+            "J_prefix": float(np.mean(finite_j)) if finite_j else float("nan"),
+            "prefix_episodes": float(np.mean(counts)),
+            "outcome_reward": float(np.mean(outcomes)),
+            "forced_no_answer": float(np.mean(no_answer)),
+            **({"first_episode_progress": float(np.nanmean(progress))}
+               if not np.all(np.isnan(progress)) else {}),
+        }
+        generated = sum(len(g.completion_ids) for g in stale + gens)
+        return groups, generated
+
+
+def termination_signal(outcomes: np.ndarray, j_prefix: np.ndarray) -> np.ndarray:
+    """MRT's termination-baseline advantage A_i = r_i - J(c) (CMU-AIRe/MRT train/rl/README:
+    `adv = rewards - termination_rewards`; ALGORITHMS.md 4.6.1 (a)).
+
+    `outcomes` [groups, G] are the rewards of the continuations of each group's prefix c,
+    `j_prefix` [groups] the meta-prover's J(c). NaN in J(c) propagates (mask those samples).
+    """
+    return np.asarray(outcomes, dtype=float) - np.asarray(j_prefix, dtype=float)[:, None]
+
+
+def progress_signal(outcomes: np.ndarray, j_prefix: np.ndarray, j_first: np.ndarray,
+                    alpha: float) -> np.ndarray:
+    """MRT's dense + outcome reward R_i = r_i + alpha (J(c + y_i^(1)) - J(c)) (Eq. 2 with the
+    progress of Def. 6.1 for the first new episode over a stale prefix; ALGORITHMS.md
+    4.6.1 (b)). Shapes: `outcomes` and `j_first` [groups, G], `j_prefix` [groups]."""
+    progress = np.asarray(j_first, dtype=float) - np.asarray(j_prefix, dtype=float)[:, None]
+    return np.asarray(outcomes, dtype=float) + alpha * progress
+
+
+def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
+    """`gen` with at most `room` (>= 1) generated tokens; cut ones end with reason 'length'.
+
+    The kept ids are exactly the sampled ones, so importance ratios stay exact."""
+    room = max(room, 1)
+    if len(gen.completion_ids) <= room:
+        return gen
+    ids = gen.completion_ids[:room]
+    eos = policy.tokenizer.eos_token_id
+    text = policy.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
+    return Generation(gen.prompt, gen.prefix, text, gen.prompt_ids, gen.prefix_ids, ids,
+                      "length")
+
+
+# --- Test-time budget forcing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForcedResponse:
+    """A response produced under budget forcing."""
+
+    text: str
+    """The whole response (generated text and the appended markers)."""
+    tokens: int
+    """Tokens of the response: generated ones plus those of the markers."""
+    extensions: int
+    """How many times the marker was appended."""
+
+
+def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
+                   sampling: SamplingConfig, marker: str = "\n\nWait,",
+                   max_extensions: int = 2) -> list[ForcedResponse]:
+    """Generate within `budget_tokens`; when a response stops without an answer, append
+    `marker` and let it continue, at most `max_extensions` times.
+
+    Budget forcing (s1, arXiv 2501.19393), as MRT extrapolates past the training budget
+    (ALGORITHMS.md 4.2: "Wait"-style markers, up to 8 extensions). A response is final when
+    it holds an answer (`\\boxed{}`), has used the budget (markers count), was cut by the
+    budget, has no room for the marker and one more token, or has used its extensions.
+    `sampling.max_new_tokens` is ignored: the room left in the budget replaces it.
+    """
+    if budget_tokens < 1 or max_extensions < 0:
+        raise ValueError("need budget_tokens >= 1 and max_extensions >= 0")
+    marker_tokens = len(policy.encode(marker))
+    texts = [""] * len(prompts)
+    tokens = [0] * len(prompts)
+    extensions = [0] * len(prompts)
+    active = list(range(len(prompts)))
+    while active:
+        room = max(budget_tokens - tokens[i] for i in active)
+        step = SamplingConfig(sampling.temperature, sampling.top_p, room, sampling.stop)
+        gens = policy.generate([prompts[i] for i in active], step, [texts[i] for i in active])
+        still = []
+        for i, g in zip(active, gens, strict=True):
+            g = _trim(policy, g, budget_tokens - tokens[i])
+            texts[i] += g.text
+            tokens[i] += len(g.completion_ids)
+            stopped_early = g.finish_reason == "stop" and last_boxed(texts[i]) is None
+            if (stopped_early and extensions[i] < max_extensions
+                    and tokens[i] + marker_tokens < budget_tokens):
+                texts[i] += marker
+                tokens[i] += marker_tokens
+                extensions[i] += 1
+                still.append(i)
+        active = still
+    return [ForcedResponse(t, n, e) for t, n, e in zip(texts, tokens, extensions, strict=True)]
+
+
+# --- Regret of a policy ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegretTrace:
+    """One sampled response as MRT's analysis sees it: J after every episode."""
+
+    index: int
+    """Problem index in the env."""
+    response: str
+    tokens: list[int]
+    """Tokens of the response up to the end of each episode (non-decreasing)."""
+    j_values: list[float]
+    """Meta-prover J after each episode; the last is the whole response's."""
+    correct: bool
+    """Whether the whole response is judged correct by the env."""
+
+
+def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problems: int,
+                  budget_tokens: int, temperature: float = 1.0,
+                  markers: Sequence[str] = DEFAULT_MARKERS,
+                  stop: tuple[str, ...] = ()) -> list[RegretTrace]:
+    """Sample one response per problem 0..num_problems-1 (pinned by index) within
+    `budget_tokens`, cut it into episodes and evaluate J after each (one batched meta-prover
+    call). Responses that were given a prefix by a wrapper are measured from the prefix on."""
+    prompts, given, problems = [], [], []
+    for i in range(num_problems):
+        obs, info = env.reset(options={"index": i})
+        prompt, prefix = split_prefix(obs, info)
+        prompts.append(prompt)
+        given.append(prefix)
+        problems.append(info["problem"])
+    sampling = SamplingConfig(temperature, 1.0, budget_tokens, stop)
+    gens = policy.generate(prompts, sampling, given)
+    cuts: list[list[str]] = []
+    flat_problems, flat_prompts, flat_prefixes = [], [], []
+    for k, g in enumerate(gens):
+        episodes = split_episodes(g.text, markers) or [""]
+        partial = [given[k] + "".join(episodes[:n + 1]) for n in range(len(episodes))]
+        cuts.append(partial)
+        flat_problems += [problems[k]] * len(partial)
+        flat_prompts += [prompts[k]] * len(partial)
+        flat_prefixes += partial
+    js = meta_prover.estimate(flat_problems, flat_prompts, flat_prefixes)
+    traces, at = [], 0
+    for k, (g, partial) in enumerate(zip(gens, cuts, strict=True)):
+        env.reset(options={"index": k})
+        verdict = env.step(g.text)[4].get("verdict")
+        base = len(policy.encode(given[k]))
+        tokens = [len(policy.encode(p)) - base for p in partial]
+        traces.append(RegretTrace(k, g.text, tokens, js[at:at + len(partial)],
+                                  bool(verdict is not None and verdict.correct)))
+        at += len(partial)
+    return traces
+
+
+def summarize_regret(traces: Sequence[RegretTrace], budget_tokens: float) -> dict[str, float]:
+    """Means over traces: `normalized_regret` at `budget_tokens` (area form, J from (0, 0)),
+    `cumulative_regret` (Def. 4.1 with comparator 1, one term per episode), `episodes`,
+    `tokens` (response length) and `accuracy` (whole response correct). Traces whose J has a
+    NaN (no usable verdict) are skipped and counted in `skipped`."""
+    kept = [t for t in traces if not any(np.isnan(t.j_values))]
+    if not kept:
+        raise ValueError("no trace with usable verdicts; check the verifier")
+    return {
+        "normalized_regret": float(np.mean([normalized_regret(t.tokens, t.j_values,
+                                                              budget_tokens) for t in kept])),
+        "cumulative_regret": float(np.mean([cumulative_regret(t.j_values) for t in kept])),
+        "episodes": float(np.mean([len(t.j_values) for t in kept])),
+        "tokens": float(np.mean([t.tokens[-1] for t in kept])),
+        "accuracy": float(np.mean([t.correct for t in kept])),
+        "skipped": float(len(traces) - len(kept)),
+    }
+
+
+def j_at(trace: RegretTrace, tokens: float) -> float:
+    """J of a trace at a token count: the curve of `normalized_regret` (from (0, 0), linear
+    between episode boundaries, held after the last)."""
+    return float(np.interp(tokens, [0, *trace.tokens], [0.0, *trace.j_values]))
