@@ -48,7 +48,7 @@ from rlvr_gym.agents.balance import (
     unique_responses,
 )
 from rlvr_gym.agents.grpo import GRPOConfig, _config_from_dict, _Mean, _seed_everything
-from rlvr_gym.agents.monitors import MetricsLogger, evaluate, split_prefix
+from rlvr_gym.agents.monitors import HeldOutTracking, MetricsLogger, evaluate, split_prefix
 from rlvr_gym.agents.policy import (
     Generation,
     Policy,
@@ -215,7 +215,7 @@ class ScoredResponse(Sample):
 Callback = Callable[["BSTaR", dict[str, Any]], "bool | None"]
 
 
-class BSTaR:
+class BSTaR(HeldOutTracking):
     """B-STaR (and its baselines, see `BSTaRConfig.mode`) against a rlvr-gym env.
 
     Args:
@@ -535,23 +535,5 @@ class BSTaR:
             observation, info = self.env.reset()
             out.append(Query(info["problem_id"], *split_prefix(observation, info)))
         return out
-
-    def _seed_env(self) -> None:
-        if not self._env_seeded:
-            self.env.reset(seed=self.config.seed)
-            self._env_seeded = True
-
-    def _evaluated_now(self) -> bool:
-        return bool(self.eval_history) and self.eval_history[-1]["step"] == self.num_steps
-
-    def _evaluate(self, progress_bar: bool = False) -> dict[str, float]:
-        result = self.evaluate()
-        self.eval_history.append({"step": self.num_steps, **result})
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            tqdm.write(f"step {self.num_steps} held-out: " + "  ".join(
-                f"{k} {v:.3f}" for k, v in result.items()))
-        return {f"eval/{k}": v for k, v in result.items()}
 
 

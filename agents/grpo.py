@@ -26,7 +26,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rlvr_gym.agents.monitors import MetricsLogger, eff_rate, evaluate, split_prefix
+from rlvr_gym.agents.monitors import (
+    HeldOutTracking,
+    MetricsLogger,
+    eff_rate,
+    evaluate,
+    split_prefix,
+)
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig, TokenBatch, select_device
 
 AdvantageMode = Literal["group", "mean", "none"]
@@ -284,7 +290,7 @@ class Rollout:
 Callback = Callable[["GRPO", dict[str, Any]], "bool | None"]
 
 
-class GRPO:
+class GRPO(HeldOutTracking):
     """Group Relative Policy Optimisation against a rlvr-gym env.
 
     Args:
@@ -597,24 +603,6 @@ class GRPO:
         return out
 
     # -- helpers --
-
-    def _seed_env(self) -> None:
-        if not self._env_seeded:
-            self.env.reset(seed=self.config.seed)
-            self._env_seeded = True
-
-    def _evaluated_now(self) -> bool:
-        return bool(self.eval_history) and self.eval_history[-1]["step"] == self.num_steps
-
-    def _evaluate(self, progress_bar: bool = False) -> dict[str, float]:
-        result = self.evaluate()
-        self.eval_history.append({"step": self.num_steps, **result})
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            tqdm.write(f"step {self.num_steps} held-out: " + "  ".join(
-                f"{k} {v:.3f}" for k, v in result.items()))
-        return {f"eval/{k}": v for k, v in result.items()}
 
     def _rollout_metrics(self, rollout: Rollout) -> dict[str, Any]:
         sampled = rollout.sampled_groups

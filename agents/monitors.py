@@ -193,3 +193,30 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path | N
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)
+
+
+class HeldOutTracking:
+    """What every agent shares around its training loop: seeding the training env's problem
+    draws once, and recording held-out evaluations in `eval_history` (with their `step`).
+
+    The agent provides `env`, `config.seed`, `num_steps`, `eval_history`, `_env_seeded` and an
+    `evaluate()` that returns a dict of held-out metrics.
+    """
+
+    def _seed_env(self) -> None:
+        if not self._env_seeded:
+            self.env.reset(seed=self.config.seed)
+            self._env_seeded = True
+
+    def _evaluated_now(self) -> bool:
+        return bool(self.eval_history) and self.eval_history[-1]["step"] == self.num_steps
+
+    def _evaluate(self, progress_bar: bool = False) -> dict[str, float]:
+        result = self.evaluate()
+        self.eval_history.append({"step": self.num_steps, **result})
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"step {self.num_steps} held-out: " + "  ".join(
+                f"{k} {v:.3f}" for k, v in result.items()))
+        return {f"eval/{k}": v for k, v in result.items()}
