@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -48,7 +47,7 @@ from rlvr_gym.agents.balance import (
     unique_responses,
 )
 from rlvr_gym.agents.grpo import GRPOConfig, _config_from_dict, _Mean, _seed_everything
-from rlvr_gym.agents.monitors import HeldOutTracking, MetricsLogger, evaluate, split_prefix
+from rlvr_gym.agents.monitors import MetricsLogger, RunBookkeeping, evaluate, split_prefix
 from rlvr_gym.agents.policy import (
     Generation,
     Policy,
@@ -215,7 +214,7 @@ class ScoredResponse(Sample):
 Callback = Callable[["BSTaR", dict[str, Any]], "bool | None"]
 
 
-class BSTaR(HeldOutTracking):
+class BSTaR(RunBookkeeping):
     """B-STaR (and its baselines, see `BSTaRConfig.mode`) against a rlvr-gym env.
 
     Args:
@@ -443,15 +442,11 @@ class BSTaR(HeldOutTracking):
         (path / "agent.json").write_text(json.dumps(
             {"agent": type(self).__name__, "num_steps": self.num_steps,
              "iteration": self.iteration, "config": asdict(self.config)}, indent=2) + "\n")
-        env_rng = self.env.unwrapped.np_random.bit_generator.state if self._env_seeded else None
         torch.save({"optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "initial_state": self.initial_state, "pool_rng": self.rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
-                    else None, "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                    "env_rng": env_rng, "history": self.history,
-                    "eval_history": self.eval_history}, path / "state.pt")
+                    "history": self.history, "eval_history": self.eval_history,
+                    **self._random_state()}, path / "state.pt")
         return path
 
     @classmethod
@@ -476,14 +471,7 @@ class BSTaR(HeldOutTracking):
         agent.iteration = saved["iteration"]
         agent.history = state["history"]
         agent.eval_history = state["eval_history"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        if state["env_rng"] is not None:
-            agent._seed_env()
-            agent.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
+        agent._restore_random_state(state)
         return agent
 
     # -- helpers --

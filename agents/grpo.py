@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from rlvr_gym.agents.monitors import (
-    HeldOutTracking,
     MetricsLogger,
+    RunBookkeeping,
     eff_rate,
     evaluate,
     split_prefix,
@@ -290,7 +290,7 @@ class Rollout:
 Callback = Callable[["GRPO", dict[str, Any]], "bool | None"]
 
 
-class GRPO(HeldOutTracking):
+class GRPO(RunBookkeeping):
     """Group Relative Policy Optimisation against a rlvr-gym env.
 
     Args:
@@ -414,11 +414,8 @@ class GRPO(HeldOutTracking):
         (path / "agent.json").write_text(json.dumps(
             {"agent": type(self).__name__, "num_steps": self.num_steps,
              "config": asdict(self.config)}, indent=2) + "\n")
-        env_rng = self.env.unwrapped.np_random.bit_generator.state if self._env_seeded else None
-        torch.save({"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
-                    else None, "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                    "env_rng": env_rng, "eval_history": self.eval_history}, path / "state.pt")
+        torch.save({"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
+                    **self._random_state()}, path / "state.pt")
         return path
 
     @classmethod
@@ -444,14 +441,7 @@ class GRPO(HeldOutTracking):
         agent.optimizer.load_state_dict(state["optimizer"])
         agent.num_steps = saved["num_steps"]
         agent.eval_history = state["eval_history"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        if state["env_rng"] is not None:
-            agent._seed_env()
-            agent.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
+        agent._restore_random_state(state)
         return agent
 
     # -- sampling --

@@ -195,13 +195,41 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path | N
     return Path(path)
 
 
-class HeldOutTracking:
+class RunBookkeeping:
     """What every agent shares around its training loop: seeding the training env's problem
-    draws once, and recording held-out evaluations in `eval_history` (with their `step`).
+    draws once, recording held-out evaluations in `eval_history` (with their `step`), and the
+    random states an exact resume needs.
 
     The agent provides `env`, `config.seed`, `num_steps`, `eval_history`, `_env_seeded` and an
     `evaluate()` that returns a dict of held-out metrics.
     """
+
+    def _random_state(self) -> dict[str, Any]:
+        """The random states of torch (and CUDA), numpy, `random` and the env's problem draws."""
+        import random
+
+        import torch
+
+        return {"torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+                "env_rng": self.env.unwrapped.np_random.bit_generator.state
+                if self._env_seeded else None}
+
+    def _restore_random_state(self, state: dict[str, Any]) -> None:
+        """Inverse of `_random_state` (extra keys in `state` are ignored)."""
+        import random
+
+        import torch
+
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        if state["env_rng"] is not None:
+            self._seed_env()
+            self.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
 
     def _seed_env(self) -> None:
         if not self._env_seeded:
