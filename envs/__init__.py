@@ -11,8 +11,9 @@ from rlvr_gym.envs.code_tasks import (
 from rlvr_gym.envs.env import CHARSET, PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import PRESETS, FileConfig, FileSource
 from rlvr_gym.envs.registry import make_source, make_task_env
-from rlvr_gym.envs.sources import TaskSource
+from rlvr_gym.envs.sources import ListSource, TaskSource
 
 __all__ = ["CHARSET", "CODE_PRESETS", "CodeFileConfig", "CodeFileSource", "CodeProblemSource",
-           "CodeProblemsConfig", "FileConfig", "FileSource", "PRESETS", "PromptFormat",
-           "ReasoningEnv", "TaskSource", "make_code_env", "make_source", "make_task_env"]
+           "CodeProblemsConfig", "FileConfig", "FileSource", "ListSource", "PRESETS",
+           "PromptFormat", "ReasoningEnv", "TaskSource", "make_code_env", "make_source",
+           "make_task_env"]

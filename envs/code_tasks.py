@@ -22,6 +22,7 @@ from typing import Any
 from rlvr_gym.envs.code_problems import PROBLEMS
 from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import read_rows
+from rlvr_gym.envs.sources import ListSource
 from rlvr_gym.types import Problem, Verdict, Verifier
 from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
 
@@ -42,31 +43,6 @@ def code_feedback(verdict: Verdict) -> str:
             "Fix it and answer with the whole corrected program in a ```python code block.\n")
 
 
-class _ListSource:
-    """Shared parts of the code sources: a list of problems with an id index."""
-
-    name = "code"
-    problems: list[Problem]
-
-    def _index(self) -> None:
-        self._ids = {p.id: i for i, p in enumerate(self.problems)}
-
-    def __len__(self) -> int:
-        return len(self.problems)
-
-    def __getitem__(self, index: int) -> Problem:
-        return self.problems[index]
-
-    def index_of(self, problem_id: str) -> int:
-        if problem_id not in self._ids:
-            raise KeyError(f"no code problem with id {problem_id!r} in {self.name}")
-        return self._ids[problem_id]
-
-    def characters(self) -> set[str]:
-        """Every character used in the questions (the env's text spaces need them)."""
-        return set().union(*(set(p.question) for p in self.problems))
-
-
 @dataclass(frozen=True)
 class CodeProblemsConfig:
     """Which of the self-written problems to use."""
@@ -82,7 +58,7 @@ class CodeProblemsConfig:
                              f"{self.min_difficulty}..{self.max_difficulty}")
 
 
-class CodeProblemSource(_ListSource):
+class CodeProblemSource(ListSource):
     """The self-written problems of graded difficulty (1 to 5), in a fixed order."""
 
     name = "code"
@@ -96,7 +72,7 @@ class CodeProblemSource(_ListSource):
                     meta={"format": tests["format"]})
             for slug, difficulty, question, solution, tests in PROBLEMS
             if self.config.min_difficulty <= difficulty <= self.config.max_difficulty]
-        self._index()
+        self._index_problems()
 
 
 @dataclass(frozen=True)
@@ -221,7 +197,7 @@ def apps_tests(input_output: Any) -> dict[str, Any]:
                                          for i, o in zip(inputs, outputs, strict=True)]}
 
 
-class CodeFileSource(_ListSource):
+class CodeFileSource(ListSource):
     """Code problems read once from a local file; rows whose tests cannot be used are skipped
     and counted in `skipped` (with the first reason in `skip_reason`)."""
 
@@ -245,7 +221,7 @@ class CodeFileSource(_ListSource):
             raise ValueError(f"{config.path}: no usable problems ({self.skip_reason}); check "
                              f"the field names and tests_format={config.tests_format!r}, or "
                              f"use CodeFileSource.from_preset with one of {sorted(CODE_PRESETS)}")
-        self._index()
+        self._index_problems()
 
     @classmethod
     def from_preset(cls, path: str, preset: str, **overrides: Any) -> CodeFileSource:

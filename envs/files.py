@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from rlvr_gym.envs.sources import ListSource
 from rlvr_gym.types import Problem
 from rlvr_gym.verifiers.extract import last_boxed
 
@@ -89,7 +90,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-class FileSource:
+class FileSource(ListSource):
     """A finite list of problems read once from a file. Rows without a usable answer are
     skipped and counted in `skipped`."""
 
@@ -112,7 +113,7 @@ class FileSource:
             raise ValueError(f"{config.path}: no usable problems (check the field names: "
                              f"question_field={config.question_field!r}, answer_field="
                              f"{config.answer_field!r}, solution_field={config.solution_field!r})")
-        self._index = {p.id: i for i, p in enumerate(self.problems)}
+        self._index_problems()
 
     @classmethod
     def from_preset(cls, path: str, preset: str, **overrides: Any) -> FileSource:
@@ -121,17 +122,6 @@ class FileSource:
             raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)} or "
                              "give the field names yourself")
         return cls(replace(FileConfig(path=path), **{**PRESETS[preset], **overrides}))
-
-    def __len__(self) -> int:
-        return len(self.problems)
-
-    def __getitem__(self, index: int) -> Problem:
-        return self.problems[index]
-
-    def index_of(self, problem_id: str) -> int:
-        if problem_id not in self._index:
-            raise KeyError(f"no problem with id {problem_id!r} in {self.config.path}")
-        return self._index[problem_id]
 
     def _problem(self, row_number: int, row: dict[str, Any]) -> Problem | None:
         c = self.config
@@ -168,7 +158,3 @@ class FileSource:
             difficulty=float(difficulty) if isinstance(difficulty, (int, float)) else 0.0,
             meta={"row": row_number},
         )
-
-    def characters(self) -> set[str]:
-        """Every character used in the questions (the env's observation charset needs them)."""
-        return set().union(*(set(p.question) for p in self.problems))

@@ -65,6 +65,6 @@ def make_task_env(
     """Entry point of the math ids: remaining keyword arguments configure the task source
     (for `rlvr/MathDataset-v0`: `path`, `preset` and `FileConfig` fields)."""
     source = make_source(task, **config)
-    charset = source.characters() if isinstance(source, FileSource) else None
+    charset = source.characters() if isinstance(source, sources.ListSource) else None
     return ReasoningEnv(source, verifier or default_verifier(task), prompt=prompt,
                         max_attempts=max_attempts, render_mode=render_mode, charset=charset)

@@ -33,6 +33,33 @@ class TaskSource(Protocol):
         ...
 
 
+class ListSource:
+    """Base of the finite sources held as a list (local files, hand-written sets): subclasses
+    fill `problems` and call `_index_problems()` once."""
+
+    name = "list"
+    problems: list[Problem]
+
+    def _index_problems(self) -> None:
+        self._ids = {p.id: i for i, p in enumerate(self.problems)}
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def __getitem__(self, index: int) -> Problem:
+        return self.problems[index]
+
+    def index_of(self, problem_id: str) -> int:
+        if problem_id not in self._ids:
+            raise KeyError(f"no problem with id {problem_id!r} in source {self.name!r} (its ids "
+                           f"look like {self.problems[0].id!r})")
+        return self._ids[problem_id]
+
+    def characters(self) -> set[str]:
+        """Every character used in the questions (the env's text spaces need them)."""
+        return set().union(*(set(p.question) for p in self.problems))
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
