@@ -46,14 +46,14 @@ from rlvr_gym.agents.balance import (
     select,
     unique_responses,
 )
-from rlvr_gym.agents.grpo import GRPOConfig, _config_from_dict, _Mean, _seed_everything
-from rlvr_gym.agents.monitors import MetricsLogger, RunBookkeeping, evaluate, split_prefix
+from rlvr_gym.agents.grpo import GRPOConfig, _Mean, _seed_everything, read_saved_agent
+from rlvr_gym.agents.monitors import RunBookkeeping, evaluate, split_prefix
 from rlvr_gym.agents.policy import (
     Generation,
     Policy,
     SamplingConfig,
+    as_policy,
     cross_entropy_on,
-    select_device,
 )
 from rlvr_gym.verifiers.steps import ArithmeticStepScorer
 
@@ -234,11 +234,7 @@ class BSTaR(RunBookkeeping):
                  eval_env: Any = None) -> None:
         self.config = config or BSTaRConfig()
         _seed_everything(self.config.seed)
-        if not isinstance(policy, Policy):
-            policy = Policy.from_pretrained(policy, self.config.device, self.config.dtype)
-        else:
-            policy.model.to(select_device(self.config.device))
-        self.policy = policy
+        self.policy = as_policy(policy, self.config.device, self.config.dtype)
         self.env = env
         self.eval_env = eval_env
         self.scorer = (ArithmeticStepScorer(self.config.step_noise, self.config.seed)
@@ -247,7 +243,7 @@ class BSTaR(RunBookkeeping):
         """CPU copy of the initial weights (restart mode only)."""
         if self.config.mode == "restart":
             self.initial_state = {k: v.detach().cpu().clone()
-                                  for k, v in policy.model.state_dict().items()}
+                                  for k, v in self.policy.model.state_dict().items()}
         self.optimizer, self.scheduler = self._new_optimizer()
         self.rng = np.random.default_rng(self.config.seed)
         """Orders the fine-tuning pool."""
@@ -268,29 +264,12 @@ class BSTaR(RunBookkeeping):
         `callback(agent, metrics)` runs after every iteration; returning False stops.
         Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end).
         """
-        from tqdm.auto import tqdm
-
-        iterations = math.ceil(total_steps / self.config.steps_per_iteration)
-        logger = MetricsLogger(self.config.output_dir)
-        try:
-            if self.eval_env is not None and not self._evaluated_now():
-                logger.log(self.num_steps, self._evaluate(progress_bar))
-            bar = tqdm(range(iterations), desc=f"B-STaR ({self.config.mode})",
-                       disable=not progress_bar)
-            for _ in bar:
-                metrics = self.train_iteration()
-                if (self.eval_env is not None and self.config.eval_every
-                        and self.iteration % self.config.eval_every == 0):
-                    metrics.update(self._evaluate(progress_bar))
-                logger.log(self.num_steps, metrics)
-                bar.set_postfix(T=metrics["temperature"], tau=metrics["threshold"],
-                                bs=f"{metrics['balance_score']:.2f}")
-                if callback is not None and callback(self, metrics) is False:
-                    break
-            if self.eval_env is not None and not self._evaluated_now():
-                logger.log(self.num_steps, self._evaluate(progress_bar))
-        finally:
-            logger.close()
+        self._training_loop(
+            math.ceil(total_steps / self.config.steps_per_iteration), self.train_iteration,
+            f"B-STaR ({self.config.mode})",
+            lambda m: {"T": m["temperature"], "tau": m["threshold"],
+                       "bs": f"{m['balance_score']:.2f}"},
+            lambda: self.iteration, callback, progress_bar)
         return self
 
     def train_iteration(self) -> dict[str, Any]:
@@ -455,11 +434,7 @@ class BSTaR(RunBookkeeping):
 
         `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`)."""
         path = Path(path)
-        if not (path / "agent.json").exists():
-            raise FileNotFoundError(f"{path} holds no saved agent (agent.json missing); pass the "
-                                    "directory given to BSTaR.save")
-        saved = json.loads((path / "agent.json").read_text())
-        config = _config_from_dict(BSTaRConfig, {**saved["config"], **overrides})
+        saved, config = read_saved_agent(path, BSTaRConfig, overrides)
         agent = cls(Policy.from_pretrained(path / "policy", config.device, config.dtype), env,
                     config, eval_env)
         state = torch.load(path / "state.pt", weights_only=False)

@@ -27,13 +27,18 @@ import numpy as np
 import torch
 
 from rlvr_gym.agents.monitors import (
-    MetricsLogger,
     RunBookkeeping,
     eff_rate,
     evaluate,
     split_prefix,
 )
-from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig, TokenBatch, select_device
+from rlvr_gym.agents.policy import (
+    Generation,
+    Policy,
+    SamplingConfig,
+    TokenBatch,
+    as_policy,
+)
 
 AdvantageMode = Literal["group", "mean", "none"]
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
@@ -311,17 +316,13 @@ class GRPO(RunBookkeeping):
                  eval_env: Any = None) -> None:
         self.config = config or self.config_class()
         _seed_everything(self.config.seed)
-        if not isinstance(policy, Policy):
-            policy = Policy.from_pretrained(policy, self.config.device, self.config.dtype)
-        else:
-            policy.model.to(select_device(self.config.device))
-        self.policy = policy
+        self.policy = as_policy(policy, self.config.device, self.config.dtype)
         self.env = env
         self.eval_env = eval_env
         self.reference = None
         if self.config.beta != 0.0:
-            self.reference = copy.deepcopy(policy.model).eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(policy.model.parameters(), lr=self.config.lr,
+            self.reference = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.policy.model.parameters(), lr=self.config.lr,
                                            betas=self.config.adam_betas,
                                            weight_decay=self.config.weight_decay)
         self.num_steps = 0
@@ -338,27 +339,10 @@ class GRPO(RunBookkeeping):
         `callback(agent, metrics)` runs after every step; returning False stops training.
         Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end).
         """
-        from tqdm.auto import tqdm
-
-        logger = MetricsLogger(self.config.output_dir)
-        try:
-            if self.eval_env is not None and not self._evaluated_now():
-                logger.log(self.num_steps, self._evaluate(progress_bar))
-            bar = tqdm(range(total_steps), desc=type(self).__name__, disable=not progress_bar)
-            for _ in bar:
-                metrics = self.train_step()
-                if (self.eval_env is not None and self.config.eval_every
-                        and self.num_steps % self.config.eval_every == 0):
-                    metrics.update(self._evaluate(progress_bar))
-                logger.log(self.num_steps, metrics)
-                bar.set_postfix(reward=f"{metrics['reward']:.2f}",
-                                eff=f"{metrics['eff_rate']:.2f}")
-                if callback is not None and callback(self, metrics) is False:
-                    break
-            if self.eval_env is not None and not self._evaluated_now():
-                logger.log(self.num_steps, self._evaluate(progress_bar))
-        finally:
-            logger.close()
+        self._training_loop(
+            total_steps, self.train_step, type(self).__name__,
+            lambda m: {"reward": f"{m['reward']:.2f}", "eff": f"{m['eff_rate']:.2f}"},
+            lambda: self.num_steps, callback, progress_bar)
         return self
 
     def train_step(self) -> dict[str, Any]:
@@ -424,11 +408,7 @@ class GRPO(RunBookkeeping):
 
         `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`)."""
         path = Path(path)
-        if not (path / "agent.json").exists():
-            raise FileNotFoundError(f"{path} holds no saved agent (agent.json missing); pass the "
-                                    "directory given to GRPO.save")
-        saved = json.loads((path / "agent.json").read_text())
-        config = _config_from_dict(cls.config_class, {**saved["config"], **overrides})
+        saved, config = read_saved_agent(path, cls.config_class, overrides)
         agent = cls(Policy.from_pretrained(path / "policy", config.device, config.dtype), env,
                     config, eval_env)
         if agent.reference is not None and (path / "reference").exists():
@@ -636,6 +616,17 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def read_saved_agent(path: Path, config_cls: type, overrides: dict[str, Any]
+                     ) -> tuple[dict[str, Any], Any]:
+    """`agent.json` of a directory written by an agent's `save`, and its config rebuilt with
+    `overrides` applied."""
+    if not (path / "agent.json").exists():
+        raise FileNotFoundError(f"{path} holds no saved agent (agent.json missing); pass the "
+                                "directory given to the agent's save()")
+    saved = json.loads((path / "agent.json").read_text())
+    return saved, _config_from_dict(config_cls, {**saved["config"], **overrides})
 
 
 def _config_from_dict(cls: type, values: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,36 @@ class RunBookkeeping:
     The agent provides `env`, `config.seed`, `num_steps`, `eval_history`, `_env_seeded` and an
     `evaluate()` that returns a dict of held-out metrics.
     """
+
+    def _training_loop(self, iterations: int, step: Callable[[], dict[str, Any]], desc: str,
+                       progress: Callable[[dict[str, Any]], dict[str, Any]],
+                       counter: Callable[[], int],
+                       callback: Callable[[Any, dict[str, Any]], Any] | None,
+                       progress_bar: bool) -> None:
+        """The loop every agent's `learn` runs: held-out evaluation before and after (and
+        every `config.eval_every` counts of `counter()`), `step()` per iteration, metrics to
+        `config.output_dir`, `progress(metrics)` on the progress bar, and a `callback(agent,
+        metrics)` that stops training by returning False."""
+        from tqdm.auto import tqdm
+
+        logger = MetricsLogger(self.config.output_dir)
+        try:
+            if self.eval_env is not None and not self._evaluated_now():
+                logger.log(self.num_steps, self._evaluate(progress_bar))
+            bar = tqdm(range(iterations), desc=desc, disable=not progress_bar)
+            for _ in bar:
+                metrics = step()
+                if (self.eval_env is not None and self.config.eval_every
+                        and counter() % self.config.eval_every == 0):
+                    metrics.update(self._evaluate(progress_bar))
+                logger.log(self.num_steps, metrics)
+                bar.set_postfix(**progress(metrics))
+                if callback is not None and callback(self, metrics) is False:
+                    break
+            if self.eval_env is not None and not self._evaluated_now():
+                logger.log(self.num_steps, self._evaluate(progress_bar))
+        finally:
+            logger.close()
 
     def _random_state(self) -> dict[str, Any]:
         """The random states of torch (and CUDA), numpy, `random` and the env's problem draws."""

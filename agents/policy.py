@@ -374,6 +374,15 @@ class Policy:
         return total / mask.sum(-1).clamp(min=1) if length_normalised else total
 
 
+def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: str = "auto"
+              ) -> Policy:
+    """A given `Policy`, moved to `device`, or one loaded from a local model directory."""
+    if isinstance(policy, Policy):
+        policy.model.to(select_device(device))
+        return policy
+    return Policy.from_pretrained(policy, device, dtype)
+
+
 def cross_entropy_on(policy: Policy, batch: TokenBatch, mask: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood of the tokens under `mask` (supervised fine-tuning loss:
     B-STaR's SFT steps, SEELE's imitation term, the tiny model's pre-training)."""
