@@ -208,9 +208,7 @@ class CodeFileSource(ListSource):
         self.problems = []
         self.skipped = 0
         self.skip_reason: str | None = None
-        rows = read_rows(config.path)
-        if config.limit is not None:
-            rows = rows[: config.limit]
+        rows = read_rows(config.path, config.limit)
         for row_number, row in enumerate(rows):
             try:
                 self.problems.append(self._problem(row_number, row))

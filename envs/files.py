@@ -65,8 +65,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/2=24>>
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a local JSONL or Parquet file as dicts."""
+def read_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of a local JSONL or Parquet file as dicts (only the first `limit`, if given)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such dataset file: {path} (rlvr-gym never downloads data; "
@@ -77,10 +77,12 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         except ImportError as exc:
             raise ImportError("reading Parquet needs pyarrow: pip install 'rlvr-gym[parquet]'"
                               ) from exc
-        return pq.read_table(path).to_pylist()
-    rows = []
+        return pq.read_table(path).to_pylist()[:limit]
+    rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
+            if limit is not None and len(rows) >= limit:
+                break  # a quick experiment on a large file need not parse all of it
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -100,9 +102,7 @@ class FileSource(ListSource):
         self.name = name
         self.problems: list[Problem] = []
         self.skipped = 0
-        rows = read_rows(config.path)
-        if config.limit is not None:
-            rows = rows[: config.limit]
+        rows = read_rows(config.path, config.limit)
         for row_number, row in enumerate(rows):
             problem = self._problem(row_number, row)
             if problem is None:

@@ -94,3 +94,13 @@ def test_missing_file_and_unknown_preset_are_clear(tmp_path):
     path = write_jsonl(tmp_path / "m.jsonl", MATH_ROWS)
     with pytest.raises(ValueError, match="gsm8k"):
         FileSource.from_preset(str(path), "aime")
+
+
+def test_limit_keeps_the_first_rows_and_stops_reading_there(tmp_path):
+    path = write_jsonl(tmp_path / "m.jsonl", MATH_ROWS)
+    with path.open("a") as f:
+        f.write("this line is not JSON\n")  # never reached with a limit
+    source = FileSource(FileConfig(path=str(path), limit=1))
+    assert [p.answer for p in source.problems] == ["\\frac{5}{6}"]
+    with pytest.raises(ValueError, match="not valid JSON"):
+        FileSource(FileConfig(path=str(path)))
