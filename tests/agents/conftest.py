@@ -10,6 +10,7 @@ import torch
 import rlvr_gym  # noqa: F401  (registers the env ids)
 from rlvr_gym.agents.policy import Policy
 from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, build_char_tokenizer
+from rlvr_gym.types import Status, Verdict
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,3 +45,19 @@ def make_env():
         return gym.make(DEFAULT_ENV_ID, seed=seed, **DEFAULT_ENV_KWARGS)
 
     return make
+
+
+class ConstantVerifier:
+    """Scripted verifier giving every response the same status (score 1 only if correct)."""
+
+    def __init__(self, status: Status) -> None:
+        self.status = status
+
+    def verify(self, response: str, problem: object) -> Verdict:
+        return Verdict(self.status, 1.0 if self.status == Status.CORRECT else 0.0)
+
+
+@pytest.fixture
+def constant_verifier():
+    """`constant_verifier(Status.X)`: a verifier that judges every response X."""
+    return ConstantVerifier

@@ -12,7 +12,7 @@ import torch
 from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig, ScoredResponse
 from rlvr_gym.cli import main
 from rlvr_gym.envs.registry import make_task_env
-from rlvr_gym.types import Status, Verdict
+from rlvr_gym.types import Status
 from rlvr_gym.verifiers.steps import ArithmeticStepScorer
 
 TINY = dict(queries_per_iteration=2, samples_per_query=2, search_queries=2,
@@ -185,24 +185,15 @@ def test_cli_trains_bstar_and_resumes(tmp_path, capsys):
     assert "threshold_grid" in capsys.readouterr().out
 
 
-class Constant:
-    """Scripted verifier giving every response the same status."""
-
-    def __init__(self, status):
-        self.status = status
-
-    def verify(self, response, problem):
-        return Verdict(self.status, 1.0 if self.status == Status.CORRECT else 0.0)
-
-
 def env_with(verifier):
     return make_task_env("arithmetic", prompt="{question}\n", verifier=verifier,
                          operators="+", max_operands=2)
 
 
 @pytest.mark.parametrize("step_scorer", [False, True])
-def test_reward_is_the_answer_check_plus_the_step_score(micro_model_dir, step_scorer):
-    agent = BSTaR(str(micro_model_dir), env_with(Constant(Status.CORRECT)),
+def test_reward_is_the_answer_check_plus_the_step_score(micro_model_dir, step_scorer,
+                                                        constant_verifier):
+    agent = BSTaR(str(micro_model_dir), env_with(constant_verifier(Status.CORRECT)),
                   BSTaRConfig(**TINY, step_scorer=step_scorer, step_noise=0.5, seed=4))
     responses = agent.sample(agent.queries(agent.env, range(3)), 1.0)
     assert len(responses) == 6 and all(r.correct for r in responses)
@@ -213,8 +204,9 @@ def test_reward_is_the_answer_check_plus_the_step_score(micro_model_dir, step_sc
 
 
 @pytest.mark.parametrize("status", [Status.ERROR, Status.TIMEOUT])
-def test_verifier_failures_are_dropped_not_scored_as_wrong(micro_model_dir, status):
-    agent = BSTaR(str(micro_model_dir), env_with(Constant(status)),
+def test_verifier_failures_are_dropped_not_scored_as_wrong(micro_model_dir, status,
+                                                           constant_verifier):
+    agent = BSTaR(str(micro_model_dir), env_with(constant_verifier(status)),
                   BSTaRConfig(**{**TINY, "mode": "online_rft", "threshold": -2.0}))
     before = [p.detach().clone() for p in agent.policy.model.parameters()]
     metrics = agent.train_iteration()

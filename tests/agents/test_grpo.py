@@ -19,14 +19,6 @@ class FirstCharIsDigit:
         return Verdict(Status.CORRECT if ok else Status.INCORRECT, float(ok))
 
 
-class Constant:
-    def __init__(self, status):
-        self.status = status
-
-    def verify(self, response, problem):
-        return Verdict(self.status, 1.0 if self.status == Status.CORRECT else 0.0)
-
-
 def env_with(verifier):
     return make_task_env("arithmetic", prompt="{question}\n", verifier=verifier,
                          operators="+", max_operands=2)
@@ -103,8 +95,8 @@ def test_later_minibatches_use_the_sampling_policy_in_the_ratio(micro_model_dir)
     assert metrics["ratio"] != pytest.approx(1.0, abs=1e-6)
 
 
-def test_dynamic_sampling_drops_groups_without_variance(micro_model_dir):
-    agent = GRPO(micro_model_dir, env_with(Constant(Status.CORRECT)),
+def test_dynamic_sampling_drops_groups_without_variance(micro_model_dir, constant_verifier):
+    agent = GRPO(micro_model_dir, env_with(constant_verifier(Status.CORRECT)),
                  small_config(dynamic_sampling=True, max_sampling_rounds=2))
     before = weights(agent)
     metrics = agent.train_step()
@@ -114,8 +106,8 @@ def test_dynamic_sampling_drops_groups_without_variance(micro_model_dir):
 
 
 @pytest.mark.parametrize("status", [Status.ERROR, Status.TIMEOUT])
-def test_verifier_failures_are_masked_out(micro_model_dir, status):
-    agent = GRPO(micro_model_dir, env_with(Constant(status)),
+def test_verifier_failures_are_masked_out(micro_model_dir, status, constant_verifier):
+    agent = GRPO(micro_model_dir, env_with(constant_verifier(status)),
                  small_config(advantage="none", lr=1.0))
     before = weights(agent)
     metrics = agent.train_step()

@@ -26,14 +26,6 @@ class KnowsTheSolution:
         return Verdict(Status.CORRECT if ok else Status.INCORRECT, float(ok))
 
 
-class Constant:
-    def __init__(self, status):
-        self.status = status
-
-    def verify(self, response, problem):
-        return Verdict(self.status, 1.0 if self.status == Status.CORRECT else 0.0)
-
-
 def env_with(verifier):
     return make_task_env("arithmetic", prompt="{question}\n", verifier=verifier,
                          operators="+", min_operands=2, max_operands=2, max_digits=2)
@@ -85,14 +77,15 @@ def test_advantages_are_centred_over_all_rounds_not_per_round(micro_model_dir):
     assert moved(before, agent)
 
 
-def test_without_reward_variance_only_the_imitation_term_moves_the_policy(micro_model_dir):
-    env = env_with(Constant(Status.INCORRECT))
+def test_without_reward_variance_only_the_imitation_term_moves_the_policy(micro_model_dir,
+                                                                          constant_verifier):
+    env = env_with(constant_verifier(Status.INCORRECT))
     silent = SEELE(micro_model_dir, env, small_config(imitation_coef=0.0))
     before = weights(silent)
     silent.train_step()
     assert not moved(before, silent)
 
-    imitating = SEELE(micro_model_dir, env_with(Constant(Status.INCORRECT)),
+    imitating = SEELE(micro_model_dir, env_with(constant_verifier(Status.INCORRECT)),
                       small_config(imitation_coef=1.0))
     before = weights(imitating)
     metrics = imitating.train_step()
@@ -170,8 +163,8 @@ def test_a_given_scaffold_is_used_and_must_agree_with_the_config(micro_model_dir
         SEELE(micro_model_dir, HintScaffold(env_with(KnowsTheSolution())), small_config())
 
 
-def test_verifier_failures_still_close_the_round(micro_model_dir):
-    agent = SEELE(micro_model_dir, env_with(Constant(Status.ERROR)), small_config())
+def test_verifier_failures_still_close_the_round(micro_model_dir, constant_verifier):
+    agent = SEELE(micro_model_dir, env_with(constant_verifier(Status.ERROR)), small_config())
     metrics = agent.train_step()  # would raise if a round never completed
     assert metrics["masked_samples"] == 2 * 4 * 3 and metrics["trained_sequences"] == 0
 
