@@ -1,10 +1,15 @@
-"""The bundled tiny model: a character-level GPT-2 (about 0.84M parameters) trained here by
-supervised learning on the project's own procedural task (the default one), so that the main
-job runs on a laptop CPU with no download.
+"""The bundled tiny models: character-level GPT-2s (about 0.84M parameters) trained here by
+supervised learning on the project's own procedural tasks, so that the agents run on a laptop
+CPU with no download.
 
-It is deliberately under-trained: starting accuracy on the default task is moderate, which
-leaves RL room to show. Rebuild it with `rlvr-gym pretrain` (deterministic for a given thread
-count; the committed files came from the defaults of `PretrainConfig`).
+- `tiny` (`TINY_MODEL_DIR`) learned the default task of the main job, 2-3 digit addition,
+  whose solutions are one working line and the answer line;
+- `tiny-chain` (`TINY_CHAIN_MODEL_DIR`) learned sums of 4-6 one-digit terms with + and -,
+  solved in 3-5 working lines: multi-step solutions for step-level methods such as IB-TPO.
+
+Both are deliberately under-trained: starting accuracy on their task is moderate, which
+leaves RL room to show. Rebuild them with `rlvr-gym pretrain [--preset tiny-chain]`
+(deterministic for a given thread count; the committed files came from `BUNDLED_MODELS`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import json
 import string
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,18 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
 }
 """The default task of the main job: 2-3 digit addition with a short prompt that suits a
 character model. Train on dataset `seed=0`, evaluate held-out on `seed=1`."""
+
+TINY_CHAIN_MODEL_DIR = Path(str(resources.files("rlvr_gym") / "data" / "tiny-chain-model"))
+"""Directory of the bundled model of the multi-step task `CHAIN_ENV_ID` / `CHAIN_ENV_KWARGS`."""
+
+CHAIN_ENV_ID = "rlvr/Arithmetic-v0"
+CHAIN_ENV_KWARGS: dict[str, Any] = {
+    "min_digits": 1, "max_digits": 1, "min_operands": 4, "max_operands": 6, "operators": "+-",
+    "prompt": "{question}\n",
+}
+"""The task of the chain model: "Compute 6 - 3 + 1 + 8." solved left to right, one operation
+per line ("6 - 3 = 3\n3 + 1 = 4\n4 + 8 = 12\n\\boxed{12}"). Train on dataset `seed=0`,
+evaluate held-out on `seed=1`; the longest solution is 66 tokens."""
 
 SPECIAL_TOKENS = {"pad": "<|pad|>", "eos": "<|endoftext|>", "unk": "<|unk|>"}
 
@@ -82,23 +100,55 @@ class PretrainConfig:
     """torch CPU threads; results are bit-identical only for the same thread count. One
     thread is also the fastest on a busy 2-core machine (OpenMP threads spin on each other)."""
     eval_every: int = 100
-    """Print held-out greedy accuracy on the default task this often (0: never)."""
+    """Print held-out greedy accuracy on the task (200 problems) this often (0: never)."""
     snapshot_every: int = 0
     """Also save the model to `<out_dir>/step-<n>` this often (0: never); with the constant
     learning rate a snapshot equals a run with `steps=n`, which helps choose `steps`."""
+    env_id: str = DEFAULT_ENV_ID
+    """The task to learn: an env id of rlvr_gym whose problems carry step-wise solutions.
+    Training examples come from dataset seed 0, held-out accuracy from seed 1."""
+    env_kwargs: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_ENV_KWARGS))
+    """Keyword arguments of `gym.make(env_id, ...)`: the task's options and its `prompt`
+    template (the model learns `prompt + solution`)."""
+    eval_max_new_tokens: int = 32
+    """Token budget of the held-out greedy evaluation (room for the longest solution)."""
 
 
-def _examples(rng: np.random.Generator, n: int, tokenizer: Any) -> list[Generation]:
-    """n (prompt, reference solution) pairs of the default task's training split (seed 0)."""
-    from rlvr_gym.envs.registry import make_source
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped in the package: where it lies, the task it learned and how it was made."""
 
-    template = DEFAULT_ENV_KWARGS["prompt"]
-    source = make_source("arithmetic", seed=0,
-                         **{k: v for k, v in DEFAULT_ENV_KWARGS.items() if k != "prompt"})
+    directory: Path
+    """Load it with `Policy.from_pretrained(directory)`."""
+    env_id: str
+    """Its task's env id ..."""
+    env_kwargs: dict[str, Any]
+    """... and keyword arguments (dataset seed 0 trains, seed 1 is held out)."""
+    max_new_tokens: int
+    """A generation budget with room for the task's longest solution."""
+    pretrain: PretrainConfig
+    """The config that rebuilds it: `pretrain(model.pretrain, model.directory)`."""
+
+
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "tiny": BundledModel(TINY_MODEL_DIR, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, 40,
+                         PretrainConfig()),
+    "tiny-chain": BundledModel(
+        TINY_CHAIN_MODEL_DIR, CHAIN_ENV_ID, CHAIN_ENV_KWARGS, 80,
+        PretrainConfig(steps=800, env_id=CHAIN_ENV_ID, env_kwargs=CHAIN_ENV_KWARGS,
+                       eval_max_new_tokens=80)),
+}
+"""The bundled models by name (`rlvr-gym pretrain --preset NAME` rebuilds one)."""
+
+
+def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> list[Generation]:
+    """n (prompt, reference solution) pairs drawn from the problems of `env` (the training
+    split), each prompt rendered as the env renders it."""
+    source, prompt_format = env.unwrapped.source, env.unwrapped.prompt_format
     out = []
     for _ in range(n):
         problem = source[int(rng.integers(len(source)))]
-        prompt = template.format(question=problem.question)
+        prompt = prompt_format.render(problem.question)
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         target = tokenizer(problem.solution, add_special_tokens=False)["input_ids"]
         out.append(Generation(prompt, "", problem.solution, ids, [],
@@ -134,12 +184,13 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps))
-    eval_env = gym.make(DEFAULT_ENV_ID, seed=1, **DEFAULT_ENV_KWARGS)
+    train_env = gym.make(config.env_id, seed=0, **config.env_kwargs)
+    eval_env = gym.make(config.env_id, seed=1, **config.env_kwargs)
     start = time.perf_counter()
     history = []
     bar = tqdm(range(1, config.steps + 1), desc="pretrain", disable=not progress_bar)
     for step in bar:
-        batch = policy.batch(_examples(rng, config.batch_size, tokenizer))
+        batch = policy.batch(_examples(rng, config.batch_size, tokenizer, train_env))
         loss = cross_entropy_on(policy, batch, batch.completion_mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -149,7 +200,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
             acc = evaluate(policy, eval_env, num_problems=200, samples=0,
-                           max_new_tokens=32)["accuracy"]
+                           max_new_tokens=config.eval_max_new_tokens)["accuracy"]
             history.append({"step": step, "loss": loss.item(), "accuracy": acc,
                             "seconds": time.perf_counter() - start})
             bar.write(f"step {step}: loss {loss.item():.4f} held-out greedy accuracy {acc:.3f}")

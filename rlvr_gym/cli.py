@@ -111,7 +111,8 @@ def config_help(config_cls: type) -> str:
     helps = config_cls.field_help() if hasattr(config_cls, "field_help") else {}
     lines = [f"{config_cls.__name__} fields (override with --set NAME=VALUE):"]
     for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        default = (f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                   if f.default_factory is not dataclasses.MISSING else "(required)")
         lines.append(f"  {f.name} = {default!r}\n      {helps.get(f.name, '')}")
     return "\n".join(lines)
 
@@ -245,14 +246,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from rlvr_gym.agents.tiny import TINY_MODEL_DIR, PretrainConfig, pretrain
+    from rlvr_gym.agents.tiny import BUNDLED_MODELS, PretrainConfig, pretrain
 
     if args.help_config:
         print(config_help(PretrainConfig))
         return 0
+    if args.preset not in BUNDLED_MODELS:
+        raise SystemExit(f"error: unknown preset {args.preset!r}; choose one of "
+                         f"{sorted(BUNDLED_MODELS)}")
+    bundled = BUNDLED_MODELS[args.preset]
+    overrides = config_overrides(PretrainConfig, args.set)
+    if args.env is not None or args.env_arg:
+        if args.output is None:
+            raise SystemExit("error: --env/--env-arg train a model of another task; give "
+                             "--output so that the bundled model is not overwritten")
+        kwargs = dict(bundled.env_kwargs) if args.env is None else {}
+        kwargs.update(parse_pairs(args.env_arg, "--env-arg"))
+        if "seed" in kwargs:
+            raise SystemExit("error: pretraining uses dataset seed 0 and holds out seed 1; "
+                             "drop --env-arg seed=...")
+        overrides.update(env_id=args.env or bundled.env_id, env_kwargs=kwargs)
     _setup_torch(None)
-    config = PretrainConfig(**config_overrides(PretrainConfig, args.set))
-    summary = pretrain(config, args.output or TINY_MODEL_DIR, progress_bar=not args.no_progress)
+    config = dataclasses.replace(bundled.pretrain, **overrides)
+    summary = pretrain(config, args.output or bundled.directory,
+                       progress_bar=not args.no_progress)
     print(f"{summary['parameters']} parameters, {summary['wall_seconds']:.0f} s, final held-out "
           f"greedy accuracy {summary['history'][-1]['accuracy'] if summary['history'] else 'n/a'}")
     return 0
@@ -324,8 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--reference", required=True, help="reference answer, e.g. 42")
     verify.set_defaults(func=cmd_verify)
 
-    pre = sub.add_parser("pretrain", help="rebuild the bundled tiny model (supervised)")
-    pre.add_argument("--output", default=None, help="model directory (default: the bundled one)")
+    pre = sub.add_parser("pretrain", help="rebuild a bundled tiny model (supervised), or train "
+                         "one on another task")
+    pre.add_argument("--preset", default="tiny",
+                     help="bundled model to rebuild: tiny (the default task) or tiny-chain "
+                     "(4-6 term sums, multi-step solutions); --set, --env and --env-arg "
+                     "change its config")
+    pre.add_argument("--env", default=None, help="env id of another task (needs --output)")
+    pre.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                     help="task option over the preset's, e.g. --env-arg max_operands=4 "
+                     "(repeatable; needs --output)")
+    pre.add_argument("--output", default=None, help="model directory (default: the preset's "
+                     "bundled one)")
     pre.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="PretrainConfig override, e.g. --set steps=800")
     pre.add_argument("--help-config", action="store_true", help="list config fields and exit")

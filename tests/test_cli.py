@@ -63,3 +63,44 @@ def test_help_config_lists_fields_with_help(capsys):
 def test_unknown_wrapper_says_what_is_available():
     with pytest.raises(SystemExit, match="unknown wrapper"):
         main(["train", "--wrapper", "nope", *TINY_RUN])
+
+
+MICRO_PRETRAIN = ["--no-progress", "--set", "steps=1", "--set", "batch_size=2",
+                  "--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2",
+                  "--set", "eval_every=0", "--set", "warmup_steps=1"]
+
+
+def test_pretrain_learns_the_task_given_by_env_and_env_args(tmp_path, capsys):
+    out = tmp_path / "chain"
+    assert main(["pretrain", "--env", "rlvr/ArithmeticChain-v0", "--env-arg", "max_steps=3",
+                 "--output", str(out), *MICRO_PRETRAIN]) == 0
+    config = json.loads((out / "pretrain_summary.json").read_text())["config"]
+    assert config["env_id"] == "rlvr/ArithmeticChain-v0"
+    assert config["env_kwargs"] == {"max_steps": 3}  # another env starts from its defaults
+
+
+def test_pretrain_preset_env_args_change_the_presets_task(tmp_path):
+    from rlvr_gym.agents.tiny import CHAIN_ENV_ID, CHAIN_ENV_KWARGS
+
+    out = tmp_path / "shorter"
+    assert main(["pretrain", "--preset", "tiny-chain", "--env-arg", "max_operands=4",
+                 "--output", str(out), *MICRO_PRETRAIN]) == 0
+    config = json.loads((out / "pretrain_summary.json").read_text())["config"]
+    assert config["env_id"] == CHAIN_ENV_ID
+    assert config["env_kwargs"] == {**CHAIN_ENV_KWARGS, "max_operands": 4}
+    assert config["eval_max_new_tokens"] == 80 and config["n_layer"] == 1
+
+
+def test_pretrain_refuses_to_overwrite_a_bundled_model_with_another_task():
+    with pytest.raises(SystemExit, match="--output"):
+        main(["pretrain", "--env-arg", "max_digits=4", *MICRO_PRETRAIN])
+    with pytest.raises(SystemExit, match="unknown preset 'huge'"):
+        main(["pretrain", "--preset", "huge", *MICRO_PRETRAIN])
+    with pytest.raises(SystemExit, match="dataset seed 0"):
+        main(["pretrain", "--env-arg", "seed=3", "--output", "unused", *MICRO_PRETRAIN])
+
+
+def test_pretrain_help_config_shows_the_default_task(capsys):
+    assert main(["pretrain", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    assert "env_id = 'rlvr/Arithmetic-v0'" in out and "'min_digits': 2" in out
