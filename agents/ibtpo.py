@@ -129,6 +129,10 @@ class Leaf:
     trajectory: Trajectory | None
     """The path in the tree; None for an unusable verdict (kept out of the tree's estimates
     and masked out of the loss)."""
+    branch_depth: int = 0
+    """Steps of the shared prefix this leaf continued (0: an independent sample)."""
+    new_tokens: int = 0
+    """Tokens generated for this leaf (its continuation after the shared prefix)."""
 
 
 @dataclass
@@ -245,7 +249,8 @@ class TreeSampler:
             path = Generation(t.prompt, t.prefix, response, t.prompt_ids, t.prefix_ids,
                               ids + gen.completion_ids, reason)
             t.leaves.append(Leaf(path, float(reward), usable and trajectory is not None,
-                                 bool(correct), trajectory))
+                                 bool(correct), trajectory, node.depth,
+                                 len(gen.completion_ids)))
 
 
 def _decode(tokenizer: Any, ids: Sequence[int]) -> str:

@@ -86,10 +86,17 @@ def test_tree_rollouts_count_tokens_once_and_grow_g_leaves(micro_model_dir, stra
         own = [c for c in policy.backend.contexts if c[:len(t.prompt_ids)] == t.prompt_ids]
         prefix_tokens = sum(len(c) - len(t.prompt_ids) for c in own)
         assert paths == t.tree.generated_tokens + prefix_tokens
-        for leaf in t.leaves:
+        for i, leaf in enumerate(t.leaves):
             ids = leaf.generation.completion_ids
             node_ids = [i for n in leaf.trajectory.nodes for i in n.step.token_ids]
             assert node_ids == ids and leaf.generation.prompt_ids == t.prompt_ids
+            # A leaf records where it left the shared prefix and what it generated after it.
+            shared = leaf.trajectory.nodes[:leaf.branch_depth]
+            assert leaf.new_tokens == 4
+            assert len(ids) == sum(len(n.step.token_ids) for n in shared) + leaf.new_tokens
+            assert leaf.branch_depth == 0 or i >= 3  # the B0 = 3 first leaves start at the root
+        assert sum(leaf.new_tokens for leaf in t.leaves) == t.tree.generated_tokens
+    assert any(leaf.branch_depth > 0 for t in trees for leaf in t.leaves)
     # the env judged each full response (node prefix + new text) once
     assert sorted(verifier.responses) == sorted(leaf.generation.response for t in trees
                                                 for leaf in t.leaves)
