@@ -2,15 +2,19 @@
 (ALGORITHMS.md §2.6, arXiv 2605.28109: +2.9 points on Qwen3-1.7B, +3.6 on Qwen3-8B).
 
     nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training [--seeds 0 1 2] [--budget 20000]
+    nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training --model tiny-chain \
+        --budget 400000 --report benchmarks/results/ibtpo_training_chain.md
 
-Both agents start from the bundled tiny model on its task (2-3 digit addition; train on
-dataset seed 0, evaluate on 200 held-out problems of seed 1) with the same optimiser settings
-(AdamW lr 2e-4, 2 mini-batches per batch, per-sequence loss mean, no KL) and 16 problems per
-step. GRPO samples 8 independent completions per problem; IB-TPO grows an IB-guided tree of
-(B0, L, K, B) = (4, 9, 1, 1) = 12 leaves per problem (beta 5, lambda 0.1, pi_ref from the
-frozen initial model). Each run trains until it has generated `--budget` tokens (shared tree
-prefixes counted once), checked after every step, so the runs end within one step of the
-budget; the tokens actually generated are reported.
+Both agents start from a bundled model (`--model`: `tiny`, 2-3 digit addition, the default;
+or `tiny-chain`, sums of 4-6 one-digit terms with multi-step solutions) on its own task (train
+on dataset seed 0, evaluate on 200 held-out problems of seed 1) with the same settings: the
+GRPOConfig defaults of the commit (the report lists them), 16 problems per step and the
+model's generation budget. GRPO samples 8 independent completions per problem; IB-TPO grows
+an IB-guided tree of (B0, L, K, B) = (4, 9, 1, 1) = 12 leaves per problem (beta 5, lambda
+0.1, pi_ref from the frozen initial model; steps split at `--delimiter`). Each run trains
+until it has generated `--budget` tokens (shared tree prefixes counted once), checked after
+every step, so the runs end within one step of the budget; the tokens actually generated
+are reported.
 
 Held-out metrics: greedy accuracy and pass@1 from 2 samples per problem at temperature 1,
 before and after. The figures go to `benchmarks/results/ibtpo_training.md`, written by this script
@@ -20,8 +24,10 @@ before and after. The figures go to `benchmarks/results/ibtpo_training.md`, writ
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +37,31 @@ import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
 from benchmarks.common import RESULTS_DIR, provenance
-from rlvr_gym.agents import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
+from rlvr_gym.agents.tiny import BUNDLED_MODELS, BundledModel
 
-COMMON: dict[str, Any] = {"prompts_per_step": 16, "max_new_tokens": 40, "eval_problems": 200,
-                          "eval_samples": 2, "eval_k": (1, 2), "device": "cpu"}
+COMMON: dict[str, Any] = {"prompts_per_step": 16, "eval_problems": 200, "eval_samples": 2,
+                          "eval_k": (1, 2), "device": "cpu"}
+DELIMITERS = {"tiny": "=", "tiny-chain": "\n"}
+"""IB-TPO's step delimiter per model unless `--delimiter` is given: '=' on the two-step
+solutions of `tiny` (see benchmarks/results/ibtpo_branching.md), lines on `tiny-chain`."""
 
 
-def train(method: str, seed: int, budget: int, delimiter: str) -> dict[str, Any]:
+def configs(bundled: BundledModel, seed: int, delimiter: str) -> dict[str, GRPOConfig]:
+    common = {**COMMON, "max_new_tokens": bundled.max_new_tokens, "seed": seed}
+    return {"GRPO": GRPOConfig(group_size=8, **common),
+            "IB-TPO": IBTPOConfig(delimiter=delimiter, **common)}
+
+
+def train(method: str, seed: int, budget: int, bundled: BundledModel, delimiter: str
+          ) -> dict[str, Any]:
     """One run until `budget` generated tokens; returns held-out before/after and usage."""
-    env = gym.make(DEFAULT_ENV_ID, seed=0, **DEFAULT_ENV_KWARGS)
-    eval_env = gym.make(DEFAULT_ENV_ID, seed=1, **DEFAULT_ENV_KWARGS)
-    if method == "GRPO":
-        agent: GRPO = GRPO(str(TINY_MODEL_DIR), env, GRPOConfig(group_size=8, seed=seed,
-                                                                **COMMON), eval_env)
-    else:
-        agent = IBTPO(str(TINY_MODEL_DIR), env, IBTPOConfig(delimiter=delimiter, seed=seed,
-                                                            **COMMON), eval_env)
+    env = gym.make(bundled.env_id, seed=0, **bundled.env_kwargs)
+    eval_env = gym.make(bundled.env_id, seed=1, **bundled.env_kwargs)
+    config = configs(bundled, seed, delimiter)[method]
+    agent_cls = IBTPO if method == "IB-TPO" else GRPO
+    agent: GRPO = agent_cls(str(bundled.directory), env, config, eval_env)
     spent, steps = [0.0], []
 
     def count(a: GRPO, metrics: dict[str, Any]) -> bool:
@@ -60,11 +73,12 @@ def train(method: str, seed: int, budget: int, delimiter: str) -> dict[str, Any]
         steps.append(metrics)
         return spent[0] < budget
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     agent.learn(10_000, callback=count, progress_bar=False)
     before, after = agent.eval_history[0], agent.eval_history[-1]
     row = {"method": method, "seed": seed, "steps": agent.num_steps, "tokens": spent[0],
-           "seconds": time.perf_counter() - start, "before": before, "after": after,
+           "seconds": time.perf_counter() - start,
+           "cpu_seconds": time.process_time() - cpu, "before": before, "after": after,
            "train_reward": float(np.mean([m["reward"] for m in steps])),
            "eff_rate": float(np.mean([m["eff_rate"] for m in steps]))}
     if method == "IB-TPO":
@@ -76,17 +90,31 @@ def train(method: str, seed: int, budget: int, delimiter: str) -> dict[str, Any]
     return row
 
 
-def report(rows: list[dict[str, Any]], command: str, budget: int, delimiter: str) -> list[str]:
+def settings(bundled: BundledModel, delimiter: str) -> list[str]:
+    """The configs the runs used (seed aside), read from the config objects themselves."""
+    grpo, ibtpo = configs(bundled, 0, delimiter).values()
+    skip = {"seed", "output_dir"}
+    shared = {f.name: getattr(grpo, f.name) for f in fields(GRPOConfig) if f.name not in skip}
+    own = {f.name: getattr(ibtpo, f.name) for f in fields(IBTPOConfig)
+           if f.name not in skip and (f.name not in shared or getattr(ibtpo, f.name)
+                                      != shared[f.name])}
+    return [f"GRPO config: `{shared}`  ", f"IB-TPO differs in: `{own}`"]
+
+
+def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, delimiter: str
+           ) -> list[str]:
+    bundled = BUNDLED_MODELS[model]
     lines = ["# Benchmark: IB-TPO vs GRPO at equal generated tokens", "",
              *provenance(command), "",
-             f"Task {DEFAULT_ENV_ID} {DEFAULT_ENV_KWARGS} (train dataset seed 0, held-out seed "
-             f"1, 200 problems); bundled tiny model; token budget {budget} per run; IB-TPO "
+             f"Task {bundled.env_id} {bundled.env_kwargs} (train dataset seed 0, held-out seed "
+             f"1, 200 problems); bundled model `{model}`; token budget {budget} per run; IB-TPO "
              f"steps split at {delimiter!r}. Accuracy = greedy; pass@1 from 2 samples per "
              "problem at temperature 1. Points = 100 x (after - before).", "",
+             *settings(bundled, delimiter), "",
              "| method | seed | steps | generated tokens | accuracy before -> after | gain "
              "(points) | pass@1 before -> after | gain (points) | mean train reward | "
-             "mean Eff-Rate | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "mean Eff-Rate | wall s | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b, a = r["before"], r["after"]
         lines.append(
@@ -94,7 +122,8 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, delimiter: str
             f"{b['accuracy']:.3f} -> {a['accuracy']:.3f} | "
             f"{100 * (a['accuracy'] - b['accuracy']):+.1f} | {b['pass@1']:.3f} -> "
             f"{a['pass@1']:.3f} | {100 * (a['pass@1'] - b['pass@1']):+.1f} | "
-            f"{r['train_reward']:.3f} | {100 * r['eff_rate']:.1f}% | {r['seconds']:.0f} |")
+            f"{r['train_reward']:.3f} | {100 * r['eff_rate']:.1f}% | {r['seconds']:.0f} | "
+            f"{r['cpu_seconds']:.0f} |")
     lines.append("")
 
     def mean(method: str, key: str) -> float:
@@ -123,16 +152,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=20_000,
                         help="generated tokens per run")
-    parser.add_argument("--delimiter", default="=",
-                        help="IB-TPO step delimiter (see benchmarks/results/"
-                        "ibtpo_branching.md for why '=')")
+    parser.add_argument("--model", default="tiny", choices=sorted(BUNDLED_MODELS),
+                        help="bundled model, trained on its own task")
+    parser.add_argument("--delimiter", default=None,
+                        help="IB-TPO step delimiter, backslash escapes decoded (default: '=' "
+                        "for tiny, see benchmarks/results/ibtpo_branching.md for why; '\\n' "
+                        "for tiny-chain)")
     parser.add_argument("--report", default=str(RESULTS_DIR / "ibtpo_training.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = [train(method, seed, args.budget, args.delimiter)
+    bundled = BUNDLED_MODELS[args.model]
+    delimiter = (DELIMITERS[args.model] if args.delimiter is None
+                 else args.delimiter.encode().decode("unicode_escape"))
+    rows = [train(method, seed, args.budget, bundled, delimiter)
             for seed in args.seeds for method in ("GRPO", "IB-TPO")]
-    command = ("python -m benchmarks.ibtpo_training " + " ".join(sys.argv[1:])).strip()
-    lines = report(rows, command, args.budget, args.delimiter)
+    command = ("python -m benchmarks.ibtpo_training " + shlex.join(sys.argv[1:])).strip()
+    lines = report(rows, command, args.budget, args.model, delimiter)
     path = Path(args.report)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
