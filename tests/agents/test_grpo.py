@@ -27,7 +27,7 @@ def env_with(verifier):
 def small_config(**overrides):
     values = dict(prompts_per_step=4, group_size=4, max_new_tokens=6, lr=1e-2,
                   micro_batch_size=6, eval_problems=4, eval_samples=2, eval_k=(1, 2),
-                  device="cpu", seed=3)
+                  device="cpu", seed=3, warmup_steps=0)
     return GRPOConfig(**{**values, **overrides})
 
 
