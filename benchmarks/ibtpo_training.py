@@ -16,6 +16,12 @@ until it has generated `--budget` tokens (shared tree prefixes counted once), ch
 every step, so the runs end within one step of the budget; the tokens actually generated
 are reported.
 
+Learning rate: the config's warm-up (in steps), then, as the main job decays it to 0 at its
+last step, a linear decay to 0 at the token budget: each step's rate is multiplied by the
+share of the budget still unspent (`--constant-lr` turns the decay off). Runs end at a token
+budget, not at a known step, so this is the main job's schedule in the benchmark's own unit,
+the same rule for both agents. `--set KEY=VALUE` overrides a config field of both agents.
+
 Held-out metrics: greedy accuracy and pass@1 from 2 samples per problem at temperature 1,
 before and after. The figures go to `benchmarks/results/ibtpo_training.md`, written by this script
 (a reading of them may follow under "Verdict").
@@ -40,6 +46,7 @@ from benchmarks.common import RESULTS_DIR, provenance
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
 from rlvr_gym.agents.tiny import BUNDLED_MODELS, BundledModel
+from rlvr_gym.cli import config_overrides
 
 COMMON: dict[str, Any] = {"prompts_per_step": 16, "eval_problems": 200, "eval_samples": 2,
                           "eval_k": (1, 2), "device": "cpu"}
@@ -48,38 +55,53 @@ DELIMITERS = {"tiny": "=", "tiny-chain": "\n"}
 solutions of `tiny` (see benchmarks/results/ibtpo_branching.md), lines on `tiny-chain`."""
 
 
-def configs(bundled: BundledModel, seed: int, delimiter: str) -> dict[str, GRPOConfig]:
-    common = {**COMMON, "max_new_tokens": bundled.max_new_tokens, "seed": seed}
+def configs(bundled: BundledModel, seed: int, delimiter: str,
+            overrides: dict[str, Any] | None = None) -> dict[str, GRPOConfig]:
+    common = {**COMMON, "max_new_tokens": bundled.max_new_tokens, "seed": seed,
+              **(overrides or {})}
     return {"GRPO": GRPOConfig(group_size=8, **common),
             "IB-TPO": IBTPOConfig(delimiter=delimiter, **common)}
 
 
-def train(method: str, seed: int, budget: int, bundled: BundledModel, delimiter: str
-          ) -> dict[str, Any]:
+def train(method: str, seed: int, budget: int, bundled: BundledModel, delimiter: str,
+          overrides: dict[str, Any], decay: bool) -> dict[str, Any]:
     """One run until `budget` generated tokens; returns held-out before/after and usage."""
     env = gym.make(bundled.env_id, seed=0, **bundled.env_kwargs)
     eval_env = gym.make(bundled.env_id, seed=1, **bundled.env_kwargs)
-    config = configs(bundled, seed, delimiter)[method]
+    config = configs(bundled, seed, delimiter, overrides)[method]
     agent_cls = IBTPO if method == "IB-TPO" else GRPO
     agent: GRPO = agent_cls(str(bundled.directory), env, config, eval_env)
     spent, steps = [0.0], []
+    if decay:
+        scheduled = agent.learning_rate  # warm-up, then the config's own schedule
+
+        def learning_rate(step: int) -> float:
+            return scheduled(step) * max(0.0, 1.0 - spent[0] / budget)
+
+        agent.learning_rate = learning_rate  # type: ignore[method-assign]
 
     def count(a: GRPO, metrics: dict[str, Any]) -> bool:
         c = a.config
         if isinstance(a, IBTPO):
-            spent[0] += metrics["generated_tokens_per_problem"] * c.prompts_per_step
+            tokens = metrics["generated_tokens_per_problem"] * c.prompts_per_step
         else:
-            spent[0] += metrics["response_length"] * c.prompts_per_step * c.group_size
-        steps.append(metrics)
+            tokens = metrics["response_length"] * c.prompts_per_step * c.group_size
+        spent[0] += tokens
+        steps.append({**metrics, "tokens": tokens})
         return spent[0] < budget
 
     start, cpu = time.perf_counter(), time.process_time()
     agent.learn(10_000, callback=count, progress_bar=False)
     before, after = agent.eval_history[0], agent.eval_history[-1]
+    cumulative = np.cumsum([0.0] + [m["tokens"] for m in steps])
+    curve = [(e["step"], float(cumulative[e["step"]]), e["accuracy"])
+             for e in agent.eval_history]
     row = {"method": method, "seed": seed, "steps": agent.num_steps, "tokens": spent[0],
-           "seconds": time.perf_counter() - start,
+           "curve": curve, "seconds": time.perf_counter() - start,
            "cpu_seconds": time.process_time() - cpu, "before": before, "after": after,
            "train_reward": float(np.mean([m["reward"] for m in steps])),
+           "reward_first": float(np.mean([m["reward"] for m in steps[:10]])),
+           "reward_last": float(np.mean([m["reward"] for m in steps[-10:]])),
            "eff_rate": float(np.mean([m["eff_rate"] for m in steps]))}
     if method == "IB-TPO":
         row["eta_cov_first"] = steps[0]["eta_cov"]
@@ -90,19 +112,23 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, delimiter:
     return row
 
 
-def settings(bundled: BundledModel, delimiter: str) -> list[str]:
+def settings(bundled: BundledModel, delimiter: str, overrides: dict[str, Any], decay: bool
+             ) -> list[str]:
     """The configs the runs used (seed aside), read from the config objects themselves."""
-    grpo, ibtpo = configs(bundled, 0, delimiter).values()
+    grpo, ibtpo = configs(bundled, 0, delimiter, overrides).values()
     skip = {"seed", "output_dir"}
     shared = {f.name: getattr(grpo, f.name) for f in fields(GRPOConfig) if f.name not in skip}
     own = {f.name: getattr(ibtpo, f.name) for f in fields(IBTPOConfig)
            if f.name not in skip and (f.name not in shared or getattr(ibtpo, f.name)
                                       != shared[f.name])}
-    return [f"GRPO config: `{shared}`  ", f"IB-TPO differs in: `{own}`"]
+    schedule = ("warm-up, then linear decay to 0 at the token budget" if decay
+                else "the config's own (no decay at the budget)")
+    return [f"GRPO config: `{shared}`  ", f"IB-TPO differs in: `{own}`  ",
+            f"Learning-rate schedule: {schedule}."]
 
 
-def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, delimiter: str
-           ) -> list[str]:
+def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, delimiter: str,
+           overrides: dict[str, Any], decay: bool) -> list[str]:
     bundled = BUNDLED_MODELS[model]
     lines = ["# Benchmark: IB-TPO vs GRPO at equal generated tokens", "",
              *provenance(command), "",
@@ -110,11 +136,11 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, de
              f"1, 200 problems); bundled model `{model}`; token budget {budget} per run; IB-TPO "
              f"steps split at {delimiter!r}. Accuracy = greedy; pass@1 from 2 samples per "
              "problem at temperature 1. Points = 100 x (after - before).", "",
-             *settings(bundled, delimiter), "",
+             *settings(bundled, delimiter, overrides, decay), "",
              "| method | seed | steps | generated tokens | accuracy before -> after | gain "
              "(points) | pass@1 before -> after | gain (points) | mean train reward | "
-             "mean Eff-Rate | wall s | CPU s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "train reward, first -> last 10 steps | mean Eff-Rate | wall s | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b, a = r["before"], r["after"]
         lines.append(
@@ -122,7 +148,8 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, de
             f"{b['accuracy']:.3f} -> {a['accuracy']:.3f} | "
             f"{100 * (a['accuracy'] - b['accuracy']):+.1f} | {b['pass@1']:.3f} -> "
             f"{a['pass@1']:.3f} | {100 * (a['pass@1'] - b['pass@1']):+.1f} | "
-            f"{r['train_reward']:.3f} | {100 * r['eff_rate']:.1f}% | {r['seconds']:.0f} | "
+            f"{r['train_reward']:.3f} | {r['reward_first']:.3f} -> {r['reward_last']:.3f} | "
+            f"{100 * r['eff_rate']:.1f}% | {r['seconds']:.0f} | "
             f"{r['cpu_seconds']:.0f} |")
     lines.append("")
 
@@ -144,6 +171,13 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, de
     covs = [(r["eta_cov_first"], r["eta_cov_last"]) for r in rows if r["method"] == "IB-TPO"]
     lines += ["", "IB-TPO Cov(eta1, eta2) on the trees, first -> last step per seed: "
               + ", ".join(f"{f:+.4f} -> {la:+.4f}" for f, la in covs) + ".", ""]
+    if any(len(r["curve"]) > 2 for r in rows):
+        lines += ["Held-out greedy accuracy during training (step / thousands of generated "
+                  "tokens: accuracy):", ""]
+        lines += [f"- {r['method']} seed {r['seed']}: " + ", ".join(
+            f"{step} / {tokens / 1000:.0f}k: {acc:.3f}" for step, tokens, acc in r["curve"])
+            for r in rows]
+        lines.append("")
     return lines
 
 
@@ -158,16 +192,22 @@ def main() -> None:
                         help="IB-TPO step delimiter, backslash escapes decoded (default: '=' "
                         "for tiny, see benchmarks/results/ibtpo_branching.md for why; '\\n' "
                         "for tiny-chain)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config field of both agents, e.g. --set num_minibatches=2")
+    parser.add_argument("--constant-lr", action="store_true",
+                        help="no learning-rate decay at the token budget")
     parser.add_argument("--report", default=str(RESULTS_DIR / "ibtpo_training.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     bundled = BUNDLED_MODELS[args.model]
     delimiter = (DELIMITERS[args.model] if args.delimiter is None
                  else args.delimiter.encode().decode("unicode_escape"))
-    rows = [train(method, seed, args.budget, bundled, delimiter)
+    overrides = config_overrides(GRPOConfig, args.set)
+    rows = [train(method, seed, args.budget, bundled, delimiter, overrides, not args.constant_lr)
             for seed in args.seeds for method in ("GRPO", "IB-TPO")]
     command = ("python -m benchmarks.ibtpo_training " + shlex.join(sys.argv[1:])).strip()
-    lines = report(rows, command, args.budget, args.model, delimiter)
+    lines = report(rows, command, args.budget, args.model, delimiter, overrides,
+                   not args.constant_lr)
     path = Path(args.report)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
