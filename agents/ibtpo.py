@@ -158,7 +158,8 @@ class TreeSampler:
         policy: samples continuations and scores their tokens.
         env: verifies leaves; problems are pinned with `reset(options={"problem_id": ...})`
             and the action continues the observation (node prefix + new text).
-        sampling: temperature, top-p, token budget per continuation, stop strings.
+        sampling: temperature, top-p, stop strings and the token budget of a whole
+            root-to-leaf response (a branch gets what its node's prefix left of it).
         initial_samples, rounds, top_k, branches: B0, L, K, B.
         strategy: 'ib', 'entropy' or 'random'.
         beta: beta of the IB-Score.
@@ -227,6 +228,12 @@ class TreeSampler:
         outputs = self.policy.backend.generate(contexts, self.sampling)  # type: ignore[union-attr]
         gens = []
         for (t, node), ids, (out, reason) in zip(requests, node_ids, outputs, strict=True):
+            # A root-to-leaf response gets max_new_tokens, as an independent sample does: a
+            # continuation keeps what its node's prefix left. (All rows are sampled with the
+            # full budget, so a row that stops in time draws exactly as before.)
+            room = self.sampling.max_new_tokens - len(ids)
+            if len(out) > room:
+                out, reason = out[:room], "length"
             gens.append(Generation(t.prompt, t.prefix + node.text(), _decode(tok, out),
                                    t.prompt_ids, t.prefix_ids + ids, out, reason))
         logprobs = generated_logprobs(self.policy, gens, self.sampling.temperature or 1.0,
@@ -247,7 +254,7 @@ class TreeSampler:
             else:
                 t.tree.generated_tokens += len(gen.completion_ids)
             path = Generation(t.prompt, t.prefix, response, t.prompt_ids, t.prefix_ids,
-                              ids + gen.completion_ids, reason)
+                              ids + gen.completion_ids, gen.finish_reason)
             t.leaves.append(Leaf(path, float(reward), usable and trajectory is not None,
                                  bool(correct), trajectory, node.depth,
                                  len(gen.completion_ids)))

@@ -72,7 +72,7 @@ def heads(env, n):
 def test_tree_rollouts_count_tokens_once_and_grow_g_leaves(micro_model_dir, strategy):
     torch.manual_seed(0)
     policy, env, verifier = scripted(micro_model_dir)
-    sampler = TreeSampler(policy, env, SamplingConfig(max_new_tokens=8), initial_samples=3,
+    sampler = TreeSampler(policy, env, SamplingConfig(max_new_tokens=64), initial_samples=3,
                           rounds=4, top_k=2, branches=2, strategy=strategy)
     trees = sampler.sample(heads(env, 3))
     g = 3 + (4 - 1) * 2 * 2
@@ -101,6 +101,22 @@ def test_tree_rollouts_count_tokens_once_and_grow_g_leaves(micro_model_dir, stra
     assert sorted(verifier.responses) == sorted(leaf.generation.response for t in trees
                                                 for leaf in t.leaves)
     assert any(len(c) > len(t.prompt_ids) for t in trees for c in policy.backend.contexts)
+
+
+def test_a_root_to_leaf_response_keeps_the_token_budget_of_a_sample(micro_model_dir):
+    torch.manual_seed(0)
+    policy, env, _ = scripted(micro_model_dir)
+    # Each continuation is "d\ne" + EOS (4 tokens): a branch below the first step ("d\n",
+    # 2 tokens) may only add 3 more under a budget of 5.
+    trees = TreeSampler(policy, env, SamplingConfig(max_new_tokens=5), initial_samples=2,
+                        rounds=6, strategy="random").sample(heads(env, 4))
+    leaves = [leaf for t in trees for leaf in t.leaves]
+    assert all(len(leaf.generation.completion_ids) <= 5 for leaf in leaves)
+    deep = [leaf for leaf in leaves if leaf.branch_depth == 1]
+    assert deep and all(leaf.new_tokens == 3 and leaf.generation.finish_reason == "length"
+                        for leaf in deep)
+    assert all(leaf.new_tokens == 4 for leaf in leaves if leaf.branch_depth == 0)
+    assert sum(t.tree.generated_tokens for t in trees) == sum(leaf.new_tokens for leaf in leaves)
 
 
 def test_independent_sampling_is_a_one_round_tree(micro_model_dir):
