@@ -136,6 +136,11 @@ class VLLMBackend(GenerationBackend):
                 kv_cache_memory_bytes = CPU_KV_CACHE_BYTES
             else:
                 gpu_memory_utilization = 0.3
+        if on_cpu and seeded:
+            # vLLM 0.32's CPU runner cannot rewind a seeded request's generator after a
+            # partial (chunked) prefill ("CPU Generator does not use offset"), which happens
+            # once a batch's prompts exceed one scheduler step: prefill prompts whole.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
         memory: dict[str, Any] = {"kv_cache_memory_bytes": kv_cache_memory_bytes}
         if gpu_memory_utilization is not None:
             memory["gpu_memory_utilization"] = gpu_memory_utilization

@@ -196,6 +196,20 @@ def test_seeding_torch_makes_sampling_repeatable(pair, problems):
 
 
 @needs_vllm
+def test_a_batch_larger_than_one_scheduler_step(pair, problems):
+    """More prompt tokens than vLLM schedules at once (here 4096): seeded sampling must not
+    depend on how the scheduler splits the batch."""
+    _, vl = pair
+    prompts = prompts_of(problems) * 12  # 288 prompts of about 17 tokens
+    sampling = SamplingConfig(1.0, max_new_tokens=4)
+    torch.manual_seed(0)
+    first = vl.generate(prompts, sampling)
+    torch.manual_seed(0)
+    assert ids(vl.generate(prompts, sampling)) == ids(first)
+    assert all(1 <= len(g.completion_ids) <= 4 for g in first)
+
+
+@needs_vllm
 def test_sync_weights_after_an_optimiser_step(pair, problems, restore_weights):
     hf, vl = pair
     prompts = prompts_of(problems)
