@@ -32,7 +32,7 @@ pretrain: $(VENV)/.installed
 
 # The main job over 3 seeds; writes benchmarks/results/grpo.md.
 bench: $(VENV)/.installed
-	$(PY) benchmarks/grpo.py
+	$(PY) -m benchmarks.grpo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -86,6 +86,13 @@ class GRPOConfig:
     lr: float = 2e-4
     """AdamW learning rate. Tiny model: 2e-4 (5e-4 collapsed it to one repeated answer);
     1B+ models: 1e-6."""
+    warmup_steps: int = 20
+    """Training steps of linear learning-rate warm-up from lr / warmup_steps to lr (0: none).
+    Adam's first updates are full-size whatever the gradient's noise."""
+    decay_steps: int = 0
+    """After warm-up the learning rate falls linearly to 0 at this step (0: constant), so
+    the run ends on small updates instead of wherever the last noisy step left it. Set it to
+    the run's length; `rlvr-gym train` does so unless told otherwise."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     adam_betas: tuple[float, float] = (0.9, 0.99)
@@ -94,10 +101,10 @@ class GRPOConfig:
     """Gradient clipping norm (0 disables)."""
     num_iterations: int = 1
     """Optimisation passes over each sampled batch (mu in GRPO; 1 = on-policy, ratio = 1)."""
-    num_minibatches: int = 2
+    num_minibatches: int = 1
     """Optimiser steps per pass: the batch is split into this many mini-batches; the later
-    ones are off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 2, twice the updates
-    per sampled token)."""
+    ones are off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 1, which gained more
+    held-out accuracy than 2 in benchmarks/results/grpo*.md)."""
     micro_batch_size: int = 64
     """Sequences per forward/backward; gradients accumulate over a mini-batch's micro-batches.
     Lower it for large models or vocabularies (the logits of a micro-batch live in memory)."""
@@ -136,6 +143,11 @@ class GRPOConfig:
         if self.group_size < 2 and self.advantage != "none":
             raise ValueError("group advantages need group_size >= 2; use advantage='none' "
                              "for single samples")
+        if self.warmup_steps < 0 or self.decay_steps < 0:
+            raise ValueError("warmup_steps and decay_steps must be >= 0 (0 turns them off)")
+        if 0 < self.decay_steps <= self.warmup_steps:
+            raise ValueError(f"decay_steps ({self.decay_steps}) must be above warmup_steps "
+                             f"({self.warmup_steps}); set it to the run's total steps")
         self.stop = tuple(self.stop)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         self.eval_k = tuple(self.eval_k)
@@ -491,6 +503,16 @@ class GRPO(RunBookkeeping):
         batch = self.policy.batch(gens)
         mask = batch.completion_mask * usable.flatten()[:, None].float()
         rows = [i for i in range(len(gens)) if mask[i].sum() > 0]
+        # Rows whose advantages are all zero add nothing to the loss or its gradient unless a
+        # KL term, an extra loss or per-micro-batch normalisation (bnpo) involves them; they
+        # still count in the aggregation totals below, so skipping them changes no gradient
+        # (a mini-batch with no other row makes no optimiser step). Statistics such as the
+        # entropy are then over the trained rows.
+        skip_zero = (c.beta == 0.0 and c.loss_type != "bnpo"
+                     and type(self).extra_loss is GRPO.extra_loss)
+        nonzero = (advantages.reshape(len(gens), -1) != 0).any(1)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.num_steps)
         temperature = c.temperature or 1.0
         stats = _Mean()
 
@@ -501,13 +523,16 @@ class GRPO(RunBookkeeping):
         old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
         ref_logprobs = self._logprobs_no_grad(self.reference, batch) \
             if self.reference is not None else None
-        processed_tokens = 0
+        processed_tokens = trained = 0
         for iteration in range(c.num_iterations):
             for minibatch in np.array_split(np.array(rows), c.num_minibatches):
                 if len(minibatch) == 0:
                     continue
-                micro_batches = [minibatch[i:i + c.micro_batch_size]
-                                 for i in range(0, len(minibatch), c.micro_batch_size)]
+                active = minibatch[nonzero[torch.as_tensor(minibatch)].numpy()] \
+                    if skip_zero else minibatch
+                trained += len(active)
+                micro_batches = [active[i:i + c.micro_batch_size]
+                                 for i in range(0, len(active), c.micro_batch_size)]
                 total_tokens = float(mask[minibatch].sum())
                 self.optimizer.zero_grad(set_to_none=True)
                 minibatch_loss = 0.0
@@ -551,7 +576,19 @@ class GRPO(RunBookkeeping):
         seconds = time.perf_counter() - start
         return {**stats.means(), "update_seconds": seconds,
                 "update_tokens_per_s": processed_tokens / max(seconds, 1e-9),
-                "trained_sequences": len(rows)}
+                "trained_sequences": trained / c.num_iterations}
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of training step `step` (0-based): linear warm-up, then constant
+        or a linear decay to 0 at `decay_steps`. A function of the step alone, so a resumed run
+        follows the same schedule."""
+        c = self.config
+        rate = c.lr
+        if c.warmup_steps > 0:
+            rate *= min(1.0, (step + 1) / c.warmup_steps)
+        if c.decay_steps > 0 and step >= c.warmup_steps:
+            rate *= max(0.0, 1 - (step - c.warmup_steps) / max(c.decay_steps - c.warmup_steps, 1))
+        return rate
 
     def extra_loss(self, batch: TokenBatch, logprobs: torch.Tensor, total_sequences: float
                    ) -> tuple[torch.Tensor, dict[str, float]] | None:

@@ -152,7 +152,8 @@ def warm_start(s: Settings, log: list[str]) -> Policy:
 def make_agent(method: str, base: Policy, seed: int, s: Settings) -> GRPO:
     policy = Policy(copy.deepcopy(base.model), base.tokenizer)
     common = dict(prompts_per_step=s.prompts_per_step, group_size=s.group_size,
-                  max_new_tokens=s.budget, lr=s.lr, seed=seed, eval_samples=0)
+                  max_new_tokens=s.budget, lr=s.lr, seed=seed, eval_samples=0,
+                  num_minibatches=2, warmup_steps=0)  # as results/mrt.md was recorded
     env = strict_env(0)
     if method == "grpo":
         return GRPO(policy, env, GRPOConfig(**common))

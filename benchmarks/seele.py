@@ -60,7 +60,8 @@ def build(method: str, seed: int, budget: Budget) -> GRPO:
     shared = dict(prompts_per_step=budget.problems, max_new_tokens=MAX_NEW_TOKENS, lr=budget.lr,
                   num_minibatches=budget.num_minibatches, seed=seed, device="cpu",
                   eval_problems=budget.eval_problems, eval_samples=budget.eval_samples,
-                  eval_k=(1, budget.eval_samples))
+                  eval_k=(1, budget.eval_samples),
+                  warmup_steps=0)  # constant lr, as results/seele.md was recorded
     if method == "grpo":
         config = GRPOConfig(group_size=budget.rounds * budget.samples, **shared)
         return GRPO(TINY_MODEL_DIR, make_env(0), config, eval_env=make_env(1))

@@ -23,10 +23,12 @@ held_out = gym.make(DEFAULT_ENV_ID, seed=1, **DEFAULT_ENV_KWARGS)
 # 2. The agent: 32 problems x 8 samples per step, group z-score advantages, per-sequence
 #    loss ("grpo"); try loss_type="dapo" with epsilon_high=0.28 for DAPO's token-mean loss
 #    and clip-higher. Every field has a help line: `rlvr-gym train --help-config`.
+STEPS = 2 if SMOKE else 150
 config = GRPOConfig(
     prompts_per_step=4 if SMOKE else 32,
     group_size=8,
-    lr=2e-4,  # 3e-4 already degrades this model over 100 steps
+    lr=2e-4,  # peak learning rate after 20 warm-up steps; 3e-4 collapses this model
+    decay_steps=0 if SMOKE else STEPS,  # then down to 0 at the last step: the run ends steady
     eval_problems=10 if SMOKE else 200,
     eval_samples=2 if SMOKE else 8,
     eval_k=(1, 2) if SMOKE else (1, 8),
@@ -36,7 +38,7 @@ agent = GRPO(TINY_MODEL_DIR, env, config, eval_env=held_out)
 
 # 3. Learn. Held-out accuracy is measured before and after; metrics.jsonl, metrics.csv and
 #    curves.png land in runs/example-grpo.
-agent.learn(total_steps=2 if SMOKE else 100)
+agent.learn(total_steps=STEPS)
 before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy: {before['accuracy']:.2f} -> {after['accuracy']:.2f}")
 

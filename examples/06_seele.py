@@ -55,6 +55,7 @@ config = SEELEConfig(
     imitation_coef=1.0,  # gamma; the paper's 0.001 suits 1.5B models that know the format
     lr=1e-3,  # faster than GRPO's 2e-4 default; benchmarks/results/seele.md was run with it
     num_minibatches=4,  # four optimiser steps per sampled batch, as the paper's 256 / 64
+    warmup_steps=0,  # a 40-step run: no learning-rate warm-up
     eval_problems=5 if SMOKE else 100,
     eval_samples=2 if SMOKE else 4,
     eval_k=(1, 2) if SMOKE else (1, 4),

@@ -84,6 +84,7 @@ train_env = gym.make(DEFAULT_ENV_ID, seed=0, verifier=MathVerifier(last_number_f
 config = MRTConfig(variant="termination", prompts_per_step=2 if SMOKE else 16, group_size=4,
                    max_new_tokens=48, termination_samples=2 if SMOKE else 4,
                    eval_problems=10 if SMOKE else 200, eval_samples=0,
+                   warmup_steps=0,  # a 20-step run: no learning-rate warm-up
                    output_dir="runs/example-mrt")
 agent = MRT(policy, train_env, config, eval_env=env)
 agent.learn(total_steps=1 if SMOKE else 20, progress_bar=not SMOKE)

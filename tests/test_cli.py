@@ -9,7 +9,8 @@ from rlvr_gym.cli import config_overrides, main
 
 TINY_RUN = ["--steps", "1", "--no-progress", "--threads", "1",
             "--set", "prompts_per_step=2", "--set", "group_size=2",
-            "--set", "eval_problems=3", "--set", "eval_samples=2", "--set", "eval_k=1,2"]
+            "--set", "eval_problems=3", "--set", "eval_samples=2", "--set", "eval_k=1,2",
+            "--set", "warmup_steps=0"]
 
 
 def test_envs_lists_every_registered_id(capsys):
@@ -32,7 +33,11 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     assert "held-out before:" in printed and "held-out after:" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 1 and 0.0 <= summary["after"]["accuracy"] <= 1.0
+    assert summary["cpu_seconds"] > 0 and summary["torch_threads"] == 1
     assert (out / "curves.png").exists() and (out / "agent" / "agent.json").exists()
+    # the learning rate decays to 0 where the run ends
+    saved = json.loads((out / "agent" / "agent.json").read_text())
+    assert saved["config"]["decay_steps"] == 1
 
     assert main(["eval", str(out / "agent"), "--problems", "3", "--samples", "2",
                  "--k", "1", "2", "--threads", "1"]) == 0
@@ -42,7 +47,7 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     assert main(["train", "--resume", str(out / "agent"), "--output", str(tmp_path / "more"),
                  *TINY_RUN]) == 0
     resumed = json.loads((tmp_path / "more" / "agent" / "agent.json").read_text())
-    assert resumed["num_steps"] == 2
+    assert resumed["num_steps"] == 2 and resumed["config"]["decay_steps"] == 2
 
 
 def test_set_parses_types_and_rejects_unknown_fields():

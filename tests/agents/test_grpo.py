@@ -27,7 +27,7 @@ def env_with(verifier):
 def small_config(**overrides):
     values = dict(prompts_per_step=4, group_size=4, max_new_tokens=6, lr=1e-2,
                   micro_batch_size=6, eval_problems=4, eval_samples=2, eval_k=(1, 2),
-                  device="cpu", seed=3)
+                  device="cpu", seed=3, warmup_steps=0)
     return GRPOConfig(**{**values, **overrides})
 
 
@@ -67,6 +67,7 @@ def test_reward_rises_on_a_learnable_signal(micro_model_dir):
 @pytest.mark.parametrize("overrides", [
     {},
     {"num_iterations": 2, "num_minibatches": 2, "beta": 0.1, "loss_type": "dr_grpo"},
+    {"warmup_steps": 2, "decay_steps": 6},
 ])
 def test_save_load_resumes_exactly(micro_model_dir, tmp_path, overrides):
     straight = GRPO(micro_model_dir, env_with(FirstCharIsDigit()), small_config(**overrides))
@@ -93,6 +94,45 @@ def test_later_minibatches_use_the_sampling_policy_in_the_ratio(micro_model_dir)
     metrics = agent.train_step()
     # the first mini-batch's update moves the policy, so the second one's ratios differ from 1
     assert metrics["ratio"] != pytest.approx(1.0, abs=1e-6)
+
+
+class WithoutSkipping(GRPO):
+    """Overriding `extra_loss` makes the agent train every row, zero advantage or not."""
+
+    def extra_loss(self, batch, logprobs, total_sequences):
+        return None
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_rows_without_advantage_are_skipped_without_changing_the_update(micro_model_dir,
+                                                                        loss_type):
+    config = small_config(prompts_per_step=8, loss_type=loss_type)
+    skipping = GRPO(micro_model_dir, env_with(FirstCharIsDigit()), config)
+    first = skipping.train_step()
+    training_all = WithoutSkipping(micro_model_dir, env_with(FirstCharIsDigit()), config)
+    second = training_all.train_step()
+    assert first["reward"] == second["reward"]  # the same samples
+    assert 0 < first["trained_sequences"] < second["trained_sequences"] == 32
+    for a, b in zip(weights(skipping), weights(training_all), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_learning_rate_warms_up_then_decays_linearly(micro_model_dir):
+    agent = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                 small_config(lr=1e-2, warmup_steps=4))
+    seen = []
+    agent.learn(5, callback=lambda a, m: seen.append(m["lr"]), progress_bar=False)
+    assert seen == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2])
+    decaying = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                    small_config(lr=1e-2, warmup_steps=2, decay_steps=6))
+    assert [decaying.learning_rate(s) for s in range(7)] == pytest.approx(
+        [5e-3, 1e-2, 1e-2, 7.5e-3, 5e-3, 2.5e-3, 0.0])
+
+
+@pytest.mark.parametrize("values", [{"warmup_steps": -1}, {"warmup_steps": 5, "decay_steps": 5}])
+def test_schedule_config_is_checked(values):
+    with pytest.raises(ValueError, match="steps"):
+        small_config(**values)
 
 
 def test_dynamic_sampling_drops_groups_without_variance(micro_model_dir, constant_verifier):
