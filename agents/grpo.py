@@ -123,6 +123,9 @@ class GRPOConfig:
     dtype: str = "auto"
     """Compute dtype: 'auto' (bf16 autocast on a GPU that supports it, else fp32), 'float32'
     or 'bfloat16'. Weights and optimiser state stay fp32."""
+    backend: str = "transformers"
+    """Generation backend: 'transformers', 'vllm' (colocated, `pip install "rlvr-gym[vllm]"`)
+    or 'auto' (vLLM on a CUDA GPU where it is installed, else transformers)."""
     output_dir: str | None = None
     """Where metrics.jsonl / metrics.csv / curves.png are written (None: nowhere)."""
 
@@ -328,7 +331,8 @@ class GRPO(RunBookkeeping):
                  eval_env: Any = None) -> None:
         self.config = config or self.config_class()
         _seed_everything(self.config.seed)
-        self.policy = as_policy(policy, self.config.device, self.config.dtype)
+        self.policy = as_policy(policy, self.config.device, self.config.dtype,
+                                self.config.backend)
         self.env = env
         self.eval_env = eval_env
         self.reference = None

@@ -10,7 +10,8 @@ Three ideas carry the rest of the package:
 - Generated tokens are kept as ids, never re-tokenized from text, so the importance ratio is
   computed on exactly the tokens and context that were sampled.
 - Generation goes through a `GenerationBackend` that sees only token ids; the transformers
-  backend is always available, a vLLM backend can implement the same two methods.
+  backend is always available, `rlvr_gym.agents.vllm_backend.VLLMBackend` is the optional
+  vLLM one (`backend="vllm"`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class Generation:
     prefix_ids: list[int]
     completion_ids: list[int]
     finish_reason: FinishReason
+    logprobs: list[float] | None = None
+    """log-probability of each completion token under the distribution it was sampled from
+    (after temperature and top-p), as the backend computed it while sampling (vLLM); None
+    where the backend computes none (transformers: score with `Policy.token_logprobs`).
+    Losses score tokens with the training model, never with these."""
 
     @property
     def response(self) -> str:
@@ -91,6 +97,14 @@ class GenerationBackend(abc.ABC):
     @abc.abstractmethod
     def sync_weights(self) -> None:
         """Called after every optimiser step; backends holding a weight copy refresh it."""
+
+    def generate_with_logprobs(self, contexts: Sequence[Sequence[int]],
+                               sampling: SamplingConfig
+                               ) -> tuple[list[tuple[list[int], FinishReason]],
+                                          list[list[float]] | None]:
+        """`generate`, plus each generated token's sampling log-probability where the backend
+        computes it while sampling (one list per context), else None (this default)."""
+        return self.generate(contexts, sampling), None
 
 
 class TransformersBackend(GenerationBackend):
@@ -261,8 +275,10 @@ class Policy:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto",
-                        dtype: str = "auto", generation_batch_size: int = 256) -> Policy:
-        """Load a local model directory (no download is attempted)."""
+                        dtype: str = "auto", generation_batch_size: int = 256,
+                        backend: str = "transformers") -> Policy:
+        """Load a local model directory (no download is attempted); `backend` as in
+        `use_backend`."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path)
@@ -276,8 +292,8 @@ class Policy:
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch.float32, local_files_only=True).to(dev)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        backend = TransformersBackend(model, tokenizer, generation_batch_size, compute)
-        return cls(model, tokenizer, backend, compute)
+        hf = TransformersBackend(model, tokenizer, generation_batch_size, compute)
+        return use_backend(cls(model, tokenizer, hf, compute), backend)
 
     @property
     def device(self) -> torch.device:
@@ -301,14 +317,16 @@ class Policy:
             return cache[text]
 
         contexts = [ids(p) + ids(x) for p, x in zip(prompts, prefixes, strict=True)]
-        outputs = self.backend.generate(contexts, sampling)
+        outputs, logprobs = self.backend.generate_with_logprobs(contexts, sampling)
         eos = self.tokenizer.eos_token_id
         return [Generation(prompt=p, prefix=x,
                            text=self.tokenizer.decode([t for t in out if t != eos],
                                                       skip_special_tokens=True),
                            prompt_ids=ids(p), prefix_ids=ids(x), completion_ids=out,
-                           finish_reason=reason)
-                for p, x, (out, reason) in zip(prompts, prefixes, outputs, strict=True)]
+                           finish_reason=reason, logprobs=lp)
+                for p, x, (out, reason), lp in zip(prompts, prefixes, outputs,
+                                                   logprobs or [None] * len(outputs),
+                                                   strict=True)]
 
     def samples(self, prompts: Sequence[str], completions: Sequence[str],
                 prefixes: Sequence[str] | None = None) -> list[Generation]:
@@ -374,13 +392,28 @@ class Policy:
         return total / mask.sum(-1).clamp(min=1) if length_normalised else total
 
 
-def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: str = "auto"
-              ) -> Policy:
-    """A given `Policy`, moved to `device`, or one loaded from a local model directory."""
+def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: str = "auto",
+              backend: str = "transformers") -> Policy:
+    """A given `Policy`, moved to `device`, or one loaded from a local model directory; with
+    the generation backend `backend` (see `use_backend`)."""
     if isinstance(policy, Policy):
         policy.model.to(select_device(device))
-        return policy
-    return Policy.from_pretrained(policy, device, dtype)
+        return use_backend(policy, backend)
+    return Policy.from_pretrained(policy, device, dtype, backend=backend)
+
+
+def use_backend(policy: Policy, backend: str = "transformers") -> Policy:
+    """`policy` generating through `backend`: 'transformers' keeps the backend it has (the
+    transformers one unless a custom one was given), 'vllm' gives it a `VLLMBackend` unless it
+    has one (`ImportError` naming the install command when vllm is missing), 'auto' means
+    'vllm' for a policy on a CUDA GPU where vllm imports, else 'transformers'."""
+    from rlvr_gym.agents import vllm_backend
+
+    if vllm_backend.resolve_backend(backend, policy.device) == "vllm" \
+            and not isinstance(policy.backend, vllm_backend.VLLMBackend):
+        policy.backend = vllm_backend.VLLMBackend(policy.model, policy.tokenizer,
+                                                  compute_dtype=policy.compute_dtype)
+    return policy
 
 
 def cross_entropy_on(policy: Policy, batch: TokenBatch, mask: torch.Tensor) -> torch.Tensor:
