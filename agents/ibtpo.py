@@ -36,7 +36,14 @@ import torch
 from rlvr_gym.agents.grpo import GRPO, Group, GRPOConfig, Rollout
 from rlvr_gym.agents.monitors import eff_rate, split_prefix
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
-from rlvr_gym.agents.tree import Node, RolloutTree, Trajectory, split_steps
+from rlvr_gym.agents.tree import (
+    Node,
+    RolloutTree,
+    Trajectory,
+    check_step_probability,
+    split_steps,
+    step_probability,
+)
 
 Strategy = Literal["ib", "random", "entropy"]
 STRATEGIES: tuple[str, ...] = ("ib", "random", "entropy")
@@ -72,6 +79,12 @@ class IBTPOConfig(GRPOConfig):
     """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
     line). '=' splits "a + b = c" after the copy of the question, so that a branch can
     resample only the result (the benchmarks' choice for the bundled model)."""
+    step_probability: str = "mean"
+    """How pi(s | v) of a step (eta2 of the IB-Score, pi_ref of A_IB) is read from its token
+    log-probabilities: 'mean', the length-normalised exp(mean log p) (§2.8.1, safe for steps
+    of any length), or 'product', the paper's literal exp(sum log p), for steps of a few
+    tokens (on tiny-chain's "=" steps it branches deeper; benchmarks/results/
+    ibtpo_branching_chain.md)."""
     reference_confidence: bool = True
     """Take pi_ref(s) of A_IB from a frozen copy of the initial policy (paper); False uses the
     sampling policy's own step confidence (saves a model copy and a forward pass)."""
@@ -86,6 +99,7 @@ class IBTPOConfig(GRPOConfig):
             raise ValueError(f"ib_beta must be positive (the paper uses 5), got {self.ib_beta}")
         if not self.delimiter:
             raise ValueError("delimiter must be a non-empty string, e.g. '\\n'")
+        check_step_probability(self.step_probability)
         if self.dynamic_sampling:
             raise ValueError("IB-TPO trains on every tree (a tree whose leaves all agree still "
                              "has a local advantage A_IB); set dynamic_sampling=False")
@@ -164,21 +178,24 @@ class TreeSampler:
         strategy: 'ib', 'entropy' or 'random'.
         beta: beta of the IB-Score.
         delimiter: text that ends a step.
+        step_probability: 'mean' (length-normalised) or 'product', see `IBTPOConfig`.
         micro_batch_size: sequences per forward pass when scoring tokens.
     """
 
     def __init__(self, policy: Policy, env: Any, sampling: SamplingConfig, *,
                  initial_samples: int = 4, rounds: int = 9, top_k: int = 1, branches: int = 1,
                  strategy: str = "ib", beta: float = 5.0, delimiter: str = "\n",
-                 micro_batch_size: int = 64) -> None:
+                 step_probability: str = "mean", micro_batch_size: int = 64) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        check_step_probability(step_probability)
         if min(initial_samples, rounds, top_k, branches) < 1:
             raise ValueError("initial_samples, rounds, top_k and branches must be >= 1")
         self.policy, self.env, self.sampling = policy, env, sampling
         self.initial_samples, self.rounds = initial_samples, rounds
         self.top_k, self.branches = top_k, branches
         self.strategy, self.beta, self.delimiter = strategy, beta, delimiter
+        self.step_probability = step_probability
         self.micro_batch_size = micro_batch_size
 
     @property
@@ -194,7 +211,8 @@ class TreeSampler:
         for observation, info in heads:
             prompt, prefix = split_prefix(observation, info)
             trees.append(ProblemTree(str(info["problem_id"]), prompt, prefix,
-                                     self.policy.encode(prompt), self.policy.encode(prefix)))
+                                     self.policy.encode(prompt), self.policy.encode(prefix),
+                                     RolloutTree(self.step_probability)))
         self._expand([(t, t.tree.root) for t in trees for _ in range(self.initial_samples)])
         for _ in range(self.rounds - 1):
             self._expand([(t, node) for t in trees for node in self.select(t.tree)
@@ -362,7 +380,8 @@ class IBTPO(GRPO):
         self.sampler = TreeSampler(
             self.policy, env, c.sampling(), initial_samples=c.initial_samples,
             rounds=c.rounds, top_k=c.top_k, branches=c.branches, strategy=c.strategy,
-            beta=c.ib_beta, delimiter=c.delimiter, micro_batch_size=c.micro_batch_size)
+            beta=c.ib_beta, delimiter=c.delimiter, step_probability=c.step_probability,
+            micro_batch_size=c.micro_batch_size)
 
     def collect(self) -> TreeRollout:
         """Grow `prompts_per_step` trees; each becomes one group of its G leaves."""
@@ -423,8 +442,9 @@ class IBTPO(GRPO):
         return metrics
 
     def _set_reference_confidence(self, leaves: Sequence[Leaf]) -> None:
-        """pi_ref(s) = exp(mean log pi_ref of s's tokens) for every node on the leaves' paths
-        (§2.8.1); a node shared by several paths has one context, so it is scored once."""
+        """pi_ref(s) of every node on the leaves' paths, read from the reference model's token
+        log-probabilities as the config's `step_probability` says (§2.8.1); a node shared by
+        several paths has one context, so it is scored once."""
         todo = [leaf for leaf in leaves if leaf.trajectory is not None
                 and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]
         if not todo:
@@ -439,5 +459,6 @@ class IBTPO(GRPO):
             for node in leaf.trajectory.nodes:  # type: ignore[union-attr]
                 n = len(node.step.token_ids)  # type: ignore[union-attr]
                 if node.ref_confidence is None:
-                    node.ref_confidence = float(np.exp(np.mean(lp[col:col + n]))) if n else 1.0
+                    node.ref_confidence = step_probability(lp[col:col + n],
+                                                           self.config.step_probability)
                 col += n

@@ -6,7 +6,10 @@ A node is one reasoning step (the text between two delimiters) with the tokens t
 generated for it. Trajectories that share a prefix share its nodes, so generated tokens are
 counted once. Choices the paper leaves open, as recommended in §2.8:
 
-- step probabilities are length-normalised: exp(mean token log-probability) (§2.8.1);
+- step probabilities are length-normalised by default, exp(mean token log-probability)
+  (§2.8.1); `step_probability="product"` takes the paper's literal pi(s | v) = exp(sum of
+  token log-probabilities), usable when steps are a few tokens long (it vanishes on long
+  steps, which would make every eta2 and A_IB about 0);
 - success estimates in ratios are Laplace-smoothed, p = (c + 0.5) / (n + 1), so a parent
   whose leaves all failed gives a finite ratio (§2.8.3); the global advantage uses the plain
   fraction of correct leaves;
@@ -35,10 +38,26 @@ class Step:
         if len(self.token_ids) != len(self.logprobs):
             raise ValueError("a step needs one log-probability per token")
 
-    @property
-    def confidence(self) -> float:
-        """Length-normalised probability exp(mean log p) of the step (1.0 when empty)."""
-        return math.exp(sum(self.logprobs) / len(self.logprobs)) if self.logprobs else 1.0
+
+STEP_PROBABILITIES: tuple[str, ...] = ("mean", "product")
+
+
+def check_step_probability(how: str) -> None:
+    """ValueError unless `how` names a way to read a step's probability."""
+    if how not in STEP_PROBABILITIES:
+        raise ValueError(f"step_probability must be one of {STEP_PROBABILITIES} ('mean': "
+                         f"length-normalised, for steps of any length), got {how!r}")
+
+
+def step_probability(logprobs: Sequence[float], how: str = "mean") -> float:
+    """pi(s | prefix) of a step from its tokens' log-probabilities: 'mean' is the
+    length-normalised exp(mean log p) (§2.8.1), 'product' the plain exp(sum log p). 1.0 for a
+    step without tokens."""
+    check_step_probability(how)
+    if not len(logprobs):
+        return 1.0
+    total = float(sum(logprobs))
+    return math.exp(total / len(logprobs) if how == "mean" else total)
 
 
 @dataclass(eq=False)
@@ -50,7 +69,7 @@ class Node:
     children: list[Node] = field(default_factory=list)
     visits: int = 0  # trajectories through this node
     correct: float = 0.0  # summed rewards of those trajectories
-    ref_confidence: float | None = None  # the reference policy's exp(mean log p) of the step
+    ref_confidence: float | None = None  # the reference policy's probability of the step
 
     @property
     def depth(self) -> int:
@@ -91,9 +110,13 @@ class RolloutTree:
 
     Build it with `add(parent, steps, reward)`: `steps` continue the response after `parent`
     (the root for an independent sample). Leaves' rewards propagate to every ancestor.
+    `step_probability` ('mean' or 'product', see `step_probability`) is how eta2 and pi_ref
+    of a step are read from its token log-probabilities.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, step_probability: str = "mean") -> None:
+        check_step_probability(step_probability)
+        self.step_probability = step_probability
         self.root = Node(step=None)
         self.trajectories: list[Trajectory] = []
         self.generated_tokens = 0
@@ -142,7 +165,7 @@ class RolloutTree:
         the policy's confidence in the step (§2.3)."""
         assert node.parent is not None and node.step is not None
         gain = node.success() / node.parent.success() - (1.0 + 1.0 / beta)
-        return gain, node.step.confidence
+        return gain, step_probability(node.step.logprobs, self.step_probability)
 
     def ib_score(self, node: Node, beta: float) -> float:
         """IB-Score(v) = (1 + beta) / B * sum_b eta1(s_b) eta2(s_b) over v's children, each
@@ -186,8 +209,8 @@ class RolloutTree:
             A(s)    = A_GL(s) + lam * A_IB(s)
 
         p is the plain share of correct trajectories, p~ the smoothed one, pi_ref(s) the
-        reference policy's length-normalised step probability (`Node.ref_confidence`; the
-        sampling policy's confidence stands in where it was not set).
+        reference policy's step probability (`Node.ref_confidence`, read as the tree's
+        `step_probability`; the sampling policy's stands in where it was not set).
         """
         _check_beta(beta)
         rewards = np.array([t.reward for t in self.trajectories], dtype=float)

@@ -2,8 +2,9 @@
 (ALGORITHMS.md §2.6, arXiv 2605.28109: +2.9 points on Qwen3-1.7B, +3.6 on Qwen3-8B).
 
     nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training [--seeds 0 1 2] [--budget 20000]
-    nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training --model tiny-chain \
-        --budget 1000000 --set eval_every=25 --report benchmarks/results/ibtpo_training_chain.md
+    .venv/bin/python -m benchmarks.ibtpo_training --model tiny-chain --budget 1000000 \
+        --step-probability product --set eval_every=25 --jobs 6 \
+        --report benchmarks/results/ibtpo_training_chain.md
 
 Both agents start from a bundled model (`--model`: `tiny`, 2-3 digit addition, the default;
 or `tiny-chain`, sums of 4-6 one-digit terms with multi-step solutions) on its own task (train
@@ -11,7 +12,8 @@ on dataset seed 0, evaluate on 200 held-out problems of seed 1) with the same se
 GRPOConfig defaults of the commit (the report lists them), 16 problems per step and the
 model's generation budget. GRPO samples 8 independent completions per problem; IB-TPO grows
 an IB-guided tree of (B0, L, K, B) = (4, 9, 1, 1) = 12 leaves per problem (beta 5, lambda
-0.1, pi_ref from the frozen initial model; steps split at `--delimiter`). Each run trains
+0.1, pi_ref from the frozen initial model; steps split at `--delimiter`, step probabilities
+read as `--step-probability`). Each run trains
 until it has generated `--budget` tokens (shared tree prefixes counted once), checked after
 every step, so the runs end within one step of the budget; the tokens actually generated
 are reported.
@@ -21,6 +23,8 @@ last step, a linear decay to 0 at the token budget: each step's rate is multipli
 share of the budget still unspent (`--constant-lr` turns the decay off). Runs end at a token
 budget, not at a known step, so this is the main job's schedule in the benchmark's own unit,
 the same rule for both agents. `--set KEY=VALUE` overrides a config field of both agents.
+`--jobs N` runs N of the (method, seed) runs at once, in separate processes of one torch
+thread each (results do not depend on it; wall times do).
 
 Held-out metrics: greedy accuracy and pass@1 from 2 samples per problem at temperature 1,
 before and after. The figures go to `benchmarks/results/ibtpo_training.md`, written by this script
@@ -33,6 +37,7 @@ import argparse
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -46,26 +51,29 @@ from benchmarks.common import RESULTS_DIR, provenance
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
 from rlvr_gym.agents.tiny import BUNDLED_MODELS, BundledModel
+from rlvr_gym.agents.tree import STEP_PROBABILITIES
 from rlvr_gym.cli import config_overrides
 
 COMMON: dict[str, Any] = {"prompts_per_step": 16, "eval_problems": 200, "eval_samples": 2,
                           "eval_k": (1, 2), "device": "cpu"}
 
 
-def configs(bundled: BundledModel, seed: int, delimiter: str,
+def configs(bundled: BundledModel, seed: int, tree: dict[str, str],
             overrides: dict[str, Any] | None = None) -> dict[str, GRPOConfig]:
+    """GRPO's and IB-TPO's configs; `tree` holds IB-TPO's delimiter and step_probability."""
     common = {**COMMON, "max_new_tokens": bundled.max_new_tokens, "seed": seed,
               **(overrides or {})}
     return {"GRPO": GRPOConfig(group_size=8, **common),
-            "IB-TPO": IBTPOConfig(delimiter=delimiter, **common)}
+            "IB-TPO": IBTPOConfig(**tree, **common)}
 
 
-def train(method: str, seed: int, budget: int, bundled: BundledModel, delimiter: str,
+def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict[str, str],
           overrides: dict[str, Any], decay: bool) -> dict[str, Any]:
     """One run until `budget` generated tokens; returns held-out before/after and usage."""
+    torch.set_num_threads(1)
     env = gym.make(bundled.env_id, seed=0, **bundled.env_kwargs)
     eval_env = gym.make(bundled.env_id, seed=1, **bundled.env_kwargs)
-    config = configs(bundled, seed, delimiter, overrides)[method]
+    config = configs(bundled, seed, tree, overrides)[method]
     agent_cls = IBTPO if method == "IB-TPO" else GRPO
     agent: GRPO = agent_cls(str(bundled.directory), env, config, eval_env)
     spent, steps = [0.0], []
@@ -109,10 +117,10 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, delimiter:
     return row
 
 
-def settings(bundled: BundledModel, delimiter: str, overrides: dict[str, Any], decay: bool
-             ) -> list[str]:
+def settings(bundled: BundledModel, tree: dict[str, str], overrides: dict[str, Any],
+             decay: bool) -> list[str]:
     """The configs the runs used (seed aside), read from the config objects themselves."""
-    grpo, ibtpo = configs(bundled, 0, delimiter, overrides).values()
+    grpo, ibtpo = configs(bundled, 0, tree, overrides).values()
     skip = {"seed", "output_dir"}
     shared = {f.name: getattr(grpo, f.name) for f in fields(GRPOConfig) if f.name not in skip}
     own = {f.name: getattr(ibtpo, f.name) for f in fields(IBTPOConfig)
@@ -124,16 +132,19 @@ def settings(bundled: BundledModel, delimiter: str, overrides: dict[str, Any], d
             f"Learning-rate schedule: {schedule}."]
 
 
-def report(rows: list[dict[str, Any]], command: str, budget: int, model: str, delimiter: str,
-           overrides: dict[str, Any], decay: bool) -> list[str]:
+def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
+           tree: dict[str, str], overrides: dict[str, Any], decay: bool) -> list[str]:
     bundled = BUNDLED_MODELS[model]
+    settings_of = {**COMMON, **overrides}
     lines = ["# Benchmark: IB-TPO vs GRPO at equal generated tokens", "",
              *provenance(command), "",
              f"Task {bundled.env_id} {bundled.env_kwargs} (train dataset seed 0, held-out seed "
-             f"1, 200 problems); bundled model `{model}`; token budget {budget} per run; IB-TPO "
-             f"steps split at {delimiter!r}. Accuracy = greedy; pass@1 from 2 samples per "
+             f"1, {settings_of['eval_problems']} problems); bundled model `{model}`; token "
+             f"budget {budget} per run; IB-TPO "
+             f"steps split at {tree['delimiter']!r}, step probability "
+             f"{tree['step_probability']!r}. Accuracy = greedy; pass@1 from 2 samples per "
              "problem at temperature 1. Points = 100 x (after - before).", "",
-             *settings(bundled, delimiter, overrides, decay), "",
+             *settings(bundled, tree, overrides, decay), "",
              "| method | seed | steps | generated tokens | accuracy before -> after | gain "
              "(points) | pass@1 before -> after | gain (points) | mean train reward | "
              "train reward, first -> last 10 steps | mean Eff-Rate | wall s | CPU s |",
@@ -189,20 +200,30 @@ def main() -> None:
                         help="IB-TPO step delimiter, backslash escapes decoded (default '=': on "
                         "both models its IB trees gave more trajectories per generated token "
                         "than lines, benchmarks/results/ibtpo_branching*.md)")
+    parser.add_argument("--step-probability", default="mean", choices=STEP_PROBABILITIES,
+                        help="how IB-TPO reads a step's probability (eta2, pi_ref): 'mean' "
+                        "(length-normalised) or 'product' (see IBTPOConfig.step_probability)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="(method, seed) runs at once, one process and torch thread each")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config field of both agents, e.g. --set num_minibatches=2")
     parser.add_argument("--constant-lr", action="store_true",
                         help="no learning-rate decay at the token budget")
     parser.add_argument("--report", default=str(RESULTS_DIR / "ibtpo_training.md"))
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     bundled = BUNDLED_MODELS[args.model]
-    delimiter = args.delimiter.encode().decode("unicode_escape")
+    tree = {"delimiter": args.delimiter.encode().decode("unicode_escape"),
+            "step_probability": args.step_probability}
     overrides = config_overrides(GRPOConfig, args.set)
-    rows = [train(method, seed, args.budget, bundled, delimiter, overrides, not args.constant_lr)
-            for seed in args.seeds for method in ("GRPO", "IB-TPO")]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(train, method, seed, args.budget, bundled, tree, overrides,
+                               not args.constant_lr)
+                   for seed in args.seeds for method in ("GRPO", "IB-TPO")]
+        rows = [f.result() for f in futures]
     command = ("python -m benchmarks.ibtpo_training " + shlex.join(sys.argv[1:])).strip()
-    lines = report(rows, command, args.budget, args.model, delimiter, overrides,
+    lines = report(rows, command, args.budget, args.model, tree, overrides,
                    not args.constant_lr)
     path = Path(args.report)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from rlvr_gym.agents.ibtpo import (
     tree_metrics,
 )
 from rlvr_gym.agents.policy import GenerationBackend, Policy, SamplingConfig
-from rlvr_gym.agents.tree import RolloutTree, Step
+from rlvr_gym.agents.tree import RolloutTree, Step, step_probability
 from rlvr_gym.envs.registry import make_task_env
 from rlvr_gym.types import Status, Verdict
 
@@ -215,6 +215,21 @@ def test_token_advantages_match_each_leafs_step_advantages(micro_model_dir):
                if n.step is not None)
 
 
+def test_product_step_probability_reaches_the_trees_and_pi_ref(micro_model_dir):
+    torch.manual_seed(0)
+    policy, env, _ = scripted(micro_model_dir)
+    agent = IBTPO(policy, env, small_config(step_probability="product"))
+    rollout = agent.collect()
+    agent.token_advantages(rollout.trees)
+    nodes = [n for t in rollout.trees for n in t.tree.nodes() if n.step is not None]
+    assert all(t.tree.step_probability == "product" for t in rollout.trees)
+    # Before any update the reference is the sampling policy: pi_ref(s) = pi(s) = prod p.
+    assert [n.ref_confidence for n in nodes] == pytest.approx(
+        [math.exp(sum(n.step.logprobs)) for n in nodes], rel=1e-4)
+    assert any(len(n.step.logprobs) > 1 and n.ref_confidence < step_probability(
+        n.step.logprobs, "mean") for n in nodes)
+
+
 def test_short_learn_run_updates_and_logs_tree_monitors(micro_model_dir, make_env, tmp_path):
     torch.manual_seed(0)
     policy, env, _ = scripted(micro_model_dir)
@@ -265,6 +280,8 @@ def test_config_derives_g_and_documents_every_field():
         IBTPOConfig(dynamic_sampling=True)
     with pytest.raises(ValueError, match="group_size is derived"):
         IBTPOConfig(group_size=5)
+    with pytest.raises(ValueError, match="step_probability"):
+        IBTPOConfig(step_probability="sum")
 
 
 def test_cli_trains_ibtpo(tmp_path, capsys):

@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from rlvr_gym.agents.tree import RolloutTree, Step, split_steps
+from rlvr_gym.agents.tree import RolloutTree, Step, split_steps, step_probability
 
 
 def step(name, *probs):
@@ -54,6 +54,29 @@ def test_ib_scores_match_hand_computation(tree):
     # A: (1 + 5) / 2 * (.3 * .8 + (-.7) * .2) = 0.3
     assert tree.ib_score(n["A"], beta=5) == pytest.approx(0.3)
     assert tree.branchable() == [tree.root, n["A"]]
+
+
+def test_step_probability_is_length_normalised_or_the_plain_product():
+    logprobs = [math.log(0.5), math.log(0.8)]
+    assert step_probability(logprobs, "mean") == pytest.approx(math.sqrt(0.4))
+    assert step_probability(logprobs, "product") == pytest.approx(0.4)
+    assert step_probability([], "product") == 1.0
+    with pytest.raises(ValueError, match="'mean'"):
+        step_probability(logprobs, "sum")
+    with pytest.raises(ValueError, match="step_probability"):
+        RolloutTree(step_probability="geometric")
+
+
+def test_product_step_probability_changes_eta2_of_multi_token_steps_only():
+    t = RolloutTree(step_probability="product")
+    first = t.add(t.root, [step("A", 0.5, 0.5), step("B1", 0.8)], reward=1.0)
+    t.add(first.nodes[0], [step("B2", 0.2)], reward=0.0)
+    t.add(t.root, [step("C", 0.4)], reward=0.0)
+    a = first.nodes[0]
+    assert t.eta(a, beta=5)[1] == pytest.approx(0.25)  # 0.5 * 0.5, not exp(mean log) = 0.5
+    # root: (1 + 5) / 3 * (2 * 2/15 * .25 + 1 * (-8/15) * .4); A's one-token children as before
+    assert t.ib_score(t.root, beta=5) == pytest.approx(2 * (4 / 15 * 0.25 - 8 / 15 * 0.4))
+    assert t.ib_score(a, beta=5) == pytest.approx(0.3)
 
 
 def test_ib_score_favours_rebranching_under_a_failing_prefix():
