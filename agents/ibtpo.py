@@ -56,9 +56,10 @@ class IBTPOConfig(GRPOConfig):
 
     prompts_per_step: int = 32
     """Problems (trees) per training step. In the paper a tree of 12 leaves costs about as
-    many generated tokens as 8 independent samples (Table 3); on the bundled model's
-    two-step solutions it costs 1.15x (steps at '=') to 1.47x (steps at lines) of 8
-    samples (benchmarks/results/ibtpo_branching.md)."""
+    many generated tokens as 8 independent samples (Table 3); on the `tiny` model's two-step
+    solutions it costs 1.15x (steps at '=') to 1.47x (steps at lines) of 8 samples, on
+    `tiny-chain`'s 3-5 step solutions 1.00x ('=') to 1.11x (lines)
+    (benchmarks/results/ibtpo_branching*.md)."""
     initial_samples: int = 4
     """B0: independent samples from the root of each tree (paper: 4)."""
     rounds: int = 9
@@ -77,8 +78,9 @@ class IBTPOConfig(GRPOConfig):
     """lambda in A = A_GL + lambda A_IB (paper: 0.1; 0.5 collapsed training)."""
     delimiter: str = "\n"
     """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
-    line). '=' splits "a + b = c" after the copy of the question, so that a branch can
-    resample only the result (the benchmarks' choice for the bundled model)."""
+    line). '=' splits "a + b = c" after the operation, so that a branch can resample only
+    the result (the benchmarks' choice: more trajectories per token than lines on both
+    bundled models)."""
     step_probability: str = "mean"
     """How pi(s | v) of a step (eta2 of the IB-Score, pi_ref of A_IB) is read from its token
     log-probabilities: 'mean', the length-normalised exp(mean log p) (§2.8.1, safe for steps
