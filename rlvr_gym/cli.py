@@ -173,9 +173,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
     env, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, args.wrapper)
-    output = Path(args.output or f"runs/{args.agent}-{env_id.split('/')[-1]}-seed{args.seed}")
     overrides = config_overrides(spec.config_cls, args.set)
-    overrides.setdefault("output_dir", str(output))
+    # One run directory for metrics, the saved agent and the summary: --output, or the
+    # config's output_dir given with --set.
+    if args.output and overrides.get("output_dir", args.output) != args.output:
+        raise SystemExit(f"error: --output {args.output} and --set output_dir="
+                         f"{overrides['output_dir']} disagree: give the run directory once")
+    output = Path(args.output or overrides.get("output_dir")
+                  or f"runs/{args.agent}-{env_id.split('/')[-1]}-seed{args.seed}")
+    overrides["output_dir"] = str(output)
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.resume:
         agent = spec.agent_cls.load(args.resume, env, eval_env, **overrides)

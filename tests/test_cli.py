@@ -50,6 +50,16 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     assert resumed["num_steps"] == 2 and resumed["config"]["decay_steps"] == 2
 
 
+def test_set_output_dir_is_the_run_directory(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--set", f"output_dir={out}", *TINY_RUN]) == 0
+    assert (out / "summary.json").exists() and (out / "agent" / "agent.json").exists()
+    assert (out / "metrics.jsonl").exists()
+    with pytest.raises(SystemExit, match="give the run directory once"):
+        main(["train", "--output", str(tmp_path / "a"), "--set", f"output_dir={out}",
+              *TINY_RUN])
+
+
 def test_set_parses_types_and_rejects_unknown_fields():
     values = config_overrides(GRPOConfig, ["lr=1e-4", "dynamic_sampling=true", "eval_k=1,4",
                                            "loss_type=dapo"])
