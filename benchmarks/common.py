@@ -14,14 +14,17 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 
 def machine(packages: tuple[str, ...] = ()) -> str:
-    """Cores, CPU model, Python, torch (if imported) and the named packages' versions."""
+    """Cores, CPU model, Python, torch and its GPU (if imported), the named packages' versions."""
     cpuinfo = Path("/proc/cpuinfo")
     lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
     cpu = next((line.split(":", 1)[1].strip() for line in lines
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
     parts = [f"{os.cpu_count()} cores", cpu, f"Python {sys.version.split()[0]}"]
     if "torch" in sys.modules:
-        parts.append(f"torch {sys.modules['torch'].__version__}")
+        torch = sys.modules["torch"]
+        parts.append(f"torch {torch.__version__}")
+        if torch.cuda.is_available():
+            parts.append(f"GPU {torch.cuda.get_device_name(0)}")
     for name in packages:
         try:
             parts.append(f"{name} {version(name)}")

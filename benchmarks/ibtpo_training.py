@@ -171,11 +171,11 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
 
     for key, label in (("accuracy", "greedy accuracy"), ("pass@1", "pass@1")):
         diffs = spread(key)
+        std = f"{np.std(diffs, ddof=1):.1f}" if len(diffs) > 1 else "n/a with one seed"
         lines.append(f"Held-out {label} after training, mean over seeds: GRPO "
                      f"{mean('GRPO', key):.1f}%, IB-TPO {mean('IB-TPO', key):.1f}%; IB-TPO "
                      f"minus GRPO per seed {', '.join(f'{d:+.1f}' for d in diffs)} points "
-                     f"(mean {np.mean(diffs):+.1f}, sample std "
-                     f"{np.std(diffs, ddof=1) if len(diffs) > 1 else float('nan'):.1f}).")
+                     f"(mean {np.mean(diffs):+.1f}, sample std {std}).")
     covs = [(r["eta_cov_first"], r["eta_cov_last"]) for r in rows if r["method"] == "IB-TPO"]
     lines += ["", "IB-TPO Cov(eta1, eta2) on the trees, first -> last step per seed: "
               + ", ".join(f"{f:+.4f} -> {la:+.4f}" for f, la in covs) + ".", ""]
