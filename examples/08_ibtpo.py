@@ -1,7 +1,7 @@
 """Tutorial: IB-TPO. Grow rollout trees that share reasoning prefixes, see where the IB-Score
 branches, then train with step-level advantages (ALGORITHMS.md §2).
 
-    python examples/08_ibtpo.py              # several minutes on a laptop CPU
+    python examples/08_ibtpo.py              # about a minute on a laptop CPU
     RLVR_SMOKE=1 python examples/08_ibtpo.py # seconds: checks that it runs
 """
 
