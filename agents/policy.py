@@ -17,8 +17,10 @@ Three ideas carry the rest of the package:
 from __future__ import annotations
 
 import abc
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +109,28 @@ class GenerationBackend(abc.ABC):
         return self.generate(contexts, sampling), None
 
 
+class _SpuriousMaskWarning(logging.Filter):
+    """Drops transformers' "passing in an `attention_mask`" warning during our `generate`.
+
+    The mask is always passed; transformers 5 drops it when it is all ones (no padding), and
+    once a row has finished, the pad tokens it is fed make the model's check warn. Those rows'
+    outputs are cut away (`_cut`), and left-padded batches give the same tokens as each
+    prompt alone (tests/agents/test_policy.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "passing in an `attention_mask`" not in record.getMessage()
+
+
+@contextmanager
+def _without_spurious_mask_warning() -> Iterator[None]:
+    logger, quiet = logging.getLogger("transformers.modeling_utils"), _SpuriousMaskWarning()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 class TransformersBackend(GenerationBackend):
     """Batched sampling with `model.generate` (KV cache), left-padded contexts.
 
@@ -156,7 +180,7 @@ class TransformersBackend(GenerationBackend):
         shipped = self.model.generation_config
         self.model.generation_config = config
         try:
-            with autocast(device, self.compute_dtype):
+            with autocast(device, self.compute_dtype), _without_spurious_mask_warning():
                 out = self.model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device),
                     generation_config=config, tokenizer=tok if sampling.stop else None)

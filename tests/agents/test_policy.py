@@ -1,5 +1,7 @@
 """The policy layer: sampling, prefixes, stop strings, masks and log-probabilities."""
 
+import logging
+
 import pytest
 import torch
 
@@ -36,6 +38,29 @@ def test_left_padded_batch_matches_single_generation(policy):
     batched = policy.generate(prompts, GREEDY)
     single = [policy.generate([p], GREEDY)[0] for p in prompts]
     assert [g.completion_ids for g in batched] == [g.completion_ids for g in single]
+
+
+def test_padded_generation_prints_no_attention_mask_warning(policy):
+    messages: list[str] = []
+
+    class Record(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("transformers.modeling_utils"), Record()
+    logging.Logger.warning_once.cache_clear()  # transformers prints it once per process
+    logger.addHandler(handler)
+    try:
+        # Unpadded prompts (transformers then drops the all-ones mask) whose rows end at
+        # different steps: the finished rows feed pad tokens, which made transformers warn.
+        torch.manual_seed(1)
+        gens = policy.generate(["x"] * 8, SamplingConfig(max_new_tokens=30, stop=("1",)))
+        assert len({len(g.completion_ids) for g in gens}) > 1
+        # the record reaches handlers when it is not the spurious warning
+        logger.warning_once("another warning")
+    finally:
+        logger.removeHandler(handler)
+    assert messages == ["another warning"]
 
 
 def test_stop_string_cuts_the_completion(policy):
