@@ -109,7 +109,8 @@ class GenerationBackend(abc.ABC):
         return self.generate(contexts, sampling), None
 
 
-class _SpuriousMaskWarning(logging.Filter):
+@contextmanager
+def _without_spurious_mask_warning() -> Iterator[None]:
     """Drops transformers' "passing in an `attention_mask`" warning during our `generate`.
 
     The mask is always passed; transformers 5 drops it when it is all ones (no padding), and
@@ -117,13 +118,10 @@ class _SpuriousMaskWarning(logging.Filter):
     outputs are cut away (`_cut`), and left-padded batches give the same tokens as each
     prompt alone (tests/agents/test_policy.py)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def quiet(record: logging.LogRecord) -> bool:
         return "passing in an `attention_mask`" not in record.getMessage()
 
-
-@contextmanager
-def _without_spurious_mask_warning() -> Iterator[None]:
-    logger, quiet = logging.getLogger("transformers.modeling_utils"), _SpuriousMaskWarning()
+    logger = logging.getLogger("transformers.modeling_utils")
     logger.addFilter(quiet)
     try:
         yield

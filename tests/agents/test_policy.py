@@ -40,7 +40,7 @@ def test_left_padded_batch_matches_single_generation(policy):
     assert [g.completion_ids for g in batched] == [g.completion_ids for g in single]
 
 
-def test_padded_generation_prints_no_attention_mask_warning(policy):
+def test_generation_prints_no_spurious_attention_mask_warning(policy):
     messages: list[str] = []
 
     class Record(logging.Handler):
