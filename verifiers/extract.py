@@ -1,30 +1,133 @@
 """Finding the final answer in a model response. Pure string work, no sympy: always fast.
 
-Every function here runs in linear time in the length of its input (responses can be hostile:
-hundreds of thousands of characters, thousands of unclosed `\\boxed{`).
+Only the last `TAIL_CHARS` characters of a response are searched, and every function here
+runs in linear time in the length of what it searches (responses can be hostile: megabytes,
+thousands of unclosed `\\boxed{`), so extraction costs the same for any response length.
+
+What counts as the final answer is stated in `docs/math_verification.md` (section 1).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+#: Only this many trailing characters of a response are searched for its final answer.
+TAIL_CHARS = 8_000
 
 # `\boxed{`, `\boxed 5`; `\boxedfoo` is another macro.
 _BOX = re.compile(r"(\\boxed|\\fbox)(?![a-zA-Z])\s*")
 _BRACE = re.compile(r"(?<!\\)[{}]")
 _TOKEN = re.compile(r"\S+")
+# Text that may stand between the boxes (or math environments) of one multi-part answer:
+# separators, math delimiters, spacing, and short labels such as "b =" or "(b)".
+_JOINER = re.compile(
+    r"^(?:\s|[,;&.]|\$|\\[()\[\]]|\\\\|\\quad|\\qquad|\\[,;:!]|~|\band\b|\bor\b"
+    r"|\\text\{\s*(?:and|or|,)?\s*\}|\(?[a-zA-Z]\)|[a-zA-Z](?:_\{?\w+\}?)?\s*=)*$")
 
-#: Only this many trailing characters are searched for "the answer is" and the last number.
-TAIL_CHARS = 2_000
+# "The final answer is $X$. I hope it is correct." (Minerva / lm-eval), "Final answer: X",
+# "**Answer:** X", "the answer is: X", "answer is X".
+_PHRASE = re.compile(
+    r"(?:final\s+answer|\banswer)(?:\s+to\s+[^\n:]{0,60}?)?\s*(?:\*\*)?\s*(?:is|:|=)\s*(?:\*\*)?"
+    r"\s*:?\s*", re.IGNORECASE)
+_HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
+_IS = re.compile(r"\s(?:is|are|equals|was)\s+(?:equal\s+to\s+)?:?", re.IGNORECASE)
 
-_ANSWER_IS = re.compile(
-    r"(?:final answer|answer)\s*(?:is|:)\s*:?\s*([^\n]+)", re.IGNORECASE
-)
+# A math environment: $$...$$, \[...\], \(...\), $...$ (a `\$` is an escaped dollar).
+_MATH_ENV = re.compile(
+    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|\\\[(.+?)\\\]|\\\(([^\n]+?)\\\)"
+    r"|(?<![\\$])\$((?:\\\$|[^$\n])+?)(?<!\\)\$",
+    re.DOTALL)
 # A thousands-separated number first (so "1,234" stays one number), then a plain one with an
 # optional decimal part, exponent or "/denominator".
 _NUMBER = re.compile(
-    r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])"
-    r"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+)?"
+    r"(?<![a-zA-Z_\d.])(?:-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])"
+    r"|-?\d{1,3}(?: \d{3})+(?:\.\d+)?(?![\d])"
+    r"|-?\d+,\d{1,2}(?![\d,])"  # a decimal comma: 2,74
+    r"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+)?|-?\.\d+)"
 )
+# A bare LaTeX answer outside any math environment (`\frac{10}{9}`, `2\sqrt{3}`).
+_BARE_LATEX = re.compile(r"-?\d*\\(?:[dt]?frac\{[^{}]*\}\{[^{}]*\}|sqrt\{[^{}]*\})")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final answer found in a response.
+
+    `text` is the answer (the parts of a multi-part answer joined by ", "); `source` says
+    where it was found ("boxed", "phrase", "hashes", "math" or "number"); `boxes` lists the
+    contents of every closed box in the searched tail, in order (the verifier's hedging
+    rules read them); `parts` the boxes making up the answer (empty unless boxed).
+    """
+
+    text: str
+    source: str
+    boxes: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+
+
+def find_answer(response: str, number_fallback: bool = True) -> Answer | None:
+    """The final answer of `response` by the rules of `docs/math_verification.md`, or None.
+
+    Boxes first (the last group of adjacent boxes), then the last final-answer phrase or
+    GSM8K `####` line, then the last math environment or bare number, whichever ends later
+    (the bare number only when `number_fallback`).
+    """
+    tail = response[-TAIL_CHARS:]
+    boxes = _boxes(tail)
+    if boxes:
+        # "\\boxed{255} ... Final Answer: The final answer is $10,455$": a final-answer phrase
+        # after the last box, giving math, restates the answer.
+        later = _phrase_or_hashes(tail[boxes[-1][1] :], hashes=False)
+        if later is not None and re.search(r"\d|\\", later.text):
+            return later
+        contents = tuple(content for _, _, content in boxes)
+        group = _last_group(tail, boxes)
+        parts = tuple(content.strip() for _, _, content in group)
+        text = ", ".join(p for p in parts if p)
+        return Answer(text, "boxed", contents, parts)
+    found = _phrase_or_hashes(tail)
+    if found is not None:
+        return found
+    return _last_math_or_number(tail, number_fallback)
+
+
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every closed `\\boxed{}`/`\\fbox{}` and `\\boxed 5`."""
+    starts = list(_BOX.finditer(text))
+    if not starts:
+        return []
+    closing = _matching_braces(text)
+    found = []
+    for m in starts:
+        brace = m.end()
+        if brace < len(text) and text[brace] == "{":
+            end = closing.get(brace)
+            if end is not None:
+                found.append((m.start(), end + 1, text[brace + 1 : end]))
+        elif brace > m.start() + len(m.group(1)):  # `\boxed 5`: one whitespace-delimited token
+            token = _TOKEN.match(text, brace)
+            if token and token.group().rstrip("$."):
+                found.append((m.start(), token.end(), token.group().rstrip("$.")))
+    # A box inside another box is part of its content, not an answer of its own.
+    outer: list[tuple[int, int, str]] = []
+    for box in found:
+        if outer and box[0] < outer[-1][1]:
+            continue
+        outer.append(box)
+    return outer
+
+
+def _last_group(text: str, boxes: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The last run of boxes with only separators (`_JOINER`) between them."""
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        between = text[box[1] : group[0][0]]
+        if len(between) > 80 or not _JOINER.match(between):
+            break
+        group.insert(0, box)
+    return group
 
 
 def last_boxed(text: str) -> str | None:
@@ -34,21 +137,8 @@ def last_boxed(text: str) -> str | None:
     no answer); an unclosed last box falls back to the previous closed one. `\\boxed 5` (no
     braces, a single token) is accepted as "5". Linear time: braces are matched in one pass.
     """
-    starts = list(_BOX.finditer(text))
-    if not starts:
-        return None
-    closing = _matching_braces(text)
-    for m in reversed(starts):
-        brace = m.end()
-        if brace < len(text) and text[brace] == "{":
-            end = closing.get(brace)
-            if end is not None:
-                return text[brace + 1 : end]
-        elif brace > m.start() + len(m.group(1)):  # `\boxed 5`: one whitespace-delimited token
-            token = _TOKEN.match(text, brace)
-            if token and token.group().rstrip("$."):
-                return token.group().rstrip("$.")
-    return None
+    boxes = _boxes(text)
+    return boxes[-1][2] if boxes else None
 
 
 def _matching_braces(text: str) -> dict[int, int]:
@@ -73,21 +163,122 @@ def after_hashes(text: str) -> str | None:
     return None
 
 
-def answer_is(text: str) -> str | None:
-    """What follows the last "the answer is" / "final answer:" in the tail of `text`.
-
-    Surrounding `$...$`, Markdown bold and a sentence-ending period are removed; None when
-    absent or empty.
-    """
-    matches = _ANSWER_IS.findall(text[-TAIL_CHARS:])
-    if not matches:
+def _phrase_or_hashes(tail: str, hashes: bool = True) -> Answer | None:
+    """The answer after the last final-answer phrase or (when `hashes`) `####`, whichever
+    comes later."""
+    phrase = None
+    for m in _PHRASE.finditer(tail):
+        phrase = m
+    hashes = tail.rfind("####") if hashes else -1
+    if hashes >= 0 and (phrase is None or hashes > phrase.start()):
+        found = after_hashes(tail[hashes:])
+        if found:
+            return Answer(_strip_sentence(found), "hashes")
+    if phrase is None:
         return None
-    # A trailing period ends the sentence ("The answer is 12."); "12." is 12 anyway.
-    answer = matches[-1].strip().removesuffix(".").rstrip()
-    answer = answer.strip("*").strip()  # Markdown bold: "**Answer:** 3", "is **12**"
-    if answer.startswith("$") and answer.endswith("$") and len(answer) > 1:
-        answer = answer.strip("$").strip()
-    return answer or None
+    rest = _HOPE.sub("", tail[phrase.end() :])
+    # "Final Answer: The largest $n$ is 34." answers what follows the sentence's last "is".
+    end = _SENTENCE_END.search(rest)
+    sentence = rest[: end.start()] if end else rest
+    copula = None
+    for m in _IS.finditer(_MATH_ENV.sub(lambda e: "#" * len(e.group()), sentence)):
+        copula = m
+    if copula is not None:
+        rest = rest[copula.end() :]
+        end = _SENTENCE_END.search(rest)
+        sentence = rest[: end.start()] if end else rest
+    env = _MATH_ENV.search(rest)
+    if env is not None and (end is None or env.start() < end.start()):
+        text = _joined_envs(rest, env)
+    else:
+        text = _strip_sentence(sentence)
+        numbers = _NUMBER.findall(text)
+        if numbers and re.search(r"[a-zA-Z]{3,}\s+[a-zA-Z]{3,}", text):
+            text = numbers[-1]  # "Jane started growing it 3 hours ago": the number
+    return Answer(text, "phrase") if text else None
+
+
+def _joined_envs(text: str, first: re.Match) -> str:
+    """The first math environment of `text` and those that follow it with only separators
+    between them ("$x = 1$ and $x = 2$"), joined with ", "."""
+    parts, end = [_env_content(first)], first.end()
+    for m in _MATH_ENV.finditer(text, end):
+        between = text[end : m.start()]
+        if len(between) > 40 or not _JOINER.match(between):
+            break
+        parts.append(_env_content(m))
+        end = m.end()
+    return ", ".join(p for p in parts if p)
+
+
+def _env_content(m: re.Match) -> str:
+    return next(g for g in m.groups() if g is not None).strip()
+
+
+def _strip_sentence(text: str) -> str:
+    """Markdown bold, a sentence-ending period and surrounding whitespace removed."""
+    text = text.strip().strip("*").strip().removesuffix(".").strip()
+    return text.strip("*").strip()
+
+
+def answer_is(text: str) -> str | None:
+    """What follows the last final-answer phrase ("the answer is", "Final Answer:", ...) or
+    `####` in the tail of `text`; None when absent or empty."""
+    found = _phrase_or_hashes(text[-TAIL_CHARS:])
+    return found.text if found else None
+
+
+def _last_math_or_number(tail: str, number_fallback: bool) -> Answer | None:
+    """The last math environment, or a bare number written after it."""
+    env = None
+    for m in _MATH_ENV.finditer(tail):
+        env = m
+    if number_fallback:
+        after = tail[env.end() :] if env is not None else tail
+        last = None
+        for m in _NUMBER.finditer(after):
+            last = m
+        for m in _BARE_LATEX.finditer(after):
+            if last is None or m.end() >= last.end():
+                last = m
+        if last is not None:
+            number = last.group().replace(" ", "")
+            if re.fullmatch(r"-?\d+,\d{1,2}", number):
+                number = number.replace(",", ".")
+            return Answer(number, "number")
+    if env is None:
+        return None
+    return _trailing_envs(tail)
+
+
+def _trailing_envs(tail: str) -> Answer | None:
+    """The last math environment and those before it with only separators between them
+    ("The solutions are $-2$, $0$, and $3$." answers "-2, 0, 3")."""
+    envs = list(_MATH_ENV.finditer(tail))
+    group = [envs[-1]]
+    for m in reversed(envs[:-1]):
+        between = tail[m.end() : group[0].start()]
+        if len(between) > 40 or not _JOINER.match(between):
+            break
+        group.insert(0, m)
+    text = ", ".join(c for c in map(_env_content, group) if c)
+    return Answer(text, "math") if text else None
+
+
+def top_level_split(text: str, separator: str = ",") -> list[str]:
+    """`text` split at the separators outside any brackets or braces (`\\{`, `\\left(`
+    included)."""
+    parts, depth, begin = [], 0, 0
+    for k, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == separator and depth == 0:
+            parts.append(text[begin:k])
+            begin = k + 1
+    parts.append(text[begin:])
+    return parts
 
 
 def last_number(text: str) -> str | None:

@@ -1,33 +1,42 @@
 """Math answer checking: extract the final answer, then compare it with the reference.
 
-Layered for speed and for a hard time bound:
+The rules (what counts as the final answer, when two answers are the same, which responses
+never pay, what each status means) are stated in `docs/math_verification.md`. Layered for
+speed and for a hard time bound:
 
-1. Extraction (`extract_answer`) and normalisation are linear-time string work.
+1. Extraction (`rlvr_gym.verifiers.extract`) scans a bounded tail of the response;
+   normalisation, labels (`x = 5`, `f(x) = ...`), multi-part boxes and hedging refusals are
+   linear-time string work.
 2. Identical answers, word answers (`\\text{Evelyn}`, `(B)`) and plain numbers, including
-   lists of them (`-3, 0, 1`), percentages, degrees, units, `x = 3`, scientific notation and
+   lists of them (`-3, 0, 1`), percentages, degrees, units, scientific notation and
    `\\frac{a}{b}`, are decided exactly in pure Python. Most RL rewards end here and never
    start a worker process.
-3. Everything else goes to sympy through latex2sympy2_extended, in a worker process that is
-   killed and replaced when it overruns (`rlvr_gym.verifiers.symbolic` states the rules).
+3. Everything else goes to sympy in a worker process that is killed and replaced when it
+   overruns (`rlvr_gym.verifiers.symbolic` states the rules; common shapes skip the LaTeX
+   grammar there through a small direct parser).
 
 A verdict of `timeout` or `error` always means the verifier failed, never that the answer is
-wrong; a response that is not valid math is `incorrect`.
+wrong. When a comparison fails or overruns, the reference alone is checked under the same
+bound: if it is fine, the answer caused the failure (a parser bomb, a power tower) and the
+verdict is `incorrect`, trained on like any wrong answer.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from rlvr_gym.types import Problem, Status, Verdict
-from rlvr_gym.verifiers.extract import after_hashes, answer_is, last_boxed, last_number
-from rlvr_gym.verifiers.workers import WorkerFailure, WorkerPool, WorkerTimeout
+from rlvr_gym.verifiers.extract import Answer, find_answer, top_level_split
+from rlvr_gym.verifiers.workers import WorkerBusy, WorkerFailure, WorkerPool, WorkerTimeout
 
 #: Longer extracted answers are judged incorrect without parsing (no real answer is this long,
 #: and parser time grows with length).
@@ -41,21 +50,25 @@ MAX_GROUP_NESTING = 8
 #: Scientific notation with a larger exponent is left to the bounded worker: building the
 #: exact value in this process would take unbounded time and memory.
 MAX_FAST_EXPONENT = 400
+#: A power whose exponent is itself a power with more than this many digits has no
+#: comparable value (`10^{10^{10}}`, `3^{3^{21}}`): incorrect without evaluating it.
+MAX_TOWER_DIGITS = 6
+#: Distinct boxed values in one response from which a single-valued answer is hedging.
+HEDGING_BOXES = 3
 
 _SYMBOLIC_MODULE = "rlvr_gym.verifiers.symbolic"
 
 
 def extract_answer(response: str, last_number_fallback: bool = True) -> str | None:
-    """The final answer in a response, or None.
+    """The final answer in a response, or None (the rules: `docs/math_verification.md`).
 
-    In order: the last `\\boxed{}`/`\\fbox{}` (only the last: "\\boxed{12} ... no,
-    \\boxed{13}" answers 13), else the line after the last GSM8K `####`, else what follows the
-    last "the answer is" / "final answer:", else (when `last_number_fallback`) the last number.
+    In order: the last group of adjacent `\\boxed{}`/`\\fbox{}` (only the last: "\\boxed{12}
+    ... no, \\boxed{13}" answers 13; "\\boxed{3} and \\boxed{5}" answers "3, 5"), else what
+    follows the last final-answer phrase or GSM8K `####`, else the last math environment or
+    (when `last_number_fallback`) a bare number written after it.
     """
-    for found in (last_boxed(response), after_hashes(response), answer_is(response)):
-        if found is not None and found.strip():
-            return found.strip()
-    return last_number(response) if last_number_fallback else None
+    found = find_answer(response, last_number_fallback)
+    return found.text if found else None
 
 
 # ----------------------------------------------------------------------------------------
@@ -65,12 +78,17 @@ _DELIMITERS = re.compile(r"^(?:\$\$|\$|\\\(|\\\[)(.*?)(?:\$\$|\$|\\\)|\\\])$", r
 _SPACING = re.compile(r"\\(?:left|right|displaystyle|[,;:!]|quad|qquad)(?![a-zA-Z])|~")
 _WRAPPED_TEXT = re.compile(r"^\\(?:text|textbf|textit|mathrm|mbox|mathbf)\{([^{}]*)\}$")
 # Only these mark words; `\mathrm{e}` and `\mathrm{i}` are the constants, not letters.
-_TEXT_MACRO = re.compile(r"^\\(?:text|textbf|textit|mbox)\{([^{}]*)\}$")
+_TEXT_MACRO = re.compile(r"^\\(?:text|textbf|textit|mbox|mathrm|mathbf)\{([^{}]*)\}$")
 _TRAILING_UNIT = re.compile(
     r"(?<=[\d}.)\s])\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z\s.]*\}(?:\^\{?[23]\}?)?\s*$")
 _PLAIN_UNIT = re.compile(
-    r"^((?:[a-zA-Z]\s*=\s*)?-?[\d.,/]*\d)\s*[a-zA-Z]{2,}[a-zA-Z\s.]*(?:\^[23])?$")
-_CONNECTIVE = re.compile(r"\\text\{\s*(?:or|and)\s*\}|\s+(?:or|and)\s+")
+    r"^((?:[a-zA-Z]\s*=\s*)?-?[\d.,/]*\d)\s*(?:[a-zA-Z]{2,}[a-zA-Z\s.]*(?:\^[23])?"
+    r"|[a-zA-Z]{1,4}(?:/[a-zA-Z]{1,4})+(?:\^\{?[23]\}?)?)$")
+_CONNECTIVE = re.compile(r"\s*,?\s*\\text\{\s*(?:or|and)\s*\}\s*|\s*,?\s+(?:or|and)\s+")
+# MATH writes thousands as `10,\!000` (a negative thin space after the comma).
+_MATH_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
+_MATRIX_ENV = re.compile(r"\\(begin|end)\{[pbB]?matrix\}")
+_MATRIX_SPACE = re.compile(r"\s*(&|\\\\)\s*")
 _PERCENT = re.compile(r"^(.*?)\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)$")
 _DEGREE = re.compile(r"^(.*?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)$")
 _LETTER_CHOICE = re.compile(r"^\(?([a-zA-Z])\)?$")
@@ -85,10 +103,17 @@ def normalize(text: str) -> str:
     m = _DELIMITERS.match(t)
     if m:
         t = m.group(1).strip()
+    t = _MATH_THOUSANDS.sub("", t)
+    if "matrix}" in t:  # pmatrix, bmatrix and matrix are one matrix; spacing is layout
+        t = _MATRIX_SPACE.sub(r"\1", _MATRIX_ENV.sub(r"\\\1{pmatrix}", t)).strip()
+        t = re.sub(r"^\\left\(\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*\\right\)$", r"\1", t)
     t = _SPACING.sub(" ", t).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     t = t.replace("\\$", "").replace("$", "").replace("\\ ", " ").replace("{,}", ",")
-    # Upright e and i are the constants (the LaTeX parser would take `\mathrm{e}` as a unit).
-    t = re.sub(r"\\math(?:rm|it)\{\s*([ei])\s*\}", r"\1", t)
+    # An upright letter is the letter (`\mathrm{E}` is E, `\mathrm{e}` and `\mathrm{i}` the
+    # constants; the LaTeX parser would take them as units).
+    t = re.sub(r"\\math(?:rm|it|bf)\{\s*([a-zA-Z])\s*\}", r"\1", t)
+    t = re.sub(r"^\\text\{\s*([a-zA-Z])\s*\}$", r"\1", t)  # `\text{e}`, `\text{C}`
+    t = t.replace("\\varnothing", "\\emptyset")
     t = re.sub(r"\s+", " ", t).strip().removesuffix(".").strip()
     m = _WRAPPED_TEXT.match(t)
     if m and re.match(r"[-\d.]", m.group(1).strip()):
@@ -147,6 +172,108 @@ def _scales(mine: str | None, other: str | None) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------------------
+# Labels around an answer: `x = 5`, `f(x) = 2x+1`, `(p,q)=(3,2)`, `k \in \{1,2\}`.
+
+_NAME_CHARS = re.compile(r"[a-zA-Z\s(),:'|\\{}]+")
+_SUBSCRIPT = re.compile(r"_\{[^{}]*\}|_\w")
+_PLAIN_NAME = re.compile(r"^[a-zA-Z]+(?:_\{?\w+\}?)?'*$")
+_RELATION_SIGN = re.compile(r"\\[lg]eq?|\\ne(?:q)?|[<>!]=?|\\in\b|\\le\b|\\ge\b")
+_RATIO = re.compile(r"^(-?\d+(?:\.\d+)?)\s*:\s*([1-9]\d*(?:\.\d+)?)$")
+_VALUE_MACROS = re.compile(r"\\(?:frac|sqrt|pi|cdot|times|left|right)(?![a-zA-Z])")
+
+
+def _is_label(text: str) -> bool:
+    """A name standing for the answer: `x`, `x_1`, `AB`, `f(x)`, `(p,q)`, `V_1:V_2`,
+    `\\sin\\theta`, `m\\angle A`, `\\text{Area}`: letters, macros, subscripts, primes,
+    parentheses, commas and colons; no digit outside a subscript, no operator."""
+    t = re.sub(r"\\(?:text|mathrm|textbf|operatorname)\{([^{}]*)\}", r"\1", text).strip()
+    t = _SUBSCRIPT.sub("", t)
+    return 0 < len(t) <= 30 and _NAME_CHARS.fullmatch(t) is not None and re.search(
+        r"[a-zA-Z]", t) is not None
+
+
+def _is_constant(text: str) -> bool:
+    """Arithmetic on numbers only (`2(3+4)`, `2^{5}`, `\\frac{3}{4} \\cdot 8`)."""
+    return re.search(r"[a-zA-Z]", _VALUE_MACROS.sub("", text)) is None
+
+
+def unlabel(text: str) -> tuple[str | None, str]:
+    """(label, value) of an answer written with a label; (None, text) without one.
+
+    `x = 5` -> ("x", "5"); `f(x) = 2x+1` -> ("f(x)", "2x+1"); `(p,q)=(3,2)` -> ("(p,q)",
+    "(3,2)"); `k \\in \\{1, 2\\}` -> ("k", "\\{1, 2\\}"); a chain `x = 2y = 6` -> ("x",
+    "6"); a computation `2(3+4) = 14` -> (None, "14"). An equation whose left side is no
+    label (`x^2 + y^2 = 1`) is left whole.
+    """
+    m = re.match(r"^(.*?)\\in\s+(.+)$", text)
+    if m and _is_label(m.group(1)) and not _RELATION_SIGN.search(m.group(2)):
+        return m.group(1).strip(), m.group(2).strip()
+    members = _equals_split(text)
+    if len(members) < 2 or len(list_items(text)) > 1 or any(
+            _RELATION_SIGN.search(x) for x in members):
+        return None, text
+    first, last = members[0].strip(), members[-1].strip()
+    if not last:
+        return None, text
+    if _is_label(first):
+        return first, last
+    if len(members) > 2 or (_is_constant(first) and _is_constant(last)):
+        return None, last  # a chain or a computation: what it arrives at
+    return None, text
+
+
+def _equals_split(text: str) -> list[str]:
+    """`text` split at the `=` signs outside brackets."""
+    return top_level_split(text, "=")
+
+
+def list_items(text: str) -> list[str]:
+    """The comma-separated items of an answer outside brackets; a thousands separator
+    (`1,024`: a comma, then exactly three digits) does not separate."""
+    items: list[str] = []
+    for part in top_level_split(text):
+        if items and re.match(r"\d{3}(?!\d)", part) and re.search(r"(?<![\d.])\d{1,3}$",
+                                                                  items[-1]):
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return items
+
+
+def _unlabelled(text: str, gold: str | None) -> tuple[list[str | None], str]:
+    """Labels and the value of an answer or of each item of a list of answers. A list of
+    labelled items becomes the list of its values: against a tuple reference in the order of
+    the names when they are distinct plain names (`b = -2, a = 1` is `(1, -2)`), else in the
+    order written. Against a labelled reference (`gold` None) lists keep their labels (a
+    system's solution `x = 1, y = 2` is compared as assignments)."""
+    label, value = unlabel(text)
+    if label is not None or gold is None:
+        return [label], value
+    items = list_items(text)
+    if len(items) < 2:
+        return [label], value
+    pairs = [unlabel(item.strip()) for item in items]
+    labels = [lbl for lbl, _ in pairs]
+    if not any(labels):
+        return [None], text
+    if not _is_tuple(gold):
+        return labels, ", ".join(v.strip() for _, v in pairs)
+    if all(lbl and _PLAIN_NAME.match(lbl) for lbl in labels) and len(set(labels)) == len(labels):
+        pairs.sort(key=lambda pair: str(pair[0]))
+    return labels, "(" + ", ".join(v.strip() for _, v in pairs) + ")"
+
+
+def _is_tuple(text: str) -> bool:
+    return text.startswith("(") and text.endswith(")") and len(top_level_split(text)) == 1
+
+
+def _ratio(text: str) -> str:
+    """`11:21` as the fraction `11/21` (a ratio against an answer written as a number)."""
+    m = _RATIO.match(text)
+    return f"{m.group(1)}/{m.group(2)}" if m else text
+
+
+# ----------------------------------------------------------------------------------------
 # Fast exact path: plain numbers and flat lists of them, in pure Python.
 
 _FRAC = re.compile(r"^(-?)\\frac(?:\{(-?\d+)\}\{(-?\d+)\}|(\d)(\d))$")
@@ -157,6 +284,8 @@ _SCIENTIFIC = re.compile(
     r"^([-+]?(?:\d+\.?\d*|\.\d+))\s*(?:[eE]|\\times\s*10\^|\\cdot\s*10\^|\*\s*10\^)"
     r"\s*\{?\s*([-+]?\d+)\s*\}?$")
 _ASSIGNMENT = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(.+)$")
+_MIXED = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$")
+_REPEATING = re.compile(r"^(-?)(\d*)\.(\d*)\\overline\{(\d+)\}$")
 
 
 def as_number(text: str) -> Fraction | None:
@@ -167,6 +296,17 @@ def as_number(text: str) -> Fraction | None:
     `MAX_FAST_EXPONENT`.
     """
     t = text.strip().replace("\\!", "")
+    m = _MIXED.match(t)
+    if m:  # 3\frac{1}{2} is three and a half (MATH's convention), not 3/2
+        sign, whole, num, den = m.groups()
+        value = int(whole) + Fraction(int(num), int(den)) if int(den) else None
+        return None if value is None else -value if sign else value
+    m = _REPEATING.match(t)
+    if m:  # 0.1\overline{6} = 1/6
+        sign, whole, fixed, cycle = m.groups()
+        value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed)) + (
+            Fraction(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed)))
+        return -value if sign else value
     if _THOUSANDS.match(t):
         t = t.replace(",", "").replace(" ", "")
     t = t.replace(" ", "") if " " in t and not re.search(r"\d \d", t) else t
@@ -197,6 +337,7 @@ class _Plain:
     kind: str  # "number" | "set" | "tuple"
     value: Any
     variable: str | None = None
+    places: int = 0  # decimal places written, for a number
 
 
 def _plain_value(t: str) -> _Plain | None:
@@ -206,7 +347,7 @@ def _plain_value(t: str) -> _Plain | None:
         variable, t = t.split("=", 1)[0].strip(), m.group(1).strip()
     number = as_number(t)
     if number is not None:
-        return _Plain("number", number, variable)
+        return _Plain("number", number, variable, decimal_places(t))
     kind = "set"
     if t.startswith("\\{") and t.endswith("\\}"):
         t = t[2:-2]
@@ -245,8 +386,33 @@ def _plain_equal(gold: _Plain, pred: _Plain, gold_scales: tuple[str, ...],
     if gold.kind != "number":
         return gold.value == pred.value
     # pi/180 never relates two rationals except at 0, where scale 1 already matches.
-    return any(gold.value * Fraction(gs) == pred.value * Fraction(ps)
-               for gs in gold_scales if gs != "pi/180" for ps in pred_scales if ps != "pi/180")
+    # A decimal written to 6+ places on either side may be the other's rounding.
+    return any(rounds_to(g, p, pred.places) or rounds_to(p, g, gold.places)
+               for g, p in ((gold.value * Fraction(gs), pred.value * Fraction(ps))
+                            for gs in gold_scales if gs != "pi/180"
+                            for ps in pred_scales if ps != "pi/180"))
+
+
+#: A decimal answer written to at least this many places may stand for the value it rounds.
+MIN_ROUNDED_PLACES = 6
+
+
+def decimal_places(text: str) -> int:
+    """Digits written after the decimal point of a plain decimal (`0.0833333` -> 7), else 0."""
+    m = re.fullmatch(r"\s*[-+]?\d*\.(\d+)\s*", text)
+    return len(m.group(1)) if m else 0
+
+
+def rounds_to(gold: Fraction, pred: Fraction, places: int) -> bool:
+    """`pred` is `gold`, or (written to at least `MIN_ROUNDED_PLACES` decimal places) `gold`
+    rounded or truncated at its last place (`0.142857` for 1/7, never `0.142858`)."""
+    if gold == pred:
+        return True
+    if places < MIN_ROUNDED_PLACES:
+        return False
+    scaled, written = gold * 10**places, pred * 10**places
+    return written.denominator == 1 and (
+        written == int(scaled) or abs(written - scaled) <= Fraction(1, 2))
 
 
 def _nesting(t: str) -> tuple[int, int]:
@@ -277,14 +443,81 @@ def _squash(t: str) -> str:
 
 def _restates(pred: str, gold: str, question: str) -> bool:
     """The answer is an expression copied from the question (e.g. "1/3 + 1/6" for "Compute
-    1/3 + 1/6"), which sympy would find equal to the reference. Plain numbers (`-3`, `1/2`)
-    are exempt: they appear in questions for innocent reasons."""
-    if as_number(pred) is not None:
-        return False
+    1/3 + 1/6", "\\frac{12}{18}" for "Simplify 12/18"), which sympy would find equal to the
+    reference. Plain numbers (`-3`, `1/2`) are exempt, they appear in questions for innocent
+    reasons; a fraction not in lowest terms is not."""
     p = _squash(pred)
-    if not re.search(r"[-+*/^=<>]|\\frac|\\sqrt|\\cdot|\\times", p[1:]):
+    if as_number(pred) is not None:
+        m = re.fullmatch(r"-?(\d+)/(\d+)", p)
+        return bool(m and math.gcd(int(m.group(1)), int(m.group(2))) > 1
+                    and p in _squash(question) and p != _squash(gold))
+    if not re.search(r"[-+*/^=<>]|\\frac|\\sqrt|\\cdot|\\times|\\[lg]e|\\neq?", p[1:]):
         return False
     return len(p) >= 3 and p in _squash(question) and p != _squash(gold)
+
+
+def reference_answer(reference: str) -> str:
+    """The answer a reference text gives: itself, or for a whole worked solution (one with a
+    box, or longer than `MAX_ANSWER_CHARS`) its final answer by the response rules."""
+    if len(reference) > MAX_ANSWER_CHARS or "\\boxed" in reference or "\\fbox" in reference:
+        found = find_answer(reference, number_fallback=False)
+        if found is not None and found.text:
+            return found.text
+    return reference
+
+
+def _parts(answer: str) -> int:
+    """How many comma-separated parts a normalised answer has (`1,234` is one number; the
+    items of a set `\\{1, 2\\}` count)."""
+    if as_number(answer) is not None:
+        return 1
+    inner = re.sub(r"^\\?\{(.*)\\?\}$", r"\1", answer)
+    return len(list_items(inner))
+
+
+def _final_text(found: Answer, gold: str) -> tuple[str, str | None]:
+    """The answer text to judge, and a refusal reason when the boxes hedge.
+
+    A multi-part reference (n parts) boxed part by part in separate sentences reads the last
+    n boxes; a single-valued reference with `HEDGING_BOXES` or more different boxed values in
+    the response is hedging (a self-correction changes its answer once).
+    """
+    if found.source != "boxed":
+        return found.text, None
+    if not found.text:
+        return found.text, "empty box"
+    wanted = _parts(normalize(gold))
+    if wanted >= 2 and len(found.parts) < wanted <= len(found.boxes) and all(
+            _parts(normalize(part)) == 1 for part in found.parts):
+        return ", ".join(box.strip() for box in found.boxes[-wanted:]), None
+    if wanted == 1:
+        distinct = {re.sub(r"\s+", "", normalize(box)) for box in found.boxes if box.strip()}
+        if len(distinct) >= HEDGING_BOXES:
+            return found.text, f"{len(distinct)} different boxed answers: hedging never pays"
+    return found.text, None
+
+
+_TOWER_LEVEL = r"(?:\d+(?:\.\d+)?|(?<![a-zA-Z\\])e|\\pi)"
+_TOWER = re.compile(rf"(?:{_TOWER_LEVEL}\s*\^\s*\{{?\s*){{2,}}{_TOWER_LEVEL}")
+
+
+def _tower(answer: str) -> bool:
+    """Whether `answer` holds a numeric power tower (`10^{10^{10}}`, `e^{e^{e^{10}}}`) whose
+    lowest exponent has more than `MAX_TOWER_DIGITS` digits: no exact value can be built."""
+    for m in _TOWER.finditer(answer):
+        levels = [math.e if x == "e" else math.pi if x == "\\pi" else float(x)
+                  for x in re.findall(_TOWER_LEVEL, m.group())]
+        exponent = levels[-1]
+        try:
+            for base in reversed(levels[1:-1]):
+                if base > 1 and exponent * math.log10(base) > 300:
+                    return True
+                exponent = base**exponent
+        except OverflowError:
+            return True
+        if exponent > 10**MAX_TOWER_DIGITS:
+            return True
+    return False
 
 
 class MathVerifier:
@@ -326,6 +559,7 @@ class MathVerifier:
         self.startup_timeout_s = float(startup_timeout_s)
         self.worker_memory_mb = worker_memory_mb
         self._pool: WorkerPool | None = None
+        self._sound: OrderedDict[str, bool] = OrderedDict()
         self._lock = threading.Lock()
         self._lock_pid = os.getpid()
 
@@ -346,12 +580,17 @@ class MathVerifier:
         if not isinstance(response, str):
             raise ValueError(f"response must be the model's text (str), got "
                              f"{type(response).__name__}")
-        extracted = extract_answer(response, self.last_number_fallback)
-        if extracted is None:
+        gold = reference_answer(gold)
+        found = find_answer(response, self.last_number_fallback)
+        if found is None:
             return Verdict(Status.NO_ANSWER, 0.0, None, "no final answer found",
                            time.perf_counter() - start)
-        status, reason = self._judge(extracted, gold, question)
-        shown = extracted if len(extracted) <= 200 else extracted[:200] + "..."
+        answer, refusal = _final_text(found, gold)
+        if refusal is not None:
+            status, reason = Status.INCORRECT, refusal
+        else:
+            status, reason = self._judge(answer, gold, question)
+        shown = answer if len(answer) <= 200 else answer[:200] + "..."
         return Verdict(status, 1.0 if status is Status.CORRECT else 0.0, shown, reason,
                        time.perf_counter() - start)
 
@@ -410,6 +649,22 @@ class MathVerifier:
             return Status.INCORRECT, "words differ from the reference"
         if question and _restates(pred, gold, question):
             return Status.INCORRECT, "the answer restates an expression from the question"
+        gold_labels, gold = _unlabelled(gold, "")
+        if gold_labels == [None] and len(_equals_split(gold)) > 1:
+            pred_labels = [None]  # against an equation (`2x + 4y = 3`) a line `y = ...` is whole
+        else:
+            pred_labels, pred = _unlabelled(pred, gold if gold_labels == [None] else None)
+        if gold_labels != [None] and len(_equals_split(pred)) > 1:
+            gold = normalize(gold_raw)  # an equation against an equation: compared whole
+        if len(gold_labels) == len(pred_labels) == 1 and all(
+                lbl and _PLAIN_NAME.match(lbl) for lbl in gold_labels + pred_labels) and (
+                gold_labels[0] != pred_labels[0]):
+            return Status.INCORRECT, (f"answers for {pred_labels[0]}, the reference is for "
+                                      f"{gold_labels[0]}")
+        if pred == gold:
+            return Status.CORRECT, "same value as the reference"
+        if _RATIO.match(pred) or _RATIO.match(gold):
+            pred, gold = _ratio(pred), _ratio(gold)
         (pred_core, pred_mark), (gold_core, gold_mark) = _split_marker(pred), _split_marker(gold)
         gold_scales, pred_scales = _scales(gold_mark, pred_mark), _scales(pred_mark, gold_mark)
         pred_plain, gold_plain = _plain_value(pred_core), _plain_value(gold_core)
@@ -421,22 +676,60 @@ class MathVerifier:
         if deepest > MAX_NESTING or deepest_group > MAX_GROUP_NESTING:
             return Status.INCORRECT, (f"answer nested deeper than {MAX_NESTING} levels or "
                                       f"{MAX_GROUP_NESTING} bare groups")
+        if _tower(pred_core):
+            return Status.INCORRECT, ("the answer is a power tower too large to evaluate "
+                                      f"(an exponent over 10^{MAX_TOWER_DIGITS})")
         return self._symbolic(gold_core, pred_core, gold_scales, pred_scales)
 
     def _symbolic(self, gold: str, pred: str, gold_scales: tuple[str, ...],
                   pred_scales: tuple[str, ...]) -> tuple[Status, str]:
         request = {"gold": gold, "pred": pred, "gold_scales": list(gold_scales),
                    "pred_scales": list(pred_scales)}
-        try:
-            reply = self._worker_pool().call(request, self.timeout_s)
-        except WorkerTimeout as exc:
-            return Status.TIMEOUT, f"no verdict within {self.timeout_s:g} s ({exc})"
-        except WorkerFailure as exc:
-            return Status.ERROR, f"verifier worker failed: {exc}"
-        try:
-            return Status(reply["status"]), str(reply.get("reason", ""))
-        except (KeyError, ValueError, TypeError):
-            return Status.ERROR, f"verifier worker sent an unknown reply {reply!r:.200}"
+        status, reason, on_request = self._ask(request)
+        if on_request and self._reference_is_sound(gold):
+            # The reference alone is judged within the bound: the answer caused the failure.
+            return Status.INCORRECT, f"the answer could not be evaluated: {reason}"
+        return status, reason
+
+    def _ask(self, request: dict[str, Any]) -> tuple[Status, str, bool]:
+        """(status, reason, whether a failure came from the request itself: the comparison
+        overran or raised, or the request killed two workers in a row). A busy pool, a worker
+        that cannot start or dies once are the verifier's failures."""
+        for attempt in (1, 2):
+            try:
+                reply = self._worker_pool().call(request, self.timeout_s)
+            except WorkerBusy as exc:
+                return Status.TIMEOUT, f"no verdict within {self.timeout_s:g} s ({exc})", False
+            except WorkerTimeout as exc:
+                return Status.TIMEOUT, f"no verdict within {self.timeout_s:g} s ({exc})", True
+            except WorkerFailure as exc:
+                if attempt == 1 and "exited" in str(exc):
+                    continue  # a worker that died under this request: once more on a new one
+                return Status.ERROR, f"verifier worker failed: {exc}", attempt == 2
+            try:
+                status = Status(reply["status"])
+            except (KeyError, ValueError, TypeError):
+                return (Status.ERROR, f"verifier worker sent an unknown reply {reply!r:.200}",
+                        False)
+            reason = str(reply.get("reason", ""))
+            return status, reason, status in (Status.TIMEOUT, Status.ERROR)
+        raise AssertionError("unreachable")
+
+    def _reference_is_sound(self, gold: str) -> bool:
+        """Whether the reference parses and evaluates within the bound (it is compared with
+        the answer `0`; cached per text): a failure on an answer against a sound reference is
+        the answer's fault."""
+        with self._guard():
+            known = self._sound.get(gold)
+        if known is None:
+            status, _, _ = self._ask({"gold": gold, "pred": "0"})
+            known = status in (Status.CORRECT, Status.INCORRECT)
+            if status is not Status.TIMEOUT:  # a busy machine may time out a sound reference
+                with self._guard():
+                    self._sound[gold] = known
+                    while len(self._sound) > 1024:
+                        self._sound.popitem(last=False)
+        return known
 
     def _guard(self) -> threading.Lock:
         if self._lock_pid != os.getpid():  # forked: the parent's lock may be held forever

@@ -9,8 +9,9 @@ imports it in the caller's process.
 The rules (the reference is the gold answer; the relation is deliberately not symmetric):
 
 - Numbers are exact: decimals are the rationals they spell (0.5 == 1/2), and two constant
-  expressions are equal only if they agree to 40 significant digits, so a rounded decimal
-  never equals an irrational or repeating value (0.3333333 != 1/3, 1.414 != sqrt(2)).
+  expressions are equal only if they agree to 40 significant digits. The one exception: a
+  decimal answer written to at least 6 places equals the constant it rounds or truncates
+  (0.3333333 == 1/3, 1.414214 == sqrt(2); 1.414 != sqrt(2)).
 - Expressions with variables are equal when their difference expands/cancels to 0 or, when
   that is inconclusive, when they agree numerically at several generic points (negative
   ones included, so sqrt(x^2) != x).
@@ -18,9 +19,9 @@ The rules (the reference is the gold answer; the relation is deliberately not sy
   Against a gold assignment a response must itself be solved: an equation that merely holds
   at the same point (`2x = 6`, the question restated) does not pass. Two general equations
   are equal when one side-difference is a non-zero constant multiple of the other.
-- Inequalities and intervals are compared as subsets of the reals, but a response
-  inequality counts only when solved (a lone variable on one side: `x > 4`, `3 < x <= 5`);
-  `2x > 8` restates the question and fails.
+- Inequalities and intervals are compared as subsets of the reals (`-x > -1` is `x < 1`);
+  an answer that copies the question's inequality is refused by the caller, which knows the
+  question.
 - `2, 3`, `\\{2, 3\\}` and `\\pm` answers are unordered sets (a one-element set equals its
   element); `(2, 3)` is an ordered pair, which against an interval or inequality is read as
   the open interval it also spells; a list of assignments to different variables
@@ -34,9 +35,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import sympy
@@ -46,6 +49,9 @@ from latex2sympy2_extended.math_normalization import NormalizationConfig
 from sympy import S
 from sympy.core.relational import Relational
 from sympy.matrices import MatrixBase
+
+from rlvr_gym.verifiers.extract import top_level_split
+from rlvr_gym.verifiers.math import MIN_ROUNDED_PLACES, decimal_places, rounds_to
 
 _NORMALIZATION = NormalizationConfig(
     basic_latex=True, units=True, malformed_operators=True, nits=False, boxed="none",
@@ -78,15 +84,206 @@ class ResponseParseError(ValueError):
 def parse(text: str) -> Any:
     """The sympy object a LaTeX answer denotes, with decimals made exact and `i` imaginary.
 
-    Raises whatever latex2sympy2_extended raises on text it cannot parse. Cached: RL samples
-    many responses per reference, so the same reference text is parsed again and again.
+    Common shapes (numbers, fractions, radicals, powers, pi, `\\pm`, flat lists; see
+    `direct`) are built directly; anything else goes through latex2sympy2_extended's grammar,
+    and raises whatever it raises on text it cannot parse. Cached: RL samples many responses
+    per reference, so the same reference text is parsed again and again.
     """
+    built = direct(text)
+    if built is not None:
+        return built
+    if text.count("\\pm") == 1 and not text.lstrip().startswith("\\pm"):
+        # `\\frac{-1 \\pm \\sqrt{5}}{2}`: the grammar reads `\\pm` only at the top level
+        plus, minus = (parse(text.replace("\\pm", sign)) for sign in ("+", "-"))
+        if isinstance(plus, sympy.Expr) and isinstance(minus, sympy.Expr):
+            return sympy.FiniteSet(plus, minus)
     interval = _numeric_interval(text)
     if interval is not None:
         return interval
     obj = latex2sympy(text, normalization_config=_NORMALIZATION,
                       conversion_config=_CONVERSION, convert_degrees=True)
     return _exact(obj)
+
+
+# ---------------------------------------------------------------------------------------
+# Direct parser for the common shapes: a recursive descent over a small LaTeX subset, about
+# ten times faster than the full grammar (which spends most of a symbolic check parsing).
+# Its results are the objects the grammar builds for the same text (tested on generated
+# expressions); anything outside the subset returns None and takes the grammar.
+
+_DIRECT_TOKEN = re.compile(
+    r"\s*(\d+(?:\.\d+)?|\.\d+|\\(?:frac|sqrt|pi|cdot|times|pm|infty)(?![a-zA-Z])|[a-zA-Z]"
+    r"|[-+*/^(){}\[\],])")
+_DIRECT_CONSTANTS = {"\\pi": sympy.pi, "\\infty": sympy.oo, "e": sympy.E, "i": sympy.I}
+
+
+class _NotDirect(Exception):
+    """The text is outside the direct parser's subset."""
+
+
+def direct(text: str) -> Any:
+    """`text` as a sympy object when it is a flat list or `\\pm` of expressions built from
+    numbers, single-letter variables, `e`, `i`, `\\pi`, `\\infty`, `+ - * / \\cdot \\times`,
+    `^`, `\\frac`, `\\sqrt` (and `\\sqrt[n]`), braces and parentheses; None otherwise."""
+    tokens, pos, text = [], 0, text.rstrip()
+    while pos < len(text):
+        m = _DIRECT_TOKEN.match(text, pos)
+        if m is None:
+            return None
+        tokens.append(m.group(1))
+        pos = m.end()
+    if not tokens or "E" in tokens:
+        return None
+    try:
+        parser = _Direct(tokens)
+        items = parser.items()
+    except (_NotDirect, ZeroDivisionError, RecursionError):
+        return None
+    return items[0] if len(items) == 1 else sympy.FiniteSet(*items)
+
+
+class _Direct:
+    """Recursive descent over `tokens`; raises `_NotDirect` outside the subset."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens, self.k = tokens, 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.k] if self.k < len(self.tokens) else None
+
+    def take(self, want: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (want is not None and token != want):
+            raise _NotDirect
+        self.k += 1
+        return token
+
+    def items(self) -> list[Any]:
+        """A comma-separated list (an unordered set) or one expression with `\\pm`."""
+        values = []
+        while True:
+            if self.peek() == "\\pm":
+                self.take()
+                value = self.expr()
+                values.extend([value, -value])
+            else:
+                value = self.expr()
+                if self.peek() == "\\pm":
+                    self.take()
+                    other = self.expr()
+                    values.extend([value + other, value - other])
+                else:
+                    values.append(value)
+            if self.peek() is None:
+                return values
+            self.take(",")
+            if any(t == "\\pm" for t in self.tokens):
+                raise _NotDirect  # a list of `\\pm` items: the grammar decides
+
+    def expr(self) -> Any:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            sign = self.take()
+            other = self.term()
+            value = value + other if sign == "+" else value - other
+        return value
+
+    def term(self) -> Any:
+        value = self.unary()
+        divided = False
+        while True:
+            token = self.peek()
+            if token in ("*", "\\cdot", "\\times", "/"):
+                self.take()
+                other = self.unary()
+                divided |= token == "/"
+                if token == "/" and other == 0:
+                    raise _NotDirect
+                value = value / other if token == "/" else value * other
+            elif token is not None and token not in ("+", "-", ")", "}", "]", ",", "\\pm", "^"):
+                if divided or token[0].isdigit() or token[0] == ".":
+                    raise _NotDirect  # `1/2x`, `x 5`: left to the grammar
+                value = value * self.power()
+            else:
+                return value
+
+    def unary(self) -> Any:
+        if self.peek() in ("-", "+"):
+            sign = self.take()
+            value = self.unary()
+            return -value if sign == "-" else value
+        return self.power()
+
+    def power(self) -> Any:
+        base = self.atom()
+        if self.peek() != "^":
+            return base
+        self.take()
+        if self.peek() == "{":
+            exponent = self.group()
+        else:
+            token = self.take()
+            if not (len(token) == 1 and (token.isdigit() or token.isalpha())):
+                raise _NotDirect  # `x^23`, `x^-1`: the grammar decides
+            exponent = self.single(token)
+        if self.peek() == "^":
+            raise _NotDirect  # `a^b^c`
+        return sympy.Pow(base, exponent)
+
+    def group(self) -> Any:
+        self.take("{")
+        value = self.expr()
+        self.take("}")
+        return value
+
+    def argument(self) -> Any:
+        """A macro argument: `{...}` or one digit or letter (`\\frac12`, `\\sqrt2`)."""
+        if self.peek() == "{":
+            return self.group()
+        token = self.take()
+        if len(token) != 1 or not (token.isdigit() or token.isalpha()):
+            raise _NotDirect
+        return self.single(token)
+
+    def single(self, token: str) -> Any:
+        if token.isdigit():
+            return sympy.Integer(token)
+        return _DIRECT_CONSTANTS.get(token, sympy.Symbol(token))
+
+    def atom(self) -> Any:
+        token = self.take()
+        if token[0].isdigit() or token[0] == ".":
+            if self.peek() is not None and (self.peek()[0].isdigit() or self.peek()[0] == "."):
+                raise _NotDirect  # `1 2`: a thin-space number or a typo; the grammar decides
+            return sympy.Rational(token) if "." in token else sympy.Integer(token)
+        if token == "\\frac":
+            num = self.argument()
+            den = self.argument()
+            if den == 0 or self.peek() == "^":
+                raise _NotDirect  # `\\frac{a}{b}^{c}`: the grammar decides
+            return num / den
+        if token == "\\sqrt":
+            if self.peek() == "[":
+                self.take()
+                index = self.expr()
+                self.take("]")
+                return sympy.root(self.argument(), index)
+            return sympy.sqrt(self.argument())
+        if token.isalpha() and self.peek() == "(":
+            raise _NotDirect  # `f(x)`: a function or a product; the grammar decides
+        if token in _DIRECT_CONSTANTS:
+            return _DIRECT_CONSTANTS[token]
+        if token.isalpha():
+            return sympy.Symbol(token)
+        if token == "(":
+            value = self.expr()
+            self.take(")")
+            return value
+        if token == "{":
+            value = self.expr()
+            self.take("}")
+            return value
+        raise _NotDirect
 
 
 def _latex(text: str) -> Any:
@@ -106,7 +303,7 @@ def _numeric_interval(text: str) -> Any:
         part = part.strip()
         if len(part) < 5 or part[0] not in "([" or part[-1] not in ")]":
             return None
-        ends = _top_level_split(part[1:-1])
+        ends = top_level_split(part[1:-1])
         if len(ends) != 2:
             return None
         start, end = (_latex(e) for e in ends)
@@ -117,21 +314,6 @@ def _numeric_interval(text: str) -> Any:
             return None
         pieces.append(sympy.Interval(start, end, part[0] == "(", part[-1] == ")"))
     return sympy.Union(*pieces) if len(pieces) > 1 else pieces[0]
-
-
-def _top_level_split(text: str) -> list[str]:
-    """`text` split at the commas outside any brackets or braces."""
-    parts, depth, begin = [], 0, 0
-    for k, c in enumerate(text):
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(text[begin:k])
-            begin = k + 1
-    parts.append(text[begin:])
-    return parts
 
 
 def _exact(obj: Any) -> Any:
@@ -165,11 +347,29 @@ def equivalent(gold_text: str, pred_text: str, gold_scales: Sequence[str] = ("1"
         raise  # the verifier ran out of room: its failure, not the answer's
     except Exception as exc:
         raise ResponseParseError(f"answer {pred_text!r} could not be parsed") from exc
+    places, gold_places = decimal_places(pred_text), decimal_places(gold_text)
     for gs in gold_scales:
         for ps in pred_scales:
             if same(_scaled(gold, gs), _scaled(pred, ps)):
                 return True
+            if places >= MIN_ROUNDED_PLACES and _rounds_to(_scaled(gold, gs), _scaled(pred, ps),
+                                                         places):
+                return True
+            if gold_places >= MIN_ROUNDED_PLACES and _rounds_to(
+                    _scaled(pred, ps), _scaled(gold, gs), gold_places):
+                return True
     return False
+
+
+def _rounds_to(gold: Any, pred: Any, places: int) -> bool:
+    """A decimal written to `places` places is the constant `gold` rounded or truncated."""
+    if not (isinstance(gold, sympy.Expr) and gold.is_number and isinstance(pred, sympy.Expr)
+            and pred.is_Rational):
+        return False
+    value = gold.evalf(places + 20)
+    if not (_finite_number(value) and value.is_real):
+        return False
+    return rounds_to(Fraction(str(value)), Fraction(int(pred.p), int(pred.q)), places)
 
 
 def _scaled(obj: Any, scale: str) -> Any:
@@ -329,17 +529,6 @@ def _is_relation(obj: Any) -> bool:
         obj, (sympy.And, sympy.Or))
 
 
-def _solved(rel: Any) -> bool:
-    """`x > 4`, `3 < x <= 5`: every atom has a lone variable on one side, constants on the
-    other. `2x > 8` is not solved (it restates a question)."""
-    if isinstance(rel, (sympy.And, sympy.Or)):
-        return all(_solved(a) for a in rel.args)
-    if not isinstance(rel, Relational):
-        return False
-    sides = (rel.lhs, rel.rhs)
-    return any(isinstance(a, sympy.Symbol) and not _free(b) for a, b in (sides, sides[::-1]))
-
-
 def _relation_set(rel: Any) -> sympy.Set | None:
     """The subset of the reals where a relation in one variable holds (None if not that)."""
     if isinstance(rel, sympy.FiniteSet):  # "x < 1 or x > 4"
@@ -385,9 +574,9 @@ def _as_set(pred: Any) -> sympy.Set | None:
     if isinstance(pred, sympy.Set):
         if isinstance(pred, sympy.FiniteSet) and pred.args and all(
                 _is_relation(e) for e in pred.args):
-            return _relation_set(pred) if all(_solved(e) for e in pred.args) else None
+            return _relation_set(pred)
         return pred
-    if _is_relation(pred) and _solved(pred):
+    if _is_relation(pred):
         return _relation_set(pred)
     return None
 
@@ -419,6 +608,8 @@ def _same_piece(g: Any, p: Any) -> bool:
 
 def _same_value(gold: Any, pred: Any) -> bool:
     """Equality of two scalar expressions (see the module docstring for the exactness rule)."""
+    if isinstance(gold, sympy.Basic) and gold.has(sympy.zoo, sympy.nan):
+        return False  # `12:00` is 12/0: undefined values are never equal
     if gold == pred:
         return True
     if not (isinstance(gold, sympy.Expr) and isinstance(pred, sympy.Expr)):
@@ -454,7 +645,7 @@ def _close(a: sympy.Expr, b: sympy.Expr) -> bool:
     """Constant expressions equal to `_DIGITS` significant digits (infinities exactly)."""
     av, bv = a.evalf(_DIGITS + 10), b.evalf(_DIGITS + 10)
     if not (_finite_number(av) and _finite_number(bv)):
-        return bool(av == bv) and av.is_infinite is True
+        return bool(av == bv) and av.is_infinite is True and not av.has(sympy.zoo)
     scale = max(abs(av), abs(bv), S.One)
     return bool(abs(av - bv) <= _REL_TOL * scale)
 

@@ -27,7 +27,12 @@ from typing import Any
 
 
 class WorkerTimeout(Exception):
-    """No reply within the bound (the worker was killed), or no worker became free in time."""
+    """No reply within the bound (the worker was killed), or no worker became free in time
+    (`WorkerBusy`)."""
+
+
+class WorkerBusy(WorkerTimeout):
+    """No worker became free in time: the request was never sent."""
 
 
 class WorkerFailure(Exception):
@@ -36,8 +41,12 @@ class WorkerFailure(Exception):
 
 class _Worker:
     def __init__(self, argv: list[str], startup_timeout_s: float) -> None:
+        # The worker starts in the root directory, with `-P` where Python has it, so that no
+        # file in the caller's working directory (a planted `sympy.py`, a user's own
+        # `json.py`) can shadow a module the worker imports.
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=os.path.abspath(os.sep),
         )
         self._buffer = b""
         try:
@@ -81,6 +90,10 @@ class _Worker:
         except ValueError as exc:
             raise WorkerFailure(f"worker sent a malformed reply {line[:100]!r}") from exc
 
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -88,7 +101,9 @@ class _Worker:
             self.proc.wait(timeout=5)
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                pipe.close()
+                # Closing stdin flushes it: a dead worker's pipe raises BrokenPipeError.
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 class WorkerPool:
@@ -103,7 +118,8 @@ class WorkerPool:
                  startup_timeout_s: float) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        self._argv = [sys.executable, "-m", module, *args]
+        isolated = ["-P"] if sys.version_info >= (3, 11) else []
+        self._argv = [sys.executable, *isolated, "-m", module, *args]
         self.max_workers = max_workers
         self.startup_timeout_s = startup_timeout_s
         self._pid = os.getpid()
@@ -165,14 +181,18 @@ class WorkerPool:
             while True:
                 if self._closed:
                     raise WorkerFailure("the verifier was closed")
-                if self._idle:
-                    return self._idle.pop(), False
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive:
+                        return worker, False
+                    self._all.discard(worker)  # died while idle (an OOM kill): replace it
+                    worker.kill()
                 if len(self._all) + self._starting < self.max_workers:
                     self._starting += 1
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WorkerTimeout(f"all {self.max_workers} workers stayed busy")
+                    raise WorkerBusy(f"all {self.max_workers} workers stayed busy")
                 self._cond.wait(remaining)
         try:
             worker = _Worker(self._argv, self.startup_timeout_s)

@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from rlvr_gym.verifiers.extract import after_hashes, answer_is, last_boxed, last_number
+from rlvr_gym.verifiers.extract import (
+    after_hashes,
+    answer_is,
+    find_answer,
+    last_boxed,
+    last_number,
+)
 from rlvr_gym.verifiers.math import extract_answer
 
 
@@ -85,3 +91,41 @@ def test_extract_answer_prefers_box_then_hashes_then_phrase_then_number() -> Non
 def test_extract_answer_without_number_fallback() -> None:
     assert extract_answer("we get 2 and then 9", last_number_fallback=False) is None
     assert extract_answer("", last_number_fallback=True) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "source"),
+    [
+        # adjacent boxes are one multi-part answer; a later box after reasoning supersedes
+        ("so $\\boxed{3}$ and $\\boxed{5}$.", "3, 5", "boxed"),
+        ("a = \\boxed{3}, b = \\boxed{5}", "3, 5", "boxed"),
+        ("\\boxed{12}. Wait, that is wrong: 7 + 6 = 13, so \\boxed{13}", "13", "boxed"),
+        ("\\boxed{\\boxed{4}}", "\\boxed{4}", "boxed"),
+        # phrasings, the Minerva format first
+        ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.",
+         "\\frac{3}{4}", "phrase"),
+        ("**Answer:** $x = 2$", "x = 2", "phrase"),
+        ("the answer is: $41$ or $42$.", "41, 42", "phrase"),
+        ("Final Answer: The largest $n$ is 34.", "34", "phrase"),
+        ("\\boxed{255} so she has $10,455. Final Answer: The final answer is $10,455$.",
+         "10,455", "phrase"),
+        # answer-only responses: the last math environment, whole
+        ("$\\frac{1}{3}$", "\\frac{1}{3}", "math"),
+        ("We need $x \\geq 5$", "x \\geq 5", "math"),
+        ("The solutions are $-2$, $0$, and $3$.", "-2, 0, 3", "math"),
+        ("$$\n2^{5} = 32\n$$", "2^{5} = 32", "math"),
+        # a bare number written after the last environment, numbers glued to words are not
+        ("So $3 \\times 6$ makes 18 apples.", "18", "number"),
+        ("Code AZYUK2A", None, None),
+        ("the ratio is \\frac{10}{9}", "\\frac{10}{9}", "number"),
+        ("Soucis : 2,74 euros", "2.74", "number"),
+    ],
+)
+def test_find_answer(text: str, expected: str | None, source: str | None) -> None:
+    found = find_answer(text)
+    assert (found.text, found.source) == (expected, source) if found else expected is None
+
+
+def test_find_answer_lists_every_box_of_the_tail_for_the_hedging_rules() -> None:
+    found = find_answer("\\boxed{8}, hmm, \\boxed{9}? No: \\boxed{10}")
+    assert found.boxes == ("8", "9", "10") and found.parts == ("10",)

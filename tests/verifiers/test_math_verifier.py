@@ -129,7 +129,13 @@ def test_restating_the_question_does_not_pass(verifier: MathVerifier) -> None:
 def test_equivalent(verifier: MathVerifier) -> None:
     assert verifier.equivalent("0.5", "\\frac{1}{2}")
     assert verifier.equivalent("\\frac{\\sqrt{8}}{2}", "\\sqrt{2}")
-    assert not verifier.equivalent("0.3333333", "\\frac{1}{3}")
+    # A decimal to 6+ places stands for the value it rounds or truncates; a shorter one does not.
+    assert verifier.equivalent("0.3333333", "\\frac{1}{3}")
+    assert verifier.equivalent("0.0833333", "\\frac{1}{12}")
+    assert verifier.equivalent("1.414214", "\\sqrt{2}")
+    assert not verifier.equivalent("0.33333", "\\frac{1}{3}")
+    assert not verifier.equivalent("1.414", "\\sqrt{2}")
+    assert not verifier.equivalent("0.3333343", "\\frac{1}{3}")
 
 
 def test_an_unparseable_reference_is_an_error_not_a_wrong_answer(verifier) -> None:
@@ -145,10 +151,23 @@ def test_hostile_answers_stay_within_the_bound(verifier: MathVerifier, response:
     assert verdict.status in (Status.INCORRECT, Status.NO_ANSWER, Status.TIMEOUT)
 
 
-def test_overrun_is_a_timeout_and_the_verifier_recovers(verifier: MathVerifier) -> None:
+def test_overrun_on_the_reference_is_a_timeout_and_the_verifier_recovers(verifier) -> None:
     with pytest.raises(TimeoutError):
-        verifier.equivalent("\\lfloor 3^{3^{21}} \\rfloor", "5")
+        verifier.equivalent("5", "\\lfloor 3^{3^{21}} \\rfloor")
     assert verifier.verify("\\boxed{\\frac{\\pi}{2}}", "\\frac{\\pi}{2}").correct
+
+
+@pytest.mark.parametrize("bomb", [
+    "\\boxed{e^{e^{e^{e^{10}}}}}", "\\boxed{10^{10^{10^{10}}}}",
+    "\\boxed{\\lfloor 3^{3^{21}} \\rfloor}", "\\boxed{1e999999999}",
+    "\\boxed{\\lfloor 7^{7^{7}} \\rfloor - 1}", "\\boxed{(2^{2^{30}}) \\bmod 7}",
+])
+def test_answers_that_cannot_be_evaluated_are_wrong_answers_not_masked(verifier, bomb) -> None:
+    # Masked verdicts (advantage 0) would pay a failing policy for emitting bombs.
+    start = time.perf_counter()
+    verdict = verifier.verify(bomb, "5")
+    assert verdict.status is Status.INCORRECT and verdict.usable, verdict
+    assert time.perf_counter() - start < 2 * TIMEOUT_S + MARGIN_S
 
 
 def test_a_worker_that_ignores_its_budget_is_killed_and_replaced() -> None:
@@ -290,3 +309,41 @@ def test_bad_arguments_say_how_to_fix_them(kwargs: dict) -> None:
 def test_a_non_string_response_is_a_usage_error(verifier: MathVerifier) -> None:
     with pytest.raises(ValueError, match="str"):
         verifier.verify(42, "42")  # type: ignore[arg-type]
+
+
+def test_files_in_the_working_directory_cannot_shadow_the_workers_modules(tmp_path, monkeypatch):
+    # A program (or a user's own json.py) planting modules in the host's working directory
+    # must not run inside the math worker: it starts in / with -P.
+    marker = tmp_path / "ran"
+    for name in ("sympy", "json", "random"):
+        (tmp_path / f"{name}.py").write_text(
+            f"open({str(marker)!r}, 'a').write('{name}')\nraise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    v = MathVerifier()
+    try:
+        assert v.verify("\\boxed{\\frac{\\sqrt{8}}{2}}", "\\sqrt{2}").correct
+    finally:
+        v.close()
+    assert not marker.exists()
+
+
+def test_a_worker_that_died_while_idle_is_replaced_without_an_error() -> None:
+    v = MathVerifier()
+    try:
+        assert v.verify("\\boxed{\\sqrt{9}}", "3").correct
+        (worker,) = v._pool._all
+        worker.proc.kill()  # e.g. the OOM killer, between two calls
+        worker.proc.wait()
+        verdict = v.verify("\\boxed{\\sqrt{16}}", "4")
+        assert verdict.correct, verdict
+        v.close()  # closing a dead worker's pipes must not raise BrokenPipeError either
+    finally:
+        v.close()
+
+
+def test_extraction_time_does_not_grow_with_the_response() -> None:
+    v = MathVerifier()
+    huge = "{\\frac{1}{2}} is a half. " * 2_000_000 + "\\boxed{42}"  # 50 MB, brace-heavy
+    start = time.perf_counter()
+    assert v.verify(huge, "42").correct
+    assert time.perf_counter() - start < 1.0
