@@ -345,7 +345,8 @@ class FractionSource(ProceduralSource):
         c = self.config
         a, b = self._operand(rng), self._operand(rng)
         op = c.operators[int(rng.integers(len(c.operators)))]
-        text = f"{a.numerator}/{a.denominator} {op} {b.numerator}/{b.denominator}"
+        # Parenthesised: "1/2 / 1/3" reads as ((1/2)/1)/3 by the usual precedence.
+        text = f"({a.numerator}/{a.denominator}) {op} ({b.numerator}/{b.denominator})"
         if op in "+-":
             lcd = a.denominator * b.denominator // math.gcd(a.denominator, b.denominator)
             na, nb = a.numerator * lcd // a.denominator, b.numerator * lcd // b.denominator

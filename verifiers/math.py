@@ -436,7 +436,7 @@ def _nesting(t: str) -> tuple[int, int]:
 def _squash(t: str) -> str:
     """`t` without spaces and delimiters, `\\frac{1}{3}` as `1/3`, `\\cdot` as `*`: a form in
     which an expression from the question and the same one in LaTeX coincide."""
-    t = re.sub(r"\s+|\$|\\left|\\right|\\[,;!]", "", t)
+    t = re.sub(r"\s+|\$|\\left|\\right|\\[,;!]|[()]", "", t)
     t = re.sub(r"\\[dt]?frac\{(\w+)\}\{(\w+)\}", r"\1/\2", t)
     return t.replace("\\cdot", "*").replace("\\times", "*")
 

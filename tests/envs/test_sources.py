@@ -89,6 +89,9 @@ def test_fraction_answers_are_reduced_and_correct():
     for i in range(200):
         p = source[i]
         a, op, b = p.question.removeprefix("Compute ").split(".")[0].split()
+        # Operands are parenthesised: "1/2 / 1/3" would read as ((1/2)/1)/3.
+        assert a[0] + a[-1] == b[0] + b[-1] == "()"
+        a, b = a.strip("()"), b.strip("()")
         expected = {"+": Fraction(a) + Fraction(b), "-": Fraction(a) - Fraction(b),
                     "*": Fraction(a) * Fraction(b), "/": Fraction(a) / Fraction(b)}[op]
         sign = -1 if p.answer.startswith("-") else 1
