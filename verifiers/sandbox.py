@@ -13,18 +13,30 @@ Isolation comes in layers; each one that is active is listed in `Sandbox.layers`
 - **unprivileged uid** (host runs as root): the program runs under a uid of its own (each
   sandbox leases one, machine-wide), so `RLIMIT_NPROC` is enforced, host files are protected
   by their permissions, and every process of that uid can be killed after the run.
-- **network namespace**: the program sees no network device but a loopback that is down
-  (bubblewrap, util-linux `unshare`, or `unshare(2)` by the sandbox's own start-up code).
-- **no new privileges** (util-linux `setpriv` or bubblewrap): setuid binaries cannot raise
-  the program's privileges; `setpriv` also kills the sandbox if the host dies.
-- **bubblewrap** (when installed): a minimal read-only filesystem (the interpreter and system
-  libraries; no /etc, no home directories, no project files) with a private /tmp, a private
-  PID namespace (the program cannot see or signal host processes, and it dies with its
-  sandbox), private IPC and hostname.
+- **network namespace**: the program sees no network device but a loopback that is down.
+- **no new privileges**: setuid binaries cannot raise the program's privileges; util-linux
+  `setpriv` also kills the sandbox if the host dies.
+- **PID namespace**: the program sees and signals only its own processes; the runner is the
+  namespace's init, and killing it kills everything in there, so nothing outlives a run.
+- **filesystem view** (mount namespace): only the interpreter and its standard library,
+  read-only (see `isolation.py`): no installed packages, project files, datasets, home
+  directories, host /tmp, /run, /dev/shm or unix sockets; a private working directory, /tmp
+  and /dev/shm on a tmpfs of `tmpfs_mb`, gone with the run.
+- **IPC namespace**: SysV shared memory, semaphores and message queues die with the run
+  (without bubblewrap also bounded: shared memory by `tmpfs_mb`, 16 queues).
 
-Without root and without bubblewrap the program runs as the host's own user: it is kept off
-the network and bounded in time and memory, but it could modify the user's files or signal
-the user's processes. `Sandbox` warns about every missing layer, once, with how to get it.
+The last four come from bubblewrap when it is installed, else from util-linux `unshare`
+starting the runner in new namespaces (as root directly, otherwise inside a user namespace
+of its own), in which the runner builds the view itself. Where neither works (no user
+namespaces, no bubblewrap) `Sandbox` refuses with the command that fixes it, unless
+`SandboxConfig.allow_unsafe` accepts weaker layers (network namespace from the runner's
+own `unshare(2)`, a uid of its own as root, processes found by scans). The layers in force
+are logged once per process (logger `rlvr_gym.verifiers.sandbox`).
+
+Memory: `memory_mb` bounds each process's address space; a run may hold up to
+`max_processes` times that, plus `tmpfs_mb` of files (twice with bubblewrap: /tmp and
+/dev/shm are separate there, and SysV shared memory keeps the kernel's default limits). No
+cgroup bounds the run as a whole.
 
 Captured output is capped (`max_output_bytes`), so a program that prints gigabytes cannot
 exhaust the host's memory. A bounded `SandboxPool` runs many programs in parallel.
