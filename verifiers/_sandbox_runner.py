@@ -12,7 +12,10 @@ JSON writer below.
 
 Order of work (everything before step 4 is trusted; the candidate cannot interfere with it):
   1. enter new user + network namespaces when asked (no network), via `unshare(2)`, unless the
-     host already did (bubblewrap or util-linux `unshare` in front of the interpreter);
+     host already did (bubblewrap or util-linux `unshare` in front of the interpreter); or,
+     started by util-linux `unshare` as the init of new mount/PID/IPC (and network, and user
+     when the host is not root) namespaces, build the filesystem view the host describes
+     (`_enter_view`), bound SysV IPC, and drop to the sandbox uid or all capabilities;
   2. apply the resource limits;
   3. write a `ready` line to stdout, then read the payload from stdin;
   4. run the candidate and the tests, writing one JSON line per test result to stdout.
@@ -29,6 +32,13 @@ import sys
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+# pivot_root has no libc wrapper: its syscall number per architecture.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217,
+                   "loongarch64": 41}
 
 # Values cross the sandbox boundary as tagged JSON, so that types survive exactly (a tuple
 # stays a tuple, True is not 1) and nothing but plain data can come back.
@@ -114,6 +124,96 @@ def _isolate_network():
 
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
+
+
+def _enter_view(view):
+    """Build the host's filesystem view (see `isolation.View`) on a size-limited tmpfs and
+    make it the root: read-only binds of the interpreter and its libraries, a fresh /proc of
+    the new PID namespace, a few device nodes, a writable /tmp, /dev/shm and working
+    directory inside the tmpfs (so files count against its size and vanish with the run).
+    Then bound SysV IPC of the new IPC namespace and drop privileges: to the sandbox uid
+    (host is root) or, as root of a user namespace of our own, to no capabilities at all.
+    Runs as (namespace) root in fresh mount/PID/IPC namespaces; raises OSError on failure."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(result, what):
+        if result != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, "%s: %s" % (what, os.strerror(errno)))  # noqa: UP031
+
+    def mount(source, target, fstype, flags, data=None):
+        call(libc.mount(source and source.encode(), target.encode(),
+                        fstype and fstype.encode(), flags, data and data.encode()),
+             "mount " + target)
+
+    root = view["root"]
+    call(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    size = view["tmp_bytes"]
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV,
+          "size=%d,nr_inodes=%d,mode=755" % (size, max(1024, size >> 14)))  # noqa: UP031
+    for path in view["binds"]:
+        target = root + path
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        mount(path, target, None, MS_BIND | MS_REC)
+        # A bind remount must keep the flags the kernel locked (nosuid, noexec, atime...).
+        kept = os.statvfs(target).f_flag & (MS_NOEXEC | 1024 | 2048 | 4096)
+        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | kept)
+    for path in view["hidden"]:
+        mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4096")
+    for target, link in view["symlinks"]:
+        os.makedirs(os.path.dirname(root + link), exist_ok=True)
+        if not os.path.lexists(root + link):
+            os.symlink(target, root + link)
+    os.makedirs(root + "/proc")
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.makedirs(root + "/dev/shm")
+    for name in ("null", "zero", "full", "random", "urandom"):
+        os.close(os.open(root + "/dev/" + name, os.O_CREAT | os.O_WRONLY, 0o644))
+        mount("/dev/" + name, root + "/dev/" + name, None, MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, root + "/dev/" + name)
+    workdir = root + view["workdir"]
+    os.makedirs(workdir, mode=0o700)
+    for shared in ("/tmp", "/dev/shm"):
+        os.makedirs(root + shared, exist_ok=True)
+        os.chmod(root + shared, 0o1777)
+    uid = view["uid"]
+    if uid is not None:
+        os.chown(workdir, uid, uid)
+    # SysV IPC of this (new) IPC namespace: no more than the tmpfs holds, segments destroyed
+    # once nobody has them attached, a few message queues.
+    for name, value in (("shmmax", size), ("shmall", size >> 12), ("shmmni", 16),
+                        ("shm_rmid_forced", 1), ("msgmni", 16)):
+        with open("/proc/sys/kernel/" + name, "w") as f:
+            f.write(str(value))
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last_cap = int(f.read())
+    os.chdir(root)
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise OSError("pivot_root: unknown architecture " + os.uname().machine)
+    call(libc.syscall(number, b".", b"."), "pivot_root")
+    call(libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir(view["workdir"])
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        # A change of credentials clears the parent-death signal that `unshare` set.
+        call(libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "set the parent-death signal")
+    else:
+        for cap in range(last_cap + 1):
+            call(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d" % cap)  # noqa: UP031
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        call(libc.capset(header, (ctypes.c_uint32 * 6)()), "drop all capabilities")
+    call(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
 
 
 def _limit(config, fresh_user_namespace):
@@ -299,14 +399,16 @@ def main():
     stdin = sys.stdin.buffer
     config = marshal.loads(read_frame(stdin))
     net = False
-    if config["isolate_network"]:
+    if config.get("view"):
+        _enter_view(config["view"])
+    elif config["isolate_network"]:
         try:
             net = _isolate_network()
         except OSError:
             net = False
     _limit(config, net)
     channel = _Channel(os.dup(1))
-    channel.send(t="ready", net=net, uid=os.getuid())
+    channel.send(t="ready", net=net, uid=os.getuid(), view=bool(config.get("view")))
     payload = marshal.loads(read_frame(stdin))
     # The program sees no payload (stdin is empty) and its prints go nowhere the host parses.
     null = os.open(os.devnull, os.O_RDWR)

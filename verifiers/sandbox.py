@@ -13,18 +13,30 @@ Isolation comes in layers; each one that is active is listed in `Sandbox.layers`
 - **unprivileged uid** (host runs as root): the program runs under a uid of its own (each
   sandbox leases one, machine-wide), so `RLIMIT_NPROC` is enforced, host files are protected
   by their permissions, and every process of that uid can be killed after the run.
-- **network namespace**: the program sees no network device but a loopback that is down
-  (bubblewrap, util-linux `unshare`, or `unshare(2)` by the sandbox's own start-up code).
-- **no new privileges** (util-linux `setpriv` or bubblewrap): setuid binaries cannot raise
-  the program's privileges; `setpriv` also kills the sandbox if the host dies.
-- **bubblewrap** (when installed): a minimal read-only filesystem (the interpreter and system
-  libraries; no /etc, no home directories, no project files) with a private /tmp, a private
-  PID namespace (the program cannot see or signal host processes, and it dies with its
-  sandbox), private IPC and hostname.
+- **network namespace**: the program sees no network device but a loopback that is down.
+- **no new privileges**: setuid binaries cannot raise the program's privileges; util-linux
+  `setpriv` also kills the sandbox if the host dies.
+- **PID namespace**: the program sees and signals only its own processes; the runner is the
+  namespace's init, and killing it kills everything in there, so nothing outlives a run.
+- **filesystem view** (mount namespace): only the interpreter and its standard library,
+  read-only (see `isolation.py`): no installed packages, project files, datasets, home
+  directories, host /tmp, /run, /dev/shm or unix sockets; a private working directory, /tmp
+  and /dev/shm on a tmpfs of `tmpfs_mb`, gone with the run.
+- **IPC namespace**: SysV shared memory, semaphores and message queues die with the run
+  (without bubblewrap also bounded: shared memory by `tmpfs_mb`, 16 queues).
 
-Without root and without bubblewrap the program runs as the host's own user: it is kept off
-the network and bounded in time and memory, but it could modify the user's files or signal
-the user's processes. `Sandbox` warns about every missing layer, once, with how to get it.
+The last four come from bubblewrap when it is installed, else from util-linux `unshare`
+starting the runner in new namespaces (as root directly, otherwise inside a user namespace
+of its own), in which the runner builds the view itself. Where neither works (no user
+namespaces, no bubblewrap) `Sandbox` refuses with the command that fixes it, unless
+`SandboxConfig.allow_unsafe` accepts weaker layers (network namespace from the runner's
+own `unshare(2)`, a uid of its own as root, processes found by scans). The layers in force
+are logged once per process (logger `rlvr_gym.verifiers.sandbox`).
+
+Memory: `memory_mb` bounds each process's address space; a run may hold up to
+`max_processes` times that, plus `tmpfs_mb` of files (twice with bubblewrap: /tmp and
+/dev/shm are separate there, and SysV shared memory keeps the kernel's default limits). No
+cgroup bounds the run as a whole.
 
 Captured output is capped (`max_output_bytes`), so a program that prints gigabytes cannot
 exhaust the host's memory. A bounded `SandboxPool` runs many programs in parallel.
@@ -49,7 +61,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +69,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlvr_gym.verifiers import _sandbox_runner
+from rlvr_gym.verifiers.isolation import (
+    HOW_TO_ISOLATE,
+    SandboxUnavailable,
+    bwrap_args,
+    find_tools,
+    interpreter,
+    log_layers_once,
+    view_for,
+)
 
 # The runner arrives as the first frame on stdin (see `_sandbox_runner`): the sandbox user needs
 # no read access to the project's files, and `ps` shows a short command line. When the sandbox
@@ -78,56 +98,12 @@ _RUNNER_CODE_FRAME = _frame(marshal.dumps(compile(_RUNNER_BYTES, "<rlvr-sandbox-
                                                   "exec")))
 
 
-@dataclass(frozen=True)
-class _Interpreter:
-    """What the sandbox needs to know about the interpreter it runs."""
-
-    cache_tag: str
-    """`sys.implementation.cache_tag`: same as the host's means compiled code can be sent."""
-    prefix: str
-    """`sys.base_prefix`: where its standard library lives (mounted into bubblewrap)."""
-
-
-_INTERPRETERS: dict[str, _Interpreter] = {}
-
-
-def _interpreter(python: str) -> _Interpreter:
-    """Facts about `python`, asked once per interpreter."""
-    if python not in _INTERPRETERS:
-        script = "import sys; print(sys.implementation.cache_tag); print(sys.base_prefix)"
-        try:
-            out = subprocess.run([python, "-I", "-S", "-c", script], capture_output=True,
-                                 text=True, timeout=30, env={"PATH": BASE_ENV["PATH"]}).stdout
-            tag, prefix = out.splitlines()[:2]
-        except (OSError, subprocess.TimeoutExpired, ValueError):
-            tag, prefix = "", os.path.dirname(os.path.dirname(os.path.realpath(python)))
-        _INTERPRETERS[python] = _Interpreter(tag, os.path.realpath(prefix))
-    return _INTERPRETERS[python]
-
-
-def _system_mounts(prefix: str) -> list[str]:
-    """bubblewrap arguments for a minimal read-only system: /usr, the interpreter's prefix,
-    the top-level library and binary directories (as links where the host has links), the
-    loader cache. Nothing else of the host (no /etc, /home, /root, project files) is visible,
-    and few mounts start much faster than a read-only bind of all of /."""
-    args = []
-    for directory in dict.fromkeys(["/usr", prefix]):
-        if directory == "/usr" or not directory.startswith("/usr/"):
-            args += ["--ro-bind", directory, directory]
-    for name in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(name):
-            args += ["--symlink", os.readlink(name), name]
-        elif os.path.isdir(name):
-            args += ["--ro-bind", name, name]
-    if os.path.exists("/etc/ld.so.cache"):
-        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    return args
-
-
-#: How a sandbox gets its network namespace, best first: bubblewrap (which also isolates the
-#: filesystem and PIDs), util-linux `unshare` in front of the interpreter, the runner's own
-#: `unshare(2)` call, or nothing.
-Isolation = Literal["bwrap", "unshare", "runner", "none"]
+#: How a sandbox is isolated, best first: bubblewrap (filesystem view, PID/IPC/network
+#: namespaces); util-linux `unshare` starting the runner as init of new mount/PID/IPC/network
+#: namespaces in which it builds the same view itself ("namespaces"). Unsafe mode only
+#: (`SandboxConfig.allow_unsafe`): util-linux `unshare` for a network namespace alone, the
+#: runner's own `unshare(2)` call for one, or nothing.
+Isolation = Literal["bwrap", "namespaces", "unshare", "runner", "none"]
 
 _MARKER_VAR = "RLVR_SANDBOX"
 
@@ -182,14 +158,25 @@ class SandboxConfig:
     """Interpreter for the program; None: the host's own if the sandbox uid can run it, else
     the system's python3."""
     site_packages: bool = False
-    """Let the program import installed packages (numpy, ...); by default only the standard
-    library is importable."""
+    """Let the program import installed packages (numpy, ...): the interpreter's
+    site-packages directories become visible (with whatever is installed there). By default
+    only the standard library is importable and visible."""
+    tmpfs_mb: int = 64
+    """Size of the program's private writable filesystem (working directory, /tmp, /dev/shm;
+    memory-backed) in MiB, and of its SysV shared memory. bubblewrap gives /tmp and /dev/shm
+    this size each."""
+    allow_unsafe: bool = False
+    """Run even where the layers needed for the sandbox's guarantees (PID, mount, IPC and,
+    with `isolate_network`, network namespaces: bubblewrap, or util-linux `unshare` as root
+    or with user namespaces) are missing. Without it such a host refuses, saying what to
+    install; with it the missing layers are logged as warnings. Only for trusted code."""
     extra_env: tuple[tuple[str, str], ...] = ()
     """Further (name, value) environment variables for the program."""
 
     def validate(self) -> None:
         """Raise ValueError with a fix for any unusable value."""
         positive = {"cpu_time_s": self.cpu_time_s, "max_processes": self.max_processes,
+                    "tmpfs_mb": self.tmpfs_mb,
                     "max_file_mb": self.max_file_mb, "max_open_files": self.max_open_files,
                     "max_output_bytes": self.max_output_bytes,
                     "startup_timeout_s": self.startup_timeout_s}
@@ -208,9 +195,10 @@ class SandboxConfig:
         if not 1000 <= self.uid_base <= 2**32 - 2 - 65536:
             raise ValueError(f"SandboxConfig.uid_base={self.uid_base} must lie in "
                              f"[1000, {2**32 - 2 - 65536}] (an unused range of 65536 uids)")
-        if self.bubblewrap == "always" and shutil.which("bwrap") is None:
-            raise ValueError("SandboxConfig.bubblewrap='always' but bwrap is not installed: "
-                             "apt-get install bubblewrap (or dnf install bubblewrap)")
+        if self.bubblewrap == "always" and find_tools()["bwrap"] is None:
+            raise ValueError("SandboxConfig.bubblewrap='always' but bwrap is not installed "
+                             "(or $RLVR_SANDBOX_NO_BWRAP hides it): apt-get install "
+                             "bubblewrap (or dnf install bubblewrap)")
 
 
 @dataclass(frozen=True)
@@ -233,27 +221,38 @@ class Layers:
     no_new_privileges: bool = False
     """PR_SET_NO_NEW_PRIVS: setuid binaries cannot raise the program's privileges."""
     bubblewrap: bool = False
-    """Minimal read-only filesystem, private /tmp, own PID/IPC/UTS namespaces."""
+    """The view, namespaces and private /tmp come from bubblewrap."""
+    pid_namespace: bool = False
+    """Own PID namespace: the program sees and signals only its own processes, and all of
+    them die with it (nothing outlives a run)."""
+    filesystem_view: bool = False
+    """Own mount namespace with only the interpreter and its standard library, read-only,
+    and private size-limited /tmp, /dev/shm and working directory: no project files,
+    datasets, installed packages (unless `site_packages`), host /tmp, /run or unix sockets."""
+    ipc_namespace: bool = False
+    """Own IPC namespace: SysV shared memory, semaphores and message queues die with the
+    run."""
 
     def active(self) -> list[str]:
         """Names of the active layers."""
         return [name for name, on in asdict(self).items() if on]
 
-    def missing(self) -> list[str]:
-        """One line per missing layer: what it means and how to get it."""
+    def missing(self, network: bool = True) -> list[str]:
+        """One line per layer the sandbox's guarantees need that is missing (the network
+        namespace only if `network`): what it means, and how to get it."""
         lines = []
-        if not self.network_namespace:
-            lines.append("no network namespace: sandboxed programs can reach the network; "
-                         "install bubblewrap or allow unprivileged user namespaces "
-                         "(sysctl kernel.unprivileged_userns_clone=1)")
-        if not (self.unprivileged_uid or self.bubblewrap):
-            lines.append("programs run as your own user with no private filesystem or PID "
-                         "namespace: they could modify your files and signal your processes"
-                         + ("" if self.network_namespace else ", and nothing limits how many "
-                            "processes they start") + "; "
-                         "install bubblewrap (apt-get install bubblewrap) or run as root so "
-                         "that programs get an unprivileged uid")
-        return lines
+        if network and not self.network_namespace:
+            lines.append("no network namespace: sandboxed programs can reach the network")
+        if not self.pid_namespace:
+            lines.append("no PID namespace: programs can outlive their run and signal other "
+                         "processes" + ("" if self.unprivileged_uid else " of your user"))
+        if not self.filesystem_view:
+            lines.append("no filesystem view: programs can read the installed package (test "
+                         "answers included) and datasets"
+                         + ("" if self.unprivileged_uid else ", and modify your files"))
+        if not self.ipc_namespace:
+            lines.append("no IPC namespace: SysV shared memory and messages outlive the run")
+        return [f"{line}; {HOW_TO_ISOLATE}" for line in lines]
 
 
 @dataclass
@@ -324,7 +323,10 @@ def _choose_python(config: SandboxConfig, other_uid: bool) -> str:
 
 
 def _process_uids(only_uid: int | None = None) -> Iterator[tuple[int, int]]:
-    """(pid, uid) of every live, non-zombie process on the machine (of `only_uid` if given)."""
+    """(pid, uid) of every live process on the machine (of `only_uid` if given). A zombie
+    counts as live while other threads of its group run: a leader that ended with the raw
+    exit syscall shows `Z` while its threads go on, and a signal to its pid still kills them
+    all."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -333,10 +335,11 @@ def _process_uids(only_uid: int | None = None) -> Iterator[tuple[int, int]]:
             if only_uid is not None and uid != only_uid:
                 continue
             with open(f"/proc/{entry.name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
+                fields = f.read().rsplit(b")", 1)[1].split()
+            state, threads = fields[0], int(fields[17])
+        except (OSError, IndexError, ValueError):
             continue
-        if state != b"Z":  # a zombie is dead already; its parent or init reaps it
+        if state != b"Z" or threads > 1:  # a lone zombie is dead; its parent or init reaps it
             yield int(entry.name), uid
 
 
@@ -425,6 +428,34 @@ def _kill_marked(marker: str, timeout_s: float = 5.0) -> bool:
             return False
 
     return _kill_all(lambda: sandbox_processes(marker=marker), marked, timeout_s)
+
+
+def _kill_namespace(popen: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """SIGKILL the init of a run's PID namespace (the child of `unshare --fork` or of
+    bubblewrap, which is `popen`): the kernel kills every other process in the namespace,
+    zombie thread-group leaders included, before the init can be reaped. Then wait until
+    `popen` has reaped it and exited, so that the namespace is empty when this returns."""
+    children = f"/proc/{popen.pid}/task/{popen.pid}/children"
+    try:
+        with open(children) as f:
+            pids = [int(pid) for pid in f.read().split()]
+    except (OSError, ValueError):
+        return  # `popen` is gone or never started its child
+    for pid in pids:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            with open(children) as f:  # still its child: the pid was not reused meanwhile
+                if str(pid) in f.read().split():
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        popen.wait(timeout_s)
 
 
 #: Directories any uid may write to; a sandbox uid's leftovers there are removed after a run.
@@ -519,7 +550,6 @@ def _close_all() -> None:
 
 _PROBED: dict[tuple, tuple[Isolation, Layers]] = {}
 _PROBE_LOCK = threading.Lock()
-_WARNED: set[str] = set()
 
 
 class Sandbox:
@@ -553,9 +583,10 @@ class Sandbox:
         self._spare: _Started | None = None
         self._closed = False
         # Absolute paths: the sandbox's own PATH is the allowlisted one.
-        self._tools = {name: shutil.which(name) for name in ("bwrap", "unshare", "setpriv")}
-        self._interpreter = _interpreter(self.python)
+        self._tools = find_tools()
+        self._interpreter = interpreter(self.python, BASE_ENV["PATH"])
         self._code = self._interpreter.cache_tag == sys.implementation.cache_tag
+        self._view = view_for(self._interpreter, self.python, self.config.site_packages)
         self.isolation: Isolation = "none"
         """How this sandbox gets its network namespace (decided by the probe)."""
         self.layers = self._probe()
@@ -611,47 +642,68 @@ class Sandbox:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _runner_config(self, isolation: Isolation) -> dict[str, Any]:
+    def _runner_config(self, isolation: Isolation, workdir: str) -> dict[str, Any]:
         c = self.config
+        view = None
+        if isolation == "namespaces":
+            view = {"root": workdir, "workdir": workdir, "tmp_bytes": c.tmpfs_mb << 20,
+                    "uid": self.uid, "binds": list(self._view.binds),
+                    "hidden": list(self._view.hidden),
+                    "symlinks": [list(pair) for pair in self._view.symlinks]}
         return {
             "cpu_s": c.cpu_time_s, "as_bytes": c.memory_mb << 20,
             "fsize_bytes": c.max_file_mb << 20, "nofile": c.max_open_files,
             "nproc": c.max_processes, "isolate_network": isolation == "runner",
-            "own_uid_or_namespace": self.uid is not None or isolation in ("bwrap", "unshare"),
+            "own_uid_or_namespace": self.uid is not None or isolation != "runner",
+            "view": view,
         }
 
-    def _privileges(self) -> list[str]:
-        """util-linux `setpriv` in front of everything: drops to the sandbox uid (as root),
-        forbids gaining privileges through setuid binaries, and kills the sandbox if the
-        host dies. Doing the uid change there instead of in `subprocess` lets Python start
-        the child with vfork, which matters when the host is a large training process."""
+    def _privileges(self, isolation: Isolation) -> list[str]:
+        """util-linux `setpriv` in front of everything: drops to the sandbox uid (as root;
+        with "namespaces" the runner does that after building its view), forbids gaining
+        privileges through setuid binaries, and kills the sandbox if the host dies. Doing
+        the uid change there instead of in `subprocess` lets Python start the child with
+        vfork, which matters when the host is a large training process."""
         if not self._tools["setpriv"]:
             return []
         args = [self._tools["setpriv"], "--no-new-privs", "--pdeathsig=KILL"]
-        if self.uid is not None:
+        if self.uid is not None and isolation != "namespaces":
             args += [f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
         return args + ["--"]
 
     def _command(self, workdir: str, isolation: Isolation) -> list[str]:
         python = [self.python, "-I"] + ([] if self.config.site_packages else ["-S"])
         command = python + ["-c", _BOOTSTRAP_CODE if self._code else _BOOTSTRAP_SOURCE]
+        privileges = self._privileges(isolation)
         if isolation == "unshare":
-            return self._privileges() + [self._tools["unshare"], "--user", "--net", "--"] + command
+            return privileges + [self._tools["unshare"], "--user", "--net", "--"] + command
+        if isolation == "namespaces":
+            # The runner is the init of the new PID namespace (--fork): killing it kills
+            # everything in there. --kill-child: it dies with `unshare`. As root the
+            # runner drops to the sandbox uid itself; otherwise a user namespace of its
+            # own (mapping only the user, as root without capabilities) lets it build
+            # its view.
+            unshare = [self._tools["unshare"], "--fork", "--kill-child", "--pid", "--mount",
+                       "--ipc", "--uts"]
+            if self.uid is None:
+                unshare += ["--user", "--map-root-user"]
+            if self.config.isolate_network:
+                unshare.append("--net")
+            return privileges + unshare + ["--"] + command
         if isolation != "bwrap":
-            return self._privileges() + command
+            return privileges + command
         # --as-pid-1: the runner itself is the PID namespace's init (no extra init process,
         # ~30% faster); when it exits or is killed, the kernel kills the whole namespace.
+        size = str(self.config.tmpfs_mb << 20)
         bwrap = [self._tools["bwrap"], "--unshare-all", "--as-pid-1", "--die-with-parent",
-                 "--new-session"]
-        if self.config.site_packages:  # installed packages may live anywhere: show all
-            bwrap += ["--ro-bind", "/", "/"]
-        else:
-            bwrap += _system_mounts(self._interpreter.prefix)
-        bwrap += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+                 "--new-session", *bwrap_args(self._view),
+                 "--dev", "/dev", "--proc", "/proc", "--size", size, "--tmpfs", "/tmp",
+                 "--size", size, "--tmpfs", "/dev/shm"]
         if not self.config.isolate_network:
             bwrap.append("--share-net")
-        bwrap += ["--bind", workdir, workdir, "--chdir", workdir, "--"]
-        return self._privileges() + bwrap + command
+        # The working directory lives in the sized /tmp, not on the host's disk.
+        bwrap += ["--dir", workdir, "--chdir", workdir, "--"]
+        return privileges + bwrap + command
 
     def _launch(self, isolation: Isolation | None = None) -> _Started:
         isolation = self.isolation if isolation is None else isolation
@@ -665,7 +717,7 @@ class Sandbox:
         kwargs: dict[str, Any] = {}
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
-            if not self._tools["setpriv"]:
+            if not self._tools["setpriv"] and isolation != "namespaces":
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
         try:
             popen = subprocess.Popen(
@@ -678,7 +730,7 @@ class Sandbox:
         assert popen.stdin is not None
         try:
             # Fits in the pipe buffer, so this does not wait for the interpreter to start.
-            limits = self._runner_config(isolation)
+            limits = self._runner_config(isolation, workdir)
             runner = _RUNNER_CODE_FRAME if self._code else _RUNNER_SOURCE_FRAME
             popen.stdin.write(runner + _frame(marshal.dumps(limits, _MARSHAL_VERSION)))
             popen.stdin.flush()
@@ -717,9 +769,14 @@ class Sandbox:
         return result
 
     def _finish(self, started: _Started) -> None:
-        """Kill what is left of a run (the group; as root every process of the uid) and
-        remove its directory."""
+        """Kill what is left of a run and remove its directory. With a PID namespace: its
+        init, and the kernel does the rest (nothing outlives the run). Unsafe modes: the
+        group, then as root every process of the uid, else the processes with the run's
+        marker."""
         popen = started.popen
+        contained = started.isolation in ("bwrap", "namespaces")
+        if contained:
+            _kill_namespace(popen)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
         for stream in (popen.stdin, popen.stdout, popen.stderr):
@@ -727,10 +784,11 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     stream.close()
         popen.wait()
-        if self.uid is not None:
+        if contained:
+            pass  # the namespaces are gone with their last process, /tmp and /dev/shm too
+        elif self.uid is not None:
             kill_uid(self.uid)
-            if started.isolation != "bwrap":  # bubblewrap's /tmp and /dev are private
-                _remove_files_of(self.uid)
+            _remove_files_of(self.uid)
         else:
             # Processes that left the group (setsid) or die asynchronously with bubblewrap's
             # PID namespace: find them by the run's marker and make sure they are gone.
@@ -738,55 +796,81 @@ class Sandbox:
         shutil.rmtree(started.workdir, ignore_errors=True)
 
     def _probe(self) -> Layers:
-        """Find out once per configuration which layers actually work on this host."""
+        """Find out once per configuration which layers actually work on this host; log
+        them once per process."""
         key = (self.config, self.uid is not None, self.python, tuple(self._tools.values()))
         with _PROBE_LOCK:
             if key not in _PROBED:
                 _PROBED[key] = self._probe_uncached()
             self.isolation, layers = _PROBED[key]
-        for line in layers.missing():
-            if line not in _WARNED:
-                _WARNED.add(line)
-                warnings.warn(f"rlvr-gym sandbox: {line}", RuntimeWarning, stacklevel=3)
+        log_layers_once(self.isolation, layers.active(),
+                        layers.missing(self.config.isolate_network))
         return layers
 
     def _probe_uncached(self) -> tuple[Isolation, Layers]:
         """Try the isolation strategies best first; the first whose sandbox runs a program
-        that sees no network device but `lo` wins (`none` when network is allowed or
-        nothing else works)."""
+        that is contained as promised wins: a PID namespace of its own, no project files in
+        sight, and (with `isolate_network`) no network device but `lo`. Only with
+        `allow_unsafe` do weaker strategies follow; otherwise SandboxUnavailable says what to
+        install."""
         c = self.config
         strategies: list[Isolation] = []
         if c.bubblewrap != "never" and self._tools["bwrap"]:
             strategies.append("bwrap")
-        if c.bubblewrap != "always" and c.isolate_network:
-            strategies += (["unshare"] if self._tools["unshare"] else []) + ["runner"]
-        if c.bubblewrap != "always":
+        if c.bubblewrap != "always" and self._tools["unshare"]:
+            strategies.append("namespaces")
+        safe = len(strategies)
+        if c.bubblewrap != "always" and c.allow_unsafe:
+            if c.isolate_network:
+                strategies += (["unshare"] if self._tools["unshare"] else []) + ["runner"]
             strategies.append("none")
-        probe = {"mode": "call", "cases": [{"expr": "nets"}, {"expr": "nnp"}],
-                 "code": "import socket\nnets = sorted(n for _, n in socket.if_nameindex())\n"
-                         "nnp = 'NoNewPrivs:\\t1' in open('/proc/self/status').read()"}
+        probe = {"mode": "call", "cases": [{"expr": "nets"}, {"expr": "nnp"}, {"expr": "pid"},
+                                           {"expr": "seen"}],
+                 "code": "import os, socket\n"
+                         "nets = sorted(n for _, n in socket.if_nameindex())\n"
+                         "nnp = 'NoNewPrivs:\\t1' in open('/proc/self/status').read()\n"
+                         "pid = os.getpid()\n"
+                         f"seen = os.path.exists({_sandbox_runner.__file__!r})"}
         failures = []
-        for isolation in strategies:
+        for n, isolation in enumerate(strategies):
             started = self._launch(isolation)
             try:
                 result = self._drive(started, probe, c.startup_timeout_s)
             finally:
                 self._finish(started)
             values = [m.get("v") for m in result.messages if m.get("t") == "result"]
-            if result.error is not None or not values:
+            if result.error is not None or len(values) != 4:
                 failures.append(f"{isolation}: {result.error or result.stderr[-300:]}")
                 continue
             isolated = values[0] == ["l", [["s", "lo"]]]
             if c.isolate_network and isolation != "none" and not isolated:
                 failures.append(f"{isolation}: the program still sees {values[0]}")
                 continue
-            return isolation, Layers(unprivileged_uid=self.uid is not None,
-                                     network_namespace=c.isolate_network and isolated,
-                                     no_new_privileges=values[1:] == [["b", True]],
-                                     bubblewrap=isolation == "bwrap")
-        raise RuntimeError("the code sandbox cannot start on this host: " + " | ".join(
-            failures) + (" (SandboxConfig.bubblewrap='always' allows nothing else)"
-                         if c.bubblewrap == "always" else ""))
+            contained = isolation in ("bwrap", "namespaces")
+            layers = Layers(unprivileged_uid=self.uid is not None,
+                            network_namespace=c.isolate_network and isolated,
+                            no_new_privileges=values[1] == ["b", True],
+                            bubblewrap=isolation == "bwrap",
+                            pid_namespace=contained and values[2] == ["i", "1"],
+                            filesystem_view=contained and values[3] == ["b", False],
+                            ipc_namespace=contained)
+            if n < safe and layers.missing(c.isolate_network):
+                failures.append(f"{isolation}: " + layers.missing(c.isolate_network)[0]
+                                .split(";")[0])
+                continue
+            return isolation, layers
+        if c.bubblewrap == "always":
+            raise RuntimeError("the code sandbox cannot start with bubblewrap on this host: "
+                               + " | ".join(failures) + " (SandboxConfig.bubblewrap='always' "
+                               "allows nothing else)")
+        if not c.allow_unsafe:
+            raise SandboxUnavailable(
+                "the code sandbox cannot isolate programs on this host ("
+                + (" | ".join(failures) or "no bubblewrap and no util-linux unshare")
+                + f"): {HOW_TO_ISOLATE}; or, for trusted code only, accept the missing layers "
+                "with SandboxConfig(allow_unsafe=True)")
+        raise RuntimeError("the code sandbox cannot start on this host: "
+                           + " | ".join(failures))
 
 
 class _Reader:

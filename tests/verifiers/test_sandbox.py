@@ -13,6 +13,7 @@ the tests that need a private filesystem or PID namespace then skip with the rea
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import shutil
@@ -26,6 +27,7 @@ import pytest
 
 from rlvr_gym import Problem, Status
 from rlvr_gym.verifiers.code import CodeVerifier, CodeVerifierConfig
+from rlvr_gym.verifiers.isolation import SandboxUnavailable, find_tools
 from rlvr_gym.verifiers.sandbox import (
     BASE_ENV,
     Layers,
@@ -46,7 +48,7 @@ STDIO = Problem("hostile/stdio", "echo", "", kind="code",
 
 @pytest.fixture(scope="module", params=["bubblewrap", "plain"])
 def verifier(request):
-    if request.param == "bubblewrap" and shutil.which("bwrap") is None:
+    if request.param == "bubblewrap" and find_tools()["bwrap"] is None:
         pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
     sandbox = SandboxConfig(bubblewrap="always" if request.param == "bubblewrap" else "never",
                             cpu_time_s=2, memory_mb=256, max_processes=16)
@@ -370,10 +372,16 @@ def test_layers_are_reported(verifier):
         assert "no_new_privileges" in active
 
 
-def test_without_bubblewrap_and_util_linux_the_runner_isolates_itself(monkeypatch):
+def test_without_isolation_tools_the_sandbox_refuses_unless_unsafe(monkeypatch, caplog):
     monkeypatch.setenv("PATH", "/nonexistent")  # no bwrap, unshare or setpriv to be found
-    sandbox = Sandbox(SandboxConfig(bubblewrap="auto"))
+    with pytest.raises(SandboxUnavailable, match=r"apt-get install bubblewrap.*"
+                       r"unprivileged_userns_clone=1.*allow_unsafe=True"):
+        Sandbox(SandboxConfig(bubblewrap="auto"))
+    caplog.set_level(logging.INFO, logger="rlvr_gym.verifiers.sandbox")
+    sandbox = Sandbox(SandboxConfig(bubblewrap="auto", allow_unsafe=True))
     try:
+        assert any("unsafe mode" in r.message and "no PID namespace" in r.message
+                   for r in caplog.records if r.levelno == logging.WARNING)
         assert sandbox.isolation in ("runner", "none")
         assert sandbox.layers.unprivileged_uid == (os.geteuid() == 0)
         result = sandbox.run({"mode": "call", "code": "import os\nuid = os.getuid()",
@@ -413,9 +421,12 @@ def test_pool_map_applies_back_pressure():
 
 def test_missing_layers_are_explained():
     lines = Layers(network_namespace=False).missing()
-    assert len(lines) == 2
-    assert all("install bubblewrap" in line for line in lines)
-    assert Layers(network_namespace=True, bubblewrap=True).missing() == []
+    assert [line.split(":")[0] for line in lines] == [
+        "no network namespace", "no PID namespace", "no filesystem view", "no IPC namespace"]
+    assert all("apt-get install bubblewrap" in line for line in lines)
+    assert Layers(network_namespace=False).missing(network=False)[0].startswith("no PID")
+    assert Layers(network_namespace=True, pid_namespace=True, filesystem_view=True,
+                  ipc_namespace=True).missing() == []
 
 
 def test_bad_configs_say_how_to_fix():
