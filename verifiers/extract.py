@@ -75,7 +75,7 @@ def find_answer(response: str, number_fallback: bool = True) -> Answer | None:
     (the bare number only when `number_fallback`).
     """
     tail = response[-TAIL_CHARS:]
-    boxes = _boxes(tail)
+    boxes = boxed_spans(tail)
     if boxes:
         # "\\boxed{255} ... Final Answer: The final answer is $10,455$": a final-answer phrase
         # after the last box, giving math, restates the answer.
@@ -93,7 +93,7 @@ def find_answer(response: str, number_fallback: bool = True) -> Answer | None:
     return _last_math_or_number(tail, number_fallback)
 
 
-def _boxes(text: str) -> list[tuple[int, int, str]]:
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of every closed `\\boxed{}`/`\\fbox{}` and `\\boxed 5`."""
     starts = list(_BOX.finditer(text))
     if not starts:
@@ -137,7 +137,7 @@ def last_boxed(text: str) -> str | None:
     no answer); an unclosed last box falls back to the previous closed one. `\\boxed 5` (no
     braces, a single token) is accepted as "5". Linear time: braces are matched in one pass.
     """
-    boxes = _boxes(text)
+    boxes = boxed_spans(text)
     return boxes[-1][2] if boxes else None
 
 

@@ -35,7 +35,7 @@ from fractions import Fraction
 from typing import Any
 
 from rlvr_gym.types import Problem, Status, Verdict
-from rlvr_gym.verifiers.extract import Answer, find_answer, top_level_split
+from rlvr_gym.verifiers.extract import Answer, boxed_spans, find_answer, top_level_split
 from rlvr_gym.verifiers.workers import WorkerBusy, WorkerFailure, WorkerPool, WorkerTimeout
 
 #: Longer extracted answers are judged incorrect without parsing (no real answer is this long,
@@ -103,6 +103,9 @@ def normalize(text: str) -> str:
     m = _DELIMITERS.match(t)
     if m:
         t = m.group(1).strip()
+    spans = boxed_spans(t)
+    if len(spans) == 1 and spans[0][:2] == (0, len(t)):  # an answer boxed twice
+        t = spans[0][2].strip()
     t = _MATH_THOUSANDS.sub("", t)
     if "matrix}" in t:  # pmatrix, bmatrix and matrix are one matrix; spacing is layout
         t = _MATRIX_SPACE.sub(r"\1", _MATRIX_ENV.sub(r"\\\1{pmatrix}", t)).strip()
@@ -285,6 +288,7 @@ _SCIENTIFIC = re.compile(
     r"\s*\{?\s*([-+]?\d+)\s*\}?$")
 _ASSIGNMENT = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(.+)$")
 _MIXED = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$")
+_MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)/(\d+)$")
 _REPEATING = re.compile(r"^(-?)(\d*)\.(\d*)\\overline\{(\d+)\}$")
 
 
@@ -296,8 +300,8 @@ def as_number(text: str) -> Fraction | None:
     `MAX_FAST_EXPONENT`.
     """
     t = text.strip().replace("\\!", "")
-    m = _MIXED.match(t)
-    if m:  # 3\frac{1}{2} is three and a half (MATH's convention), not 3/2
+    m = _MIXED.match(t) or _MIXED_PLAIN.match(t)
+    if m:  # 3\frac{1}{2} and 7 3/4 are mixed numbers (MATH's convention), not products
         sign, whole, num, den = m.groups()
         value = int(whole) + Fraction(int(num), int(den)) if int(den) else None
         return None if value is None else -value if sign else value
@@ -672,6 +676,10 @@ class MathVerifier:
             if _plain_equal(gold_plain, pred_plain, gold_scales, pred_scales):
                 return Status.CORRECT, "same value as the reference"
             return Status.INCORRECT, "differs from the reference"
+        # A plain number goes to sympy in plain digits (`1,000,000` is no list there).
+        pred_core, gold_core = (
+            str(plain.value) if plain is not None and plain.kind == "number" and "," in core
+            else core for plain, core in ((pred_plain, pred_core), (gold_plain, gold_core)))
         deepest, deepest_group = _nesting(pred_core)
         if deepest > MAX_NESTING or deepest_group > MAX_GROUP_NESTING:
             return Status.INCORRECT, (f"answer nested deeper than {MAX_NESTING} levels or "
