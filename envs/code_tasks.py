@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
@@ -23,7 +24,7 @@ from rlvr_gym.envs.code_problems import PROBLEMS
 from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import read_rows
 from rlvr_gym.envs.sources import ListSource
-from rlvr_gym.types import Problem, Verdict, Verifier
+from rlvr_gym.types import Problem, Status, Verdict, Verifier
 from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
 
 CODE_TEMPLATE = ("{question}\nAnswer with a complete Python program in a single ```python code "
@@ -36,9 +37,43 @@ def fenced(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```"
 
 
+_PASSED = re.compile(r"(\d+)/(\d+) tests passed")
+# Reasons (or the cause after the counts) the code verifier gives that carry no test data:
+# the program's own failure, in its own words. Anything else in a reason, above all the
+# failing tests ("; failed: f(1): returned 2, expected 3"), is never shown by default.
+_SAFE_CAUSES = ("the program failed before the tests", "the program stopped before all tests",
+                "time limit exceeded", "output limit exceeded", "syntax error",
+                "no Python code found", "program longer than")
+
+
 def code_feedback(verdict: Verdict) -> str:
-    """Multi-turn feedback after a wrong program: the verdict's reason lists the failing
-    tests (input, what the program did, what was expected)."""
+    """Multi-turn feedback after a wrong program, without the tests: how many tests passed and
+    why the program failed as a whole (its exception, syntax error, time or output limit),
+    never a test's input or expected value. Showing the expected values would let a policy
+    pass by answering with a lookup table of them (see `revealing_code_feedback`)."""
+    if not verdict.usable:
+        summary = "not judged (the verifier failed; this attempt does not count against you)"
+    else:
+        summary = {Status.TIMEOUT: "over the time limit",
+                   Status.NO_ANSWER: "missing"}.get(verdict.status, verdict.status.value)
+    detail = []
+    counts = _PASSED.match(verdict.reason)
+    rest = verdict.reason
+    if counts:
+        detail.append(f"{counts[1]} of {counts[2]} tests passed")
+        rest = verdict.reason[counts.end():].removeprefix("; ")
+    cause = rest.split("; failed: ", 1)[0] if counts else rest
+    if verdict.usable and cause.startswith(_SAFE_CAUSES):
+        detail.append(cause)
+    return (f"\nThat program is {summary}" + (f": {'; '.join(detail)}" if detail else "") +
+            ".\nFix it and answer with the whole corrected program in a ```python code block.\n")
+
+
+def revealing_code_feedback(verdict: Verdict) -> str:
+    """Multi-turn feedback that lists the failing tests with their inputs, what the program
+    did and the expected values (the verdict's reason). For tutorials and debugging only: a
+    policy trained on it learns to copy the expected values (`make_code_env(...,
+    reveal_tests=True)`)."""
     return (f"\nThat program is {verdict.status.value.replace('_', ' ')}: {verdict.reason}.\n"
             "Fix it and answer with the whole corrected program in a ```python code block.\n")
 
@@ -291,6 +326,7 @@ def make_code_env(
     verifier: Verifier | None = None,
     max_attempts: int = 1,
     render_mode: str | None = None,
+    reveal_tests: bool = False,
     **config: Any,
 ) -> ReasoningEnv:
     """Entry point of `rlvr/CodeProblems-v0` and `rlvr/CodeDataset-v0`.
@@ -300,13 +336,18 @@ def make_code_env(
         prompt: prompt format or template with `{question}`; default `CODE_TEMPLATE`.
         verifier: a `CodeVerifier` to share between envs; default a new one (its sandbox
             pool starts on the first program that needs running, and `env.close()` stops it).
-        max_attempts: >1 for multi-turn: failing tests are fed back after each wrong
-            attempt, and the episode is truncated when the attempts run out.
+        max_attempts: >1 for multi-turn: after each wrong attempt the env says how many tests
+            passed and why the program failed (`code_feedback`); the episode is truncated
+            when the attempts run out.
         render_mode: None or "ansi".
+        reveal_tests: multi-turn feedback also lists the failing tests with their expected
+            values (`revealing_code_feedback`). For tutorials only: never train on it, the
+            policy would learn to answer with the expected values.
         **config: options of the task source.
     """
     source = make_code_source(task, **config)
     return ReasoningEnv(source, verifier or CodeVerifier(),
                         prompt=CODE_TEMPLATE if prompt is None else prompt,
-                        max_attempts=max_attempts, feedback=code_feedback,
+                        max_attempts=max_attempts,
+                        feedback=revealing_code_feedback if reveal_tests else code_feedback,
                         render_mode=render_mode, charset=source.characters())
