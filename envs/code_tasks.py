@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from rlvr_gym.envs.code_problems import PROBLEMS
-from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
+from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import read_rows
 from rlvr_gym.envs.sources import ListSource
 from rlvr_gym.types import Problem, Status, Verdict, Verifier
@@ -327,6 +327,7 @@ def make_code_env(
     max_attempts: int = 1,
     render_mode: str | None = None,
     reveal_tests: bool = False,
+    max_response_chars: int = MAX_RESPONSE_CHARS,
     **config: Any,
 ) -> ReasoningEnv:
     """Entry point of `rlvr/CodeProblems-v0` and `rlvr/CodeDataset-v0`.
@@ -343,6 +344,8 @@ def make_code_env(
         reveal_tests: multi-turn feedback also lists the failing tests with their expected
             values (`revealing_code_feedback`). For tutorials only: never train on it, the
             policy would learn to answer with the expected values.
+        max_response_chars: longer responses are judged `incorrect` without running them
+            (the action space's `max_length`).
         **config: options of the task source.
     """
     source = make_code_source(task, **config)
@@ -350,4 +353,5 @@ def make_code_env(
                         prompt=CODE_TEMPLATE if prompt is None else prompt,
                         max_attempts=max_attempts,
                         feedback=revealing_code_feedback if reveal_tests else code_feedback,
-                        render_mode=render_mode, charset=source.characters())
+                        render_mode=render_mode, charset=source.characters(),
+                        max_response_chars=max_response_chars)
