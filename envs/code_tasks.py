@@ -22,7 +22,7 @@ from typing import Any
 
 from rlvr_gym.envs.code_problems import PROBLEMS
 from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
-from rlvr_gym.envs.files import read_rows
+from rlvr_gym.envs.files import field_of, read_rows
 from rlvr_gym.envs.sources import ListSource
 from rlvr_gym.types import Problem, Status, Verdict, Verifier
 from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
@@ -215,6 +215,9 @@ def apps_tests(input_output: Any) -> dict[str, Any]:
     `fn_name` (returned tuples then count as lists, and one-element output lists, APPS' way
     of wrapping a return value, are unwrapped)."""
     spec = json.loads(input_output) if isinstance(input_output, str) else input_output
+    if not isinstance(spec, dict):
+        raise ValueError(f"input_output must be a JSON object with 'inputs' and 'outputs', got "
+                         f"a {type(spec).__name__}")
     inputs, outputs = spec.get("inputs"), spec.get("outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list) or \
             len(inputs) != len(outputs) or not inputs:
@@ -247,14 +250,16 @@ class CodeFileSource(ListSource):
         for row_number, row in enumerate(rows):
             try:
                 self.problems.append(self._problem(row_number, row))
-            except (ValueError, KeyError, TypeError, SyntaxError) as exc:
+            except (ValueError, KeyError, TypeError, SyntaxError, RecursionError) as exc:
                 self.skipped += 1
-                self.skip_reason = self.skip_reason or f"row {row_number}: {exc}"
+                why = f"missing key {exc}" if isinstance(exc, KeyError) else \
+                    str(exc) or type(exc).__name__
+                self.skip_reason = self.skip_reason or f"{config.path} row {row_number}: {why}"
         if not self.problems:
-            raise ValueError(f"{config.path}: no usable problems ({self.skip_reason}); check "
+            raise ValueError(f"no usable problems ({self.skip_reason}); check "
                              f"the field names and tests_format={config.tests_format!r}, or "
                              f"use CodeFileSource.from_preset with one of {sorted(CODE_PRESETS)}")
-        self._index_problems()
+        self._index_problems(f"{config.path} (id_field={config.id_field!r})")
 
     @classmethod
     def from_preset(cls, path: str, preset: str, **overrides: Any) -> CodeFileSource:
@@ -282,7 +287,7 @@ class CodeFileSource(ListSource):
                 question = question.rstrip() + "\nYour code should pass tests like:\n" + \
                     "\n".join(asserts[: c.show_tests])
         elif c.tests_format == "check":
-            tests = humaneval_tests(str(raw), str(row[c.entry_point_field]))
+            tests = humaneval_tests(str(raw), str(field_of(row, c.entry_point_field)))
         elif c.tests_format == "apps":
             tests = apps_tests(raw)
         else:
