@@ -16,6 +16,9 @@ atomic `renameat2(RENAME_EXCHANGE)` and deleted afterwards. A save that is kille
 raises, at any point leaves the previous checkpoint as it was (and at most a hidden
 `.NAME.tmp-*` sibling, removed by the next save to the same path).
 
+Saving needs room for a second copy while it runs, and hashing reads every file once more
+(about 1 GB/s) at save and at load.
+
 Loading checks, before anything is built, that every file of the manifest is there with its
 size and hash, and that `agent.json`, `state.pt` and the manifest name the same step; every
 missing or corrupt part raises a `CheckpointError` (a `ValueError`) naming the file.
@@ -85,6 +88,8 @@ def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path
     import torch
 
     path = Path(path)
+    if path.is_symlink():  # replace what the link points to, and keep the link
+        path = path.resolve()
     if path.exists() and not _replaceable(path):
         raise CheckpointError(f"{path} exists and is not an agent checkpoint (no {AGENT_FILE}); "
                               "save to a new or empty directory, e.g. "

@@ -252,3 +252,12 @@ def test_cli_resume_from_a_corrupt_checkpoint_is_one_line(saved, tmp_path):
                                          "valid JSON"):
         main(["train", "--resume", str(a), "--output", str(tmp_path / "more"), "--steps", "1",
               "--no-progress", "--threads", "1"])
+
+
+def test_saving_through_a_symlink_replaces_its_target_and_keeps_the_link(saved, tmp_path):
+    a, b = saved
+    link = tmp_path / "latest"
+    link.symlink_to(a, target_is_directory=True)
+    GRPO.load(b, make_env()).save(link)
+    assert link.is_symlink() and GRPO.load(a, make_env()).num_steps == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "latest"]
