@@ -91,3 +91,14 @@ def test_random_strings_of_the_action_space_are_judged():
         action = env.action_space.sample()
         assert env.action_space.contains(action)
         assert env.step(action)[4]["verdict"].status in (Status.NO_ANSWER, Status.INCORRECT)
+
+
+def test_the_hint_wrapper_does_not_turn_non_text_actions_into_text():
+    from rlvr_gym.wrappers.hints import HintScaffold
+
+    spy = Spy()
+    env = HintScaffold(make_task_env("arithmetic", verifier=spy))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="got bytes"):
+        env.step(b"\\boxed{3}")
+    assert spy.lengths == []
