@@ -62,7 +62,9 @@ def code_feedback(verdict: Verdict) -> str:
     if counts:
         detail.append(f"{counts[1]} of {counts[2]} tests passed")
         rest = verdict.reason[counts.end():].removeprefix("; ")
-    cause = rest.split("; failed: ", 1)[0] if counts else rest
+    # The cause ends at the first "; " (the verifier's separator before the failing tests),
+    # even if that cuts the program's own message short.
+    cause = rest.split("; ", 1)[0] if counts else rest
     if verdict.usable and cause.startswith(_SAFE_CAUSES):
         detail.append(cause)
     return (f"\nThat program is {summary}" + (f": {'; '.join(detail)}" if detail else "") +
