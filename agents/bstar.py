@@ -26,11 +26,10 @@ sampled by the latest one.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,7 +45,8 @@ from rlvr_gym.agents.balance import (
     select,
     unique_responses,
 )
-from rlvr_gym.agents.grpo import GRPOConfig, _Mean, _seed_everything, read_saved_agent
+from rlvr_gym.agents.checkpoint import Checkpoint, CheckpointContent, save_checkpoint
+from rlvr_gym.agents.grpo import GRPOConfig, _Mean, _seed_everything
 from rlvr_gym.agents.monitors import RunBookkeeping, evaluate, split_prefix
 from rlvr_gym.agents.policy import (
     Generation,
@@ -413,37 +413,39 @@ class BSTaR(RunBookkeeping):
     def save(self, path: str | Path) -> Path:
         """Save everything an exact resume needs: weights (and the initial weights in restart
         mode), optimiser and schedule state, counters, history, config and the random states
-        of torch, numpy, random, the pool order and the env."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.policy.model.save_pretrained(path / "policy")
-        self.policy.tokenizer.save_pretrained(path / "policy")
-        (path / "agent.json").write_text(json.dumps(
-            {"agent": type(self).__name__, "num_steps": self.num_steps,
-             "iteration": self.iteration, "config": asdict(self.config)}, indent=2) + "\n")
-        torch.save({"optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "initial_state": self.initial_state, "pool_rng": self.rng.bit_generator.state,
-                    "history": self.history, "eval_history": self.eval_history,
-                    **self._random_state()}, path / "state.pt")
-        return path
+        of torch, numpy, random, the pool order and the env.
+
+        Atomic (see `rlvr_gym.agents.checkpoint`): an interrupted save leaves the previous
+        checkpoint at `path` intact."""
+        return save_checkpoint(path, CheckpointContent(
+            agent=type(self).__name__, step=self.num_steps, config=self.config,
+            counters={"iteration": self.iteration},
+            state={"optimizer": self.optimizer.state_dict(),
+                   "scheduler": self.scheduler.state_dict(),
+                   "initial_state": self.initial_state, "pool_rng": self.rng.bit_generator.state,
+                   "history": self.history, "eval_history": self.eval_history,
+                   **self._random_state()},
+            models={"policy": [self.policy.model, self.policy.tokenizer]}))
 
     @classmethod
     def load(cls, path: str | Path, env: Any, eval_env: Any = None, **overrides: Any) -> BSTaR:
         """Restore an agent saved with `save`; `learn` then continues exactly where it stopped.
 
-        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`)."""
-        path = Path(path)
-        saved, config = read_saved_agent(path, BSTaRConfig, overrides)
-        agent = cls(Policy.from_pretrained(path / "policy", config.device, config.dtype), env,
-                    config, eval_env)
-        state = torch.load(path / "state.pt", weights_only=False)
+        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`). Raises
+        `CheckpointError` (a ValueError naming the file) for a missing, corrupt or
+        inconsistent part."""
+        checkpoint = Checkpoint(path)
+        config = checkpoint.config(BSTaRConfig, overrides)
+        iteration = checkpoint.counter("iteration")
+        state = checkpoint.state("optimizer", "scheduler", "initial_state", "pool_rng",
+                                 "history", "eval_history")
+        agent = cls(checkpoint.policy(config.device, config.dtype), env, config, eval_env)
         agent.optimizer.load_state_dict(state["optimizer"])
         agent.scheduler.load_state_dict(state["scheduler"])
         agent.initial_state = state["initial_state"]
         agent.rng.bit_generator.state = state["pool_rng"]
-        agent.num_steps = saved["num_steps"]
-        agent.iteration = saved["iteration"]
+        agent.num_steps = checkpoint.step
+        agent.iteration = iteration
         agent.history = state["history"]
         agent.eval_history = state["eval_history"]
         agent._restore_random_state(state)

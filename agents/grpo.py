@@ -15,17 +15,17 @@ reference, and `agg` the loss aggregation (`loss_type`, ALGORITHMS.md 1.2).
 from __future__ import annotations
 
 import copy
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from rlvr_gym.agents.checkpoint import Checkpoint, CheckpointContent, save_checkpoint
 from rlvr_gym.agents.monitors import (
     RunBookkeeping,
     eff_rate,
@@ -404,38 +404,48 @@ class GRPO(RunBookkeeping):
 
     def save(self, path: str | Path) -> Path:
         """Save everything an exact resume needs: weights (and the reference), optimiser
-        state, step, config and the random states of torch, numpy, random and the env."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.policy.model.save_pretrained(path / "policy")
-        self.policy.tokenizer.save_pretrained(path / "policy")
-        if self.reference is not None:
-            self.reference.save_pretrained(path / "reference")
-        (path / "agent.json").write_text(json.dumps(
-            {"agent": type(self).__name__, "num_steps": self.num_steps,
-             "config": asdict(self.config)}, indent=2) + "\n")
-        torch.save({"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
-                    **self._random_state()}, path / "state.pt")
-        return path
+        state, step, config and the random states of torch, numpy, random and the env.
+
+        Atomic (see `rlvr_gym.agents.checkpoint`): an interrupted save leaves the previous
+        checkpoint at `path` intact."""
+        return save_checkpoint(path, self._checkpoint_content())
 
     @classmethod
     def load(cls, path: str | Path, env: Any, eval_env: Any = None, **overrides: Any) -> GRPO:
         """Restore an agent saved with `save`; `learn` then continues exactly where it stopped.
 
-        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`)."""
-        path = Path(path)
-        saved, config = read_saved_agent(path, cls.config_class, overrides)
-        agent = cls(Policy.from_pretrained(path / "policy", config.device, config.dtype), env,
-                    config, eval_env)
-        if agent.reference is not None and (path / "reference").exists():
+        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`). Raises
+        `CheckpointError` (a ValueError naming the file) for a missing, corrupt or
+        inconsistent part."""
+        return cls._from_checkpoint(Checkpoint(path), env, eval_env, overrides)
+
+    def _checkpoint_content(self) -> CheckpointContent:
+        """What `save` writes; subclasses with more state extend it."""
+        models = {"policy": [self.policy.model, self.policy.tokenizer]}
+        if self.reference is not None:
+            models["reference"] = [self.reference]
+        return CheckpointContent(
+            agent=type(self).__name__, step=self.num_steps, config=self.config,
+            state={"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
+                   **self._random_state()},
+            models=models)
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint: Checkpoint, env: Any, eval_env: Any,
+                         overrides: dict[str, Any]) -> GRPO:
+        """The agent of an opened checkpoint; subclasses with more state extend it."""
+        config = checkpoint.config(cls.config_class, overrides)
+        state = checkpoint.state("optimizer", "eval_history")
+        agent = cls(checkpoint.policy(config.device, config.dtype), env, config, eval_env)
+        reference = checkpoint.model_dir("reference")
+        if agent.reference is not None and reference is not None:
             from transformers import AutoModelForCausalLM
 
             agent.reference = AutoModelForCausalLM.from_pretrained(
-                path / "reference", dtype=agent.policy.model.dtype, local_files_only=True
+                reference, dtype=agent.policy.model.dtype, local_files_only=True
             ).to(agent.policy.device).eval().requires_grad_(False)
-        state = torch.load(path / "state.pt", weights_only=False)
         agent.optimizer.load_state_dict(state["optimizer"])
-        agent.num_steps = saved["num_steps"]
+        agent.num_steps = checkpoint.step
         agent.eval_history = state["eval_history"]
         agent._restore_random_state(state)
         return agent
@@ -657,23 +667,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def read_saved_agent(path: Path, config_cls: type, overrides: dict[str, Any]
-                     ) -> tuple[dict[str, Any], Any]:
-    """`agent.json` of a directory written by an agent's `save`, and its config rebuilt with
-    `overrides` applied."""
-    if not (path / "agent.json").exists():
-        raise FileNotFoundError(f"{path} holds no saved agent (agent.json missing); pass the "
-                                "directory given to the agent's save()")
-    saved = json.loads((path / "agent.json").read_text())
-    return saved, _config_from_dict(config_cls, {**saved["config"], **overrides})
-
-
-def _config_from_dict(cls: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; valid: "
-                         f"{sorted(known)}")
-    return cls(**values)

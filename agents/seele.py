@@ -26,7 +26,6 @@ Held-out evaluation runs on the `eval_env` as given, i.e. without hints.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlvr_gym.agents.checkpoint import Checkpoint, CheckpointContent
 from rlvr_gym.agents.grpo import GRPO, AdvantageMode, Group, GRPOConfig, LossType, Rollout
 from rlvr_gym.agents.monitors import split_prefix
 from rlvr_gym.agents.policy import Policy, TokenBatch
@@ -232,23 +232,21 @@ class SEELE(GRPO):
 
     # -- persistence --
 
-    def save(self, path: str | Path) -> Path:
+    def _checkpoint_content(self) -> CheckpointContent:
         """GRPO's checkpoint plus the hint state (hints.json: each problem's stored ratio)."""
-        path = super().save(path)
-        (path / HINT_STATE_FILE).write_text(json.dumps(self.scaffold.state_dict()) + "\n")
-        return path
+        content = super()._checkpoint_content()
+        content.files[HINT_STATE_FILE] = self.scaffold.state_dict()
+        return content
 
     @classmethod
-    def load(cls, path: str | Path, env: Any, eval_env: Any = None, **overrides: Any) -> SEELE:
-        """Restore an agent saved with `save`, hint state included; `learn` then continues
-        exactly where it stopped. `overrides` replace config fields."""
-        agent = super().load(path, env, eval_env, **overrides)
-        hint_file = Path(path) / HINT_STATE_FILE
-        if not hint_file.exists():
-            raise FileNotFoundError(f"{hint_file} is missing: {path} was not saved by SEELE.save "
-                                    "(a GRPO checkpoint can seed SEELE through its policy "
-                                    "directory instead)")
-        agent.scaffold.load_state_dict(json.loads(hint_file.read_text()))
+    def _from_checkpoint(cls, checkpoint: Checkpoint, env: Any, eval_env: Any,
+                         overrides: dict[str, Any]) -> SEELE:
+        """GRPO's restore plus the hint state."""
+        hints = checkpoint.json_file(
+            HINT_STATE_FILE, f"{checkpoint.path} was not saved by SEELE.save (a GRPO checkpoint "
+            "can seed SEELE through its policy directory instead)")
+        agent = super()._from_checkpoint(checkpoint, env, eval_env, overrides)
+        agent.scaffold.load_state_dict(hints)
         return agent  # type: ignore[return-value]
 
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
 from rlvr_gym.envs.code_problems import PROBLEMS
-from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
-from rlvr_gym.envs.files import read_rows
+from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
+from rlvr_gym.envs.files import field_of, read_rows
 from rlvr_gym.envs.sources import ListSource
-from rlvr_gym.types import Problem, Verdict, Verifier
+from rlvr_gym.types import Problem, Status, Verdict, Verifier
 from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
 
 CODE_TEMPLATE = ("{question}\nAnswer with a complete Python program in a single ```python code "
@@ -36,9 +37,45 @@ def fenced(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```"
 
 
+_PASSED = re.compile(r"(\d+)/(\d+) tests passed")
+# Reasons (or the cause after the counts) the code verifier gives that carry no test data:
+# the program's own failure, in its own words. Anything else in a reason, above all the
+# failing tests ("; failed: f(1): returned 2, expected 3"), is never shown by default.
+_SAFE_CAUSES = ("the program failed before the tests", "the program stopped before all tests",
+                "time limit exceeded", "output limit exceeded", "syntax error",
+                "no Python code found", "program longer than")
+
+
 def code_feedback(verdict: Verdict) -> str:
-    """Multi-turn feedback after a wrong program: the verdict's reason lists the failing
-    tests (input, what the program did, what was expected)."""
+    """Multi-turn feedback after a wrong program, without the tests: how many tests passed and
+    why the program failed as a whole (its exception, syntax error, time or output limit),
+    never a test's input or expected value. Showing the expected values would let a policy
+    pass by answering with a lookup table of them (see `revealing_code_feedback`)."""
+    if not verdict.usable:
+        summary = "not judged (the verifier failed; this attempt does not count against you)"
+    else:
+        summary = {Status.TIMEOUT: "over the time limit",
+                   Status.NO_ANSWER: "missing"}.get(verdict.status, verdict.status.value)
+    detail = []
+    counts = _PASSED.match(verdict.reason)
+    rest = verdict.reason
+    if counts:
+        detail.append(f"{counts[1]} of {counts[2]} tests passed")
+        rest = verdict.reason[counts.end():].removeprefix("; ")
+    # The cause ends at the first "; " (the verifier's separator before the failing tests),
+    # even if that cuts the program's own message short.
+    cause = rest.split("; ", 1)[0] if counts else rest
+    if verdict.usable and cause.startswith(_SAFE_CAUSES):
+        detail.append(cause)
+    return (f"\nThat program is {summary}" + (f": {'; '.join(detail)}" if detail else "") +
+            ".\nFix it and answer with the whole corrected program in a ```python code block.\n")
+
+
+def revealing_code_feedback(verdict: Verdict) -> str:
+    """Multi-turn feedback that lists the failing tests with their inputs, what the program
+    did and the expected values (the verdict's reason). For tutorials and debugging only: a
+    policy trained on it learns to copy the expected values (`make_code_env(...,
+    reveal_tests=True)`)."""
     return (f"\nThat program is {verdict.status.value.replace('_', ' ')}: {verdict.reason}.\n"
             "Fix it and answer with the whole corrected program in a ```python code block.\n")
 
@@ -180,6 +217,9 @@ def apps_tests(input_output: Any) -> dict[str, Any]:
     `fn_name` (returned tuples then count as lists, and one-element output lists, APPS' way
     of wrapping a return value, are unwrapped)."""
     spec = json.loads(input_output) if isinstance(input_output, str) else input_output
+    if not isinstance(spec, dict):
+        raise ValueError(f"input_output must be a JSON object with 'inputs' and 'outputs', got "
+                         f"a {type(spec).__name__}")
     inputs, outputs = spec.get("inputs"), spec.get("outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list) or \
             len(inputs) != len(outputs) or not inputs:
@@ -212,14 +252,16 @@ class CodeFileSource(ListSource):
         for row_number, row in enumerate(rows):
             try:
                 self.problems.append(self._problem(row_number, row))
-            except (ValueError, KeyError, TypeError, SyntaxError) as exc:
+            except (ValueError, KeyError, TypeError, SyntaxError, RecursionError) as exc:
                 self.skipped += 1
-                self.skip_reason = self.skip_reason or f"row {row_number}: {exc}"
+                why = f"missing key {exc}" if isinstance(exc, KeyError) else \
+                    str(exc) or type(exc).__name__
+                self.skip_reason = self.skip_reason or f"{config.path} row {row_number}: {why}"
         if not self.problems:
-            raise ValueError(f"{config.path}: no usable problems ({self.skip_reason}); check "
+            raise ValueError(f"no usable problems ({self.skip_reason}); check "
                              f"the field names and tests_format={config.tests_format!r}, or "
                              f"use CodeFileSource.from_preset with one of {sorted(CODE_PRESETS)}")
-        self._index_problems()
+        self._index_problems(f"{config.path} (id_field={config.id_field!r})")
 
     @classmethod
     def from_preset(cls, path: str, preset: str, **overrides: Any) -> CodeFileSource:
@@ -247,7 +289,7 @@ class CodeFileSource(ListSource):
                 question = question.rstrip() + "\nYour code should pass tests like:\n" + \
                     "\n".join(asserts[: c.show_tests])
         elif c.tests_format == "check":
-            tests = humaneval_tests(str(raw), str(row[c.entry_point_field]))
+            tests = humaneval_tests(str(raw), str(field_of(row, c.entry_point_field)))
         elif c.tests_format == "apps":
             tests = apps_tests(raw)
         else:
@@ -291,6 +333,8 @@ def make_code_env(
     verifier: Verifier | None = None,
     max_attempts: int = 1,
     render_mode: str | None = None,
+    reveal_tests: bool = False,
+    max_response_chars: int = MAX_RESPONSE_CHARS,
     **config: Any,
 ) -> ReasoningEnv:
     """Entry point of `rlvr/CodeProblems-v0` and `rlvr/CodeDataset-v0`.
@@ -300,13 +344,21 @@ def make_code_env(
         prompt: prompt format or template with `{question}`; default `CODE_TEMPLATE`.
         verifier: a `CodeVerifier` to share between envs; default a new one (its sandbox
             pool starts on the first program that needs running, and `env.close()` stops it).
-        max_attempts: >1 for multi-turn: failing tests are fed back after each wrong
-            attempt, and the episode is truncated when the attempts run out.
+        max_attempts: >1 for multi-turn: after each wrong attempt the env says how many tests
+            passed and why the program failed (`code_feedback`); the episode is truncated
+            when the attempts run out.
         render_mode: None or "ansi".
+        reveal_tests: multi-turn feedback also lists the failing tests with their expected
+            values (`revealing_code_feedback`). For tutorials only: never train on it, the
+            policy would learn to answer with the expected values.
+        max_response_chars: longer responses are judged `incorrect` without running them
+            (the action space's `max_length`).
         **config: options of the task source.
     """
     source = make_code_source(task, **config)
     return ReasoningEnv(source, verifier or CodeVerifier(),
                         prompt=CODE_TEMPLATE if prompt is None else prompt,
-                        max_attempts=max_attempts, feedback=code_feedback,
-                        render_mode=render_mode, charset=source.characters())
+                        max_attempts=max_attempts,
+                        feedback=revealing_code_feedback if reveal_tests else code_feedback,
+                        render_mode=render_mode, charset=source.characters(),
+                        max_response_chars=max_response_chars)

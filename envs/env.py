@@ -31,7 +31,8 @@ CHARSET = frozenset(string.printable) | frozenset(
     chr(c) for lo, hi in _RANGES for c in range(lo, hi)) | {REPLACEMENT}
 
 MAX_PROMPT_CHARS = 16_384
-MAX_RESPONSE_CHARS = 8_192
+MAX_RESPONSE_CHARS = 32_768
+"""Default `max_response_chars`: about 8k tokens of English or math text."""
 
 DEFAULT_TEMPLATE = "{question}\nGive the final answer as \\boxed{{answer}}.\n"
 
@@ -80,7 +81,11 @@ class ReasoningEnv(gym.Env[str, str]):
           `{"index": i}` or `{"problem": Problem}` pins a problem (GRPO groups).
         - `step(response)` accepts any string (garbage gets `no_answer`), verifies it and
           returns `(observation, reward, terminated, truncated, info)` with
-          `reward = verdict.score`. Stepping a finished episode raises `ResetNeeded`.
+          `reward = verdict.score`. A response longer than the action space's `max_length`
+          (`max_response_chars`) is `incorrect` without being verified (usable: the model
+          is penalised). An action that is not a `str` raises ValueError (a caller's
+          error, e.g. token ids not decoded); stepping a finished episode raises
+          `ResetNeeded`.
         - `info` always holds `problem` (the `Problem`), `problem_id`, `question`, `prompt`,
           `answer`, `solution`, `difficulty` and `attempt`; after a step also `verdict`.
 
@@ -92,6 +97,8 @@ class ReasoningEnv(gym.Env[str, str]):
         feedback: text appended after a wrong attempt (multi-turn only).
         render_mode: None or "ansi".
         charset: characters of the text spaces (defaults to `CHARSET` plus the source's own).
+        max_response_chars: the action space's `max_length`; longer responses are judged
+            `incorrect` unread.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -105,6 +112,7 @@ class ReasoningEnv(gym.Env[str, str]):
         feedback: Callable[[Verdict], str] = default_feedback,
         render_mode: str | None = None,
         charset: Iterable[str] | None = None,
+        max_response_chars: int = MAX_RESPONSE_CHARS,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -112,6 +120,10 @@ class ReasoningEnv(gym.Env[str, str]):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if len(source) == 0:
             raise ValueError("the task source has no problems")
+        if isinstance(max_response_chars, bool) or not isinstance(max_response_chars, int) \
+                or max_response_chars < 1:
+            raise ValueError(f"max_response_chars must be a positive int, got "
+                             f"{max_response_chars!r}")
         self.source = source
         self.verifier = verifier
         self.prompt_format = prompt if isinstance(prompt, PromptFormat) else PromptFormat(
@@ -126,7 +138,7 @@ class ReasoningEnv(gym.Env[str, str]):
         text_charset = "".join(sorted(chars))
         self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0,
                                              charset=text_charset)
-        self.action_space = spaces.Text(MAX_RESPONSE_CHARS, min_length=0, charset=text_charset)
+        self.action_space = spaces.Text(max_response_chars, min_length=0, charset=text_charset)
         self.problem: Problem | None = None
         self._prompt = self._transcript = ""
         self._attempt = 0
@@ -149,13 +161,19 @@ class ReasoningEnv(gym.Env[str, str]):
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._done or self.problem is None:
             raise ResetNeeded("the episode has ended; call env.reset() before env.step()")
-        response = str(action)
+        if not isinstance(action, str):
+            raise ValueError(f"the action must be the response text (a str), got "
+                             f"{type(action).__name__}; decode bytes or token ids to text first")
+        response = action
         verdict = self._verify(response)
         self._attempt += 1
         self._last_verdict = verdict
         terminated = verdict.correct or self.max_attempts == 1
         truncated = not terminated and self._attempt >= self.max_attempts
-        self._transcript += response
+        # An over-long response is not held whole: the observation, the transcript's tail, is
+        # the same with only the response's tail.
+        self._transcript += response if len(response) <= self.action_space.max_length \
+            else response[-MAX_PROMPT_CHARS:]
         if not (terminated or truncated):
             self._transcript += self.feedback(verdict)
         self._done = terminated or truncated
@@ -203,6 +221,11 @@ class ReasoningEnv(gym.Env[str, str]):
 
     def _verify(self, response: str) -> Verdict:
         assert self.problem is not None
+        limit = self.action_space.max_length
+        if len(response) > limit:  # the model's fault, judged without reading it
+            return Verdict(Status.INCORRECT, 0.0, None, f"response longer than {limit} "
+                           "characters (the action space's max_length; build the env with "
+                           "a larger max_response_chars to allow more)", usable=True)
         try:
             return self.verifier.verify(response, self.problem)
         except Exception as exc:  # a verifier must not raise; if it does, it is its error

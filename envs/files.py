@@ -66,30 +66,70 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/
 
 
 def read_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows of a local JSONL or Parquet file as dicts (only the first `limit`, if given)."""
+    """Rows of a local JSONL or Parquet file as dicts (only the first `limit`, if given).
+
+    Row numbers (in `Problem.meta["row"]`, default ids and messages) count from 0 over the
+    rows; in JSONL blank lines are not rows. A file that cannot be read as rows raises
+    ValueError naming the file and the line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such dataset file: {path} (rlvr-gym never downloads data; "
                                 "give the path of a local .jsonl or .parquet file)")
     if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise ImportError("reading Parquet needs pyarrow: pip install 'rlvr-gym[parquet]'"
-                              ) from exc
-        return pq.read_table(path).to_pylist()[:limit]
+        return _parquet_rows(path)[:limit]
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
             if limit is not None and len(rows) >= limit:
                 break  # a quick experiment on a large file need not parse all of it
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}); expected "
-                                     "one JSON object per line") from exc
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte "
+                                 f"{exc.start} of the line); convert the file to UTF-8, e.g. "
+                                 "iconv -f latin1 -t utf-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, int too long, depth
+                msg = getattr(exc, "msg", None) or type(exc).__name__
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({msg}); expected one JSON "
+                                 "object per line") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{lineno}: a JSON {type(row).__name__} where a JSON "
+                                 "object was expected; each line must be one row like "
+                                 '{"problem": ..., "solution": ...}')
+            rows.append(row)
     return rows
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError("reading Parquet needs pyarrow: pip install 'rlvr-gym[parquet]'"
+                          ) from exc
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path}: not a readable Parquet file ({_one_line(exc)}); check that "
+                         "it was written completely, or convert it to JSONL") from None
+
+
+def field_of(row: dict[str, Any], name: str) -> Any:
+    """`row[name]`, or ValueError naming the field and the fields the row has."""
+    if name not in row:
+        raise ValueError(f"no field {name!r} (the row has {sorted(map(str, row))[:12]}); fix "
+                         "the row or the field name")
+    return row[name]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class FileSource(ListSource):
@@ -104,7 +144,10 @@ class FileSource(ListSource):
         self.skipped = 0
         rows = read_rows(config.path, config.limit)
         for row_number, row in enumerate(rows):
-            problem = self._problem(row_number, row)
+            try:
+                problem = self._problem(row_number, row)
+            except ValueError as exc:
+                raise ValueError(f"{config.path} row {row_number}: {exc}") from None
             if problem is None:
                 self.skipped += 1
             else:
@@ -113,7 +156,7 @@ class FileSource(ListSource):
             raise ValueError(f"{config.path}: no usable problems (check the field names: "
                              f"question_field={config.question_field!r}, answer_field="
                              f"{config.answer_field!r}, solution_field={config.solution_field!r})")
-        self._index_problems()
+        self._index_problems(f"{config.path} (id_field={config.id_field!r})")
 
     @classmethod
     def from_preset(cls, path: str, preset: str, **overrides: Any) -> FileSource:
@@ -151,7 +194,7 @@ class FileSource(ListSource):
             digits = re.findall(r"\d+", difficulty)
             difficulty = float(digits[0]) if digits else None
         return Problem(
-            id=str(row[c.id_field]) if c.id_field else f"{self.name}/{row_number}",
+            id=str(field_of(row, c.id_field)) if c.id_field else f"{self.name}/{row_number}",
             question=question.strip(),
             answer=answer,
             solution=solution,

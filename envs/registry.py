@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any
 
 from rlvr_gym.envs import sources
-from rlvr_gym.envs.env import PromptFormat, ReasoningEnv
+from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import FileSource
 from rlvr_gym.types import Verifier
 
@@ -60,11 +60,14 @@ def make_task_env(
     verifier: Verifier | None = None,
     max_attempts: int = 1,
     render_mode: str | None = None,
+    max_response_chars: int = MAX_RESPONSE_CHARS,
     **config: Any,
 ) -> ReasoningEnv:
     """Entry point of the math ids: remaining keyword arguments configure the task source
-    (for `rlvr/MathDataset-v0`: `path`, `preset` and `FileConfig` fields)."""
+    (for `rlvr/MathDataset-v0`: `path`, `preset` and `FileConfig` fields). The others are
+    `ReasoningEnv`'s."""
     source = make_source(task, **config)
     charset = source.characters() if isinstance(source, sources.ListSource) else None
     return ReasoningEnv(source, verifier or default_verifier(task), prompt=prompt,
-                        max_attempts=max_attempts, render_mode=render_mode, charset=charset)
+                        max_attempts=max_attempts, render_mode=render_mode, charset=charset,
+                        max_response_chars=max_response_chars)

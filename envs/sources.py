@@ -40,8 +40,18 @@ class ListSource:
     name = "list"
     problems: list[Problem]
 
-    def _index_problems(self) -> None:
-        self._ids = {p.id: i for i, p in enumerate(self.problems)}
+    def _index_problems(self, origin: str | None = None) -> None:
+        """Index the ids; ValueError naming `origin` (default the source's name) and both
+        rows when two problems share an id (pinning by id would pick one silently)."""
+        self._ids: dict[str, int] = {}
+        for i, p in enumerate(self.problems):
+            if p.id in self._ids:
+                first = self.problems[self._ids[p.id]]
+                rows = [q.meta.get("row", j) for j, q in ((self._ids[p.id], first), (i, p))]
+                raise ValueError(f"{origin or self.name}: rows {rows[0]} and {rows[1]} have "
+                                 f"the same id {p.id!r}; ids must be unique (fix the id field, "
+                                 "or set id_field=None to number the rows)")
+            self._ids[p.id] = i
 
     def __len__(self) -> int:
         return len(self.problems)

@@ -5,8 +5,9 @@ Run: python examples/03_code_env.py           (a few seconds)
 
 1. One episode of `rlvr/CodeProblems-v0`: the observation asks for a Python program, the
    reward is the fraction of the problem's tests it passes.
-2. Multi-turn: with `max_attempts=3`, a wrong program's failing tests come back as the next
-   observation, and the agent gets another try.
+2. Multi-turn: with `max_attempts=3`, a wrong program gets another try; the next observation
+   says how many tests passed and why the program failed, never the tests' expected values
+   (a policy would learn to copy them; `reveal_tests=True` shows them, for tutorials).
 3. The verifier alone: a batch of candidates on the sandbox pool, with the isolation layers
    this machine provides, and a hostile program that gets nothing.
 """
@@ -30,7 +31,7 @@ _, reward, terminated, truncated, step_info = env.step(info["solution"])
 print(f"reference solution: reward={reward:.2f} ({step_info['verdict'].reason})\n")
 env.close()
 
-# 2. Multi-turn: the first attempt forgets 'FizzBuzz', the feedback says which tests failed.
+# 2. Multi-turn: the first attempt forgets 'FizzBuzz', the feedback says how many tests passed.
 env = gym.make("rlvr/CodeProblems-v0", max_attempts=3)
 env.reset(options={"problem_id": "code/fizzbuzz"})
 first_try = """```python

@@ -184,7 +184,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides["output_dir"] = str(output)
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.resume:
-        agent = spec.agent_cls.load(args.resume, env, eval_env, **overrides)
+        from rlvr_gym.agents.checkpoint import CheckpointError
+
+        try:
+            agent = spec.agent_cls.load(args.resume, env, eval_env, **overrides)
+        except CheckpointError as exc:
+            raise SystemExit(f"error: --resume {args.resume}: {exc}") from None
     else:
         config = spec.config_cls(**{"seed": args.seed, **overrides})
         agent = spec.agent_cls(str(args.model or TINY_MODEL_DIR), env, config, eval_env=eval_env)
@@ -218,13 +223,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _setup_torch(args.threads)
+    from rlvr_gym.agents.checkpoint import AGENT_FILE, Checkpoint, CheckpointError
     from rlvr_gym.agents.monitors import evaluate
     from rlvr_gym.agents.policy import Policy
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
     path = Path(args.checkpoint or TINY_MODEL_DIR)
-    model_dir = path / "policy" if (path / "agent.json").exists() else path
-    policy = Policy.from_pretrained(model_dir, args.device)
+    if (path / AGENT_FILE).exists():  # an agent's checkpoint: its policy, checked
+        try:
+            policy = Checkpoint(path).policy(args.device, "auto")
+        except CheckpointError as exc:
+            raise SystemExit(f"error: {exc}") from None
+    else:
+        policy = Policy.from_pretrained(path, args.device)
     _, eval_env, env_id, _ = make_envs(args.env, args.env_arg)
     import torch
 

@@ -203,7 +203,9 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self._episode is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         problem_id, ratio, hint = self._episode
-        obs, reward, terminated, truncated, info = self.env.step(hint + str(action))
+        # a non-str action goes on as it is, for the env to refuse (str() would hide the bug)
+        obs, reward, terminated, truncated, info = self.env.step(
+            hint + action if isinstance(action, str) else action)
         verdict = info.get("verdict")
         self._record(problem_id, ratio, float(reward), verdict is None or verdict.usable)
         info = {**info, "hint": hint, "hint_ratio": ratio}
