@@ -241,6 +241,10 @@ class _Direct:
         if self.peek() == "{":
             return self.group()
         token = self.take()
+        if token.isdigit() and len(token) > 1:  # `\\frac12`: one digit per argument
+            self.k -= 1
+            self.tokens[self.k] = token[1:]
+            token = token[0]
         if len(token) != 1 or not (token.isdigit() or token.isalpha()):
             raise _NotDirect
         return self.single(token)
