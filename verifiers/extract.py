@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 #: Only this many trailing characters of a response are searched for its final answer.
 TAIL_CHARS = 8_000
+#: A response this short, on one line and not a sentence, is its own answer.
+SHORT_ANSWER_CHARS = 120
 
 # `\boxed{`, `\boxed 5`; `\boxedfoo` is another macro.
 _BOX = re.compile(r"(\\boxed|\\fbox)(?![a-zA-Z])\s*")
@@ -32,6 +34,7 @@ _PHRASE = re.compile(
     r"\s*:?\s*", re.IGNORECASE)
 _HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _IS = re.compile(r"\s(?:is|are|equals|was)\s+(?:equal\s+to\s+)?:?", re.IGNORECASE)
 
 # A math environment: $$...$$, \[...\], \(...\), $...$ (a `\$` is an escaped dollar).
@@ -56,7 +59,8 @@ class Answer:
     """The final answer found in a response.
 
     `text` is the answer (the parts of a multi-part answer joined by ", "); `source` says
-    where it was found ("boxed", "phrase", "hashes", "math" or "number"); `boxes` lists the
+    where it was found ("boxed", "phrase", "hashes", "whole" (a short answer-only response),
+    "math" or "number"); `boxes` lists the
     contents of every closed box in the searched tail, in order (the verifier's hedging
     rules read them); `parts` the boxes making up the answer (empty unless boxed).
     """
@@ -90,6 +94,13 @@ def find_answer(response: str, number_fallback: bool = True) -> Answer | None:
     found = _phrase_or_hashes(tail)
     if found is not None:
         return found
+    whole = _strip_sentence(response) if len(response) <= SHORT_ANSWER_CHARS else ""
+    # An answer-only response: math without words (`x^2+1`, `(1, 2)`) or words without
+    # numbers (`Evelyn`); "I think it's -3." is a sentence, read by the rules below.
+    if whole and "\n" not in whole and not _MATH_ENV.search(whole) and not _BOX.search(
+            whole) and not (
+            re.search(r"\d", whole) and _WORD.search(whole)) and len(_WORD.findall(whole)) < 4:
+        return Answer(whole, "whole")
     return _last_math_or_number(tail, number_fallback)
 
 

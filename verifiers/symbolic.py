@@ -49,6 +49,7 @@ from latex2sympy2_extended.math_normalization import NormalizationConfig
 from sympy import S
 from sympy.core.relational import Relational
 from sympy.matrices import MatrixBase
+from sympy.matrices.expressions import MatrixExpr
 
 from rlvr_gym.verifiers.extract import top_level_split
 from rlvr_gym.verifiers.math import MIN_ROUNDED_PLACES, decimal_places, rounds_to
@@ -321,6 +322,8 @@ def _numeric_interval(text: str) -> Any:
 
 
 def _exact(obj: Any) -> Any:
+    if isinstance(obj, MatrixExpr) and not isinstance(obj, MatrixBase):
+        obj = obj.doit()  # `A + B` of explicit matrices is the matrix it evaluates to
     if isinstance(obj, MatrixBase):
         return obj.applyfunc(_exact)
     if not isinstance(obj, sympy.Basic):

@@ -114,6 +114,12 @@ def test_extract_answer_without_number_fallback() -> None:
         ("We need $x \\geq 5$", "x \\geq 5", "math"),
         ("The solutions are $-2$, $0$, and $3$.", "-2, 0, 3", "math"),
         ("$$\n2^{5} = 32\n$$", "2^{5} = 32", "math"),
+        # a short answer-only response without math delimiters is its own answer
+        ("x^2+1", "x^2+1", "whole"),
+        ("(1, 2)", "(1, 2)", "whole"),
+        ("Evelyn.", "Evelyn", "whole"),
+        ("I think it's -3.", "-3", "number"),
+        ("\\boxed{5", "5", "number"),
         # a bare number written after the last environment, numbers glued to words are not
         ("So $3 \\times 6$ makes 18 apples.", "18", "number"),
         ("Code AZYUK2A", None, None),
