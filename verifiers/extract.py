@@ -34,6 +34,7 @@ _PHRASE = re.compile(
     r"\s*:?\s*", re.IGNORECASE)
 _HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _IS = re.compile(r"\s(?:is|are|equals|was)\s+(?:equal\s+to\s+)?:?", re.IGNORECASE)
 
@@ -59,8 +60,8 @@ class Answer:
     """The final answer found in a response.
 
     `text` is the answer (the parts of a multi-part answer joined by ", "); `source` says
-    where it was found ("boxed", "phrase", "hashes", "whole" (a short answer-only response),
-    "math" or "number"); `boxes` lists the
+    where it was found ("boxed", "tag" (`<answer>...</answer>`), "phrase", "hashes", "whole"
+    (a short answer-only response), "math" or "number"); `boxes` lists the
     contents of every closed box in the searched tail, in order (the verifier's hedging
     rules read them); `parts` the boxes making up the answer (empty unless boxed).
     """
@@ -91,6 +92,10 @@ def find_answer(response: str, number_fallback: bool = True) -> Answer | None:
         parts = tuple(content.strip() for _, _, content in group)
         text = ", ".join(p for p in parts if p)
         return Answer(text, "boxed", contents, parts)
+    tags = _ANSWER_TAG.findall(tail)
+    if tags and tags[-1].strip():  # `<answer> 42 </answer>`, the R1-style answer tag
+        inner = find_answer(tags[-1].strip(), number_fallback)
+        return Answer(inner.text if inner else tags[-1].strip(), "tag")
     found = _phrase_or_hashes(tail)
     if found is not None:
         return found

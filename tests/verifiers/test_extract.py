@@ -114,6 +114,9 @@ def test_extract_answer_without_number_fallback() -> None:
         ("We need $x \\geq 5$", "x \\geq 5", "math"),
         ("The solutions are $-2$, $0$, and $3$.", "-2, 0, 3", "math"),
         ("$$\n2^{5} = 32\n$$", "2^{5} = 32", "math"),
+        # the R1-style answer tag, its content read by the same rules
+        ("<think>2 + 2 = 4</think> <answer> 4 </answer>", "4", "tag"),
+        ("<answer>The answer is $\\frac{1}{2}$.</answer>", "\\frac{1}{2}", "tag"),
         # a short answer-only response without math delimiters is its own answer
         ("x^2+1", "x^2+1", "whole"),
         ("(1, 2)", "(1, 2)", "whole"),
