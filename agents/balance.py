@@ -1,14 +1,15 @@
-"""B-STaR's monitors and its exploration/exploitation balance (arXiv 2412.17256; ALGORITHMS.md §5).
+"""B-STaR's monitors and its exploration/exploitation balance (arXiv 2412.17256;
+docs/algorithms.md, B-STaR).
 
 Everything here works on scored samples, after generation: which responses a threshold keeps,
 how many distinct correct ones a query gets, and the balance score that B-STaR maximises over
 a temperature grid and a threshold grid each iteration.
 
-Choices (§5.8): n* = ceil(N / M) as in the paper (the official code hard-codes 8; pass
-`n_star` to override); "unique" means exact-string distinct responses, and responses are
-deduplicated per query before the balance score counts them, as the official code does
-(`determine_hyper.py`), so that with an answer-only reward the purity factor is 1 (§5.4); the
-gold solution is not injected as an extra candidate.
+Choices (docs/algorithms.md, B-STaR): n* = ceil(N / M) as in the paper (the official code
+hard-codes 8; pass `n_star` to override); "unique" means exact-string distinct responses, and
+responses are deduplicated per query before the balance score counts them, as the official
+code does (`determine_hyper.py`), so that with an answer-only reward the purity factor is 1;
+the gold solution is not injected as an extra candidate.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def select(samples: Iterable[Sample], threshold: float) -> list[Sample]:
 
 
 def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> float:
-    """Mean over queries of min(n'/n*, 1) * n'/n (§5.4): n = distinct responses the threshold
+    """Mean over queries of min(n'/n*, 1) * n'/n: n = distinct responses the threshold
     keeps for the query, n' = distinct correct ones among them; 0 for a query with nothing
     kept. Queries are those present in `samples`."""
     if n_star < 1:
@@ -126,7 +127,7 @@ def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> f
 
 
 def monitors(samples: Sequence[Sample], s: int) -> dict[str, float]:
-    """B-STaR's monitors (§5.3) of K samples per query: Pass@K, Pass@K-S, Best-of-K,
+    """B-STaR's monitors of K samples per query: Pass@K, Pass@K-S, Best-of-K,
     Reward@K-S, distinct-equation diversity, and the mean sample accuracy."""
     return {
         "pass_at_k": pass_at_k_s(samples, 1),

@@ -1,12 +1,12 @@
 """B-STaR: online rejection fine-tuning that balances exploration and exploitation
-(Zeng et al., arXiv 2412.17256, ICLR 2025; ALGORITHMS.md §5).
+(Zeng et al., arXiv 2412.17256, ICLR 2025; docs/algorithms.md, B-STaR).
 
 Read top to bottom: the config, then the agent with the stable-baselines3 shape
-`BSTaR(policy, env, config).learn(total_steps)`. One iteration (Algorithm 1, §5.5):
+`BSTaR(policy, env, config).learn(total_steps)`. One iteration (the paper's Algorithm 1):
 
 1. sample K responses per query of a fixed small subset of training queries with the current
    policy P_{i-1}, at every temperature of the grid, and score them;
-2. pick (T_i, tau_i) = argmax_{T, tau} BS, the balance score (§5.4, `balance.search_balance`)
+2. pick (T_i, tau_i) = argmax_{T, tau} BS, the balance score (`balance.search_balance`)
        bs_x = min(n'_x / n*, 1) * n'_x / n_x,   BS = mean_x bs_x,   n* = ceil(N / M)
    with n_x the distinct responses of query x that the threshold keeps (reward > tau) and n'_x
    the distinct correct ones among them;
@@ -14,7 +14,7 @@ Read top to bottom: the config, then the agent with the stable-baselines3 shape
 4. fine-tune for a fixed number of steps on what was kept, continuing the optimiser and the
    learning-rate schedule (Algorithm 1 line 18).
 
-Reward (§5.2): r = 1(answer correct), plus, with `step_scorer=True`, the minimum step score
+Reward: r = 1(answer correct), plus, with `step_scorer=True`, the minimum step score
 of `ArithmeticStepScorer` in [-1, 1] (a process-reward-model stand-in whose noise lets
 selection be fooled), so r lies in [-1, 2].
 
@@ -73,7 +73,7 @@ def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
 @dataclass
 class BSTaRConfig:
     """Hyper-parameters of B-STaR and its baselines. Defaults suit the bundled tiny model on a
-    CPU; the comments give the paper's values (Mistral-7B on MATH, §5.5)."""
+    CPU; the comments give the paper's values (Mistral-7B on MATH)."""
 
     mode: Mode = "bstar"
     """'bstar': search (T, tau) every iteration; 'online_rft': fixed (temperature, threshold),
@@ -185,7 +185,7 @@ class BSTaRConfig:
 
     def balance_n_star(self) -> int:
         """The n* in use: `n_star`, or ceil(N / M) with N the samples fine-tuned on per
-        iteration and M the queries per iteration (§5.4)."""
+        iteration and M the queries per iteration (docs/algorithms.md, B-STaR)."""
         return self.n_star or n_star_for(self.steps_per_iteration * self.batch_size,
                                          self.queries_per_iteration)
 

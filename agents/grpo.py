@@ -4,12 +4,12 @@ Read top to bottom: the config, the two pieces of math every policy-gradient age
 reuses (`group_advantages`, `policy_loss`), then the agent with the stable-baselines3 shape
 `GRPO(policy, env, config).learn(total_steps)`.
 
-Objective (DeepSeekMath, arXiv 2402.03300, eq. 3; ALGORITHMS.md 1.1), maximised:
+Objective (DeepSeekMath, arXiv 2402.03300, eq. 3; docs/algorithms.md, GRPO), maximised:
 
     J = E[ agg_{i,t} min(rho_it A_it, clip(rho_it, 1-eps_low, 1+eps_high) A_it) - beta KL_it ]
 
 with rho the token ratio pi_theta / pi_old, A the advantage, KL the k3 estimator to a frozen
-reference, and `agg` the loss aggregation (`loss_type`, ALGORITHMS.md 1.2).
+reference, and `agg` the loss aggregation (`loss_type`; docs/algorithms.md, GRPO).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class GRPOConfig:
     loss_type: LossType = "grpo"
     """Aggregation of the token losses: 'grpo' mean per sequence then over sequences;
     'dr_grpo' sum / (sequences x max_new_tokens); 'dapo' mean over all tokens of the batch;
-    'bnpo' token mean per micro-batch (ALGORITHMS.md 1.2)."""
+    'bnpo' token mean per micro-batch (docs/algorithms.md, GRPO, Aggregation)."""
     epsilon_low: float = 0.2
     """Lower clip range of the ratio, 1 - eps (PPO/GRPO: 0.2)."""
     epsilon_high: float = 0.2
@@ -220,7 +220,7 @@ def policy_loss(
     Per token: l = -min(rho A, clip(rho, 1-eps_low, 1+eps_high) A) + beta k3, with
     k3 = exp(ref - logp) - (ref - logp) - 1 (Schulman's estimator; DeepSeekMath eq. 4).
 
-    Aggregation (ALGORITHMS.md 1.2). When gradients are accumulated over micro-batches, pass
+    Aggregation (docs/algorithms.md, GRPO). When gradients are accumulated over micro-batches, pass
     the totals of the whole (mini-)batch so that the micro-batch losses add up to the loss of
     the whole batch:
       grpo     sum_i (sum_t m l / sum_t m) / total_sequences

@@ -1,11 +1,11 @@
 """IB-TPO: tree rollouts branched where the IB-Score is highest, trained with step-level
-advantages through the shared GRPO loss (ALGORITHMS.md §2; arXiv 2605.28109).
+advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, IB-TPO).
 
-Read top to bottom: the config, the tree sampler (IBTree, §2.5), the monitors, the spreading
-of step advantages over tokens (§2.4), then the agent `IBTPO(policy, env, config).learn(n)`.
+Read top to bottom: the config, the tree sampler (the paper's IBTree), the monitors, the
+spreading of step advantages over tokens, then the agent `IBTPO(policy, env, config).learn(n)`.
 
 Tree rollouts, per problem: B0 independent samples from the root, then L - 1 rounds that each
-pick the top-K branchable nodes by a strategy (`ib`: IB-Score §2.3; `entropy`: mean token
+pick the top-K branchable nodes by a strategy (`ib`: IB-Score; `entropy`: mean token
 surprisal of the node's children, TreeRL-style; `random`) and sample B continuations from
 each node's prefix to the end of the response. A tree has G = B0 + (L - 1) K B leaves.
 
@@ -16,9 +16,9 @@ prefill forward pass per branch; no KV cache is shared between branches); a pref
 backend such as vLLM would also skip that pass.
 
 Training: every root-to-leaf path is one sequence of the GRPO batch; each token gets the
-advantage A(s) = A_GL(s) + lambda A_IB(s) of the step s it belongs to (§2.4), with pi_ref the
+advantage A(s) = A_GL(s) + lambda A_IB(s) of the step s it belongs to, with pi_ref the
 length-normalised step probability under a frozen copy of the initial policy. Tokens a path
-shares with other paths are counted once per path in the loss (§2.8.7).
+shares with other paths are counted once per path in the loss.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class IBTPOConfig(GRPOConfig):
     branches: int = 1
     """B: continuations sampled from each chosen node (paper: 1)."""
     strategy: str = "ib"
-    """Where to branch: 'ib' (highest IB-Score, §2.3), 'entropy' (highest mean token
+    """Where to branch: 'ib' (highest IB-Score), 'entropy' (highest mean token
     surprisal of the node's children, the TreeRL/EPTree baseline) or 'random'."""
     ib_beta: float = 5.0
     """beta of the IB-Score and of A_IB (paper: 5): weight of answer relevance against
@@ -83,7 +83,7 @@ class IBTPOConfig(GRPOConfig):
     bundled models)."""
     step_probability: str = "mean"
     """How pi(s | v) of a step (eta2 of the IB-Score, pi_ref of A_IB) is read from its token
-    log-probabilities: 'mean', the length-normalised exp(mean log p) (§2.8.1, safe for steps
+    log-probabilities: 'mean', the length-normalised exp(mean log p) (safe for steps
     of any length), or 'product', the paper's literal exp(sum log p), for steps of a few
     tokens (on tiny-chain's "=" steps it branches deeper; benchmarks/results/
     ibtpo_branching_chain.md)."""
@@ -106,8 +106,8 @@ class IBTPOConfig(GRPOConfig):
             raise ValueError("IB-TPO trains on every tree (a tree whose leaves all agree still "
                              "has a local advantage A_IB); set dynamic_sampling=False")
         if self.advantage != "group":
-            raise ValueError("IB-TPO's global advantage is std-normalised (§2.4); keep "
-                             "advantage='group'")
+            raise ValueError("IB-TPO's global advantage is std-normalised (docs/algorithms.md, "
+                             "IB-TPO); keep advantage='group'")
         if self.initial_samples + (self.rounds - 1) * self.top_k * self.branches < 2:
             raise ValueError("a tree needs at least 2 leaves for a global advantage; raise "
                              "initial_samples or rounds")
@@ -165,7 +165,7 @@ class ProblemTree:
 
 
 class TreeSampler:
-    """Grows one `RolloutTree` per problem (IBTree, ALGORITHMS.md §2.5).
+    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO).
 
     With `rounds=1` it is plain independent sampling of `initial_samples` per problem, which
     makes the baselines of the branching benchmark the same code path.
@@ -308,9 +308,9 @@ def generated_logprobs(policy: Policy, generations: Sequence[Generation], temper
 def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
     """Monitors of a batch of trees.
 
-    - `eff_rate`: share of trees whose leaf rewards differ (non-zero GRPO signal, §1.1);
+    - `eff_rate`: share of trees whose leaf rewards differ (non-zero GRPO signal);
     - `accuracy`: mean correctness of the leaves;
-    - `eta_cov`: mean over trees of the visit-weighted Cov(eta1, eta2) (§2.3), positive
+    - `eta_cov`: mean over trees of the visit-weighted Cov(eta1, eta2), positive
       when the policy is more confident in steps that lead to the answer;
     - `generated_tokens_per_problem` (shared prefixes counted once);
     - `trajectories_per_1k_tokens`: leaves per 1,000 generated tokens.
@@ -360,7 +360,7 @@ class TreeRollout(Rollout):
 
 class IBTPO(GRPO):
     """IB-TPO: GRPO whose groups are IB-guided rollout trees and whose advantages are
-    step-level, A = A_GL + lambda A_IB (ALGORITHMS.md §2.4-2.5).
+    step-level, A = A_GL + lambda A_IB (docs/algorithms.md, IB-TPO).
 
     Same interface as `GRPO`: `IBTPO(policy, env, config, eval_env).learn(steps)`, `save`,
     `load`, `evaluate`, `predict`. Each step grows `prompts_per_step` trees of
@@ -445,7 +445,7 @@ class IBTPO(GRPO):
 
     def _set_reference_confidence(self, leaves: Sequence[Leaf]) -> None:
         """pi_ref(s) of every node on the leaves' paths, read from the reference model's token
-        log-probabilities as the config's `step_probability` says (§2.8.1); a node shared by
+        log-probabilities as the config's `step_probability` says; a node shared by
         several paths has one context, so it is scored once."""
         todo = [leaf for leaf in leaves if leaf.trajectory is not None
                 and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]

@@ -1,4 +1,4 @@
-"""MRT: Meta Reinforcement Fine-Tuning (Qu et al., arXiv 2503.07572; ALGORITHMS.md §4).
+"""MRT: Meta Reinforcement Fine-Tuning (Qu et al., arXiv 2503.07572; docs/algorithms.md, MRT).
 
 A response is a sequence of episodes (attempts, re-checks). MRT measures how well it spends
 tokens with a *meta-prover* mu: the same policy forced to answer after a prefix z_{0:j}. Its
@@ -12,13 +12,13 @@ This module holds:
 
 - `MetaProver`: the forced-termination estimator of J (a `ProgressEstimator`).
 - `MRT`: GRPO whose groups continue a *stale* prefix c sampled from the policy before the
-  update, cut after a random number of episodes (ALGORITHMS.md 4.6, [REC] (a) and (b)):
+  update, cut after a random number of episodes (docs/algorithms.md, MRT: the two variants):
     'termination'  A_i = r_i - J(c)                          (official RL README)
     'progress'     R_i = r_i + alpha (J(c + y_i^(1)) - J(c)), then GRPO advantages of R
                    (y_i^(1) = the first new episode of continuation i; Eq. 2's dense term).
   The loss, aggregation, clipping and KL are GRPO's (`rlvr_gym.agents.grpo.policy_loss`).
 - `budget_forcing`: test-time extension with a continuation marker (s1, arXiv 2501.19393), as
-  MRT extrapolates past its training budget (ALGORITHMS.md 4.2).
+  MRT extrapolates past its training budget.
 - `regret_traces` / `summarize_regret`: J curves at episode boundaries and the regret metrics
   `rlvr-gym eval --regret-budget` prints.
 """
@@ -64,8 +64,8 @@ class MetaProver:
 
     Verifier failures (`error`/`timeout`) are left out of the average; a prefix with no usable
     verdict gets NaN, never 0 (a failure is not a wrong answer). `no_answer_rate` is the share
-    of forced answers in the last `estimate` call with no answer in them (ALGORITHMS.md 4.6.6:
-    forced termination can fail; track it).
+    of forced answers in the last `estimate` call with no answer in them (forced termination
+    can fail to produce an answer, so it is tracked).
 
     The prefix is re-encoded for every sample: the transformers backend has no prefix KV
     cache to share between them.
@@ -132,7 +132,7 @@ class MRTConfig(GRPOConfig):
     variant: Variant = "termination"
     """'termination': A = r - J(c), the official RL README's termination-reward baseline;
     'progress': R = r + alpha (J after the first new episode - J(c)), Eq. 2's dense bonus
-    over a stale prefix (ALGORITHMS.md 4.6.1 (a), (b))."""
+    over a stale prefix (docs/algorithms.md, MRT)."""
     alpha: float = 1.0
     """Weight of the progress bonus in 'progress' (v0.1 MRT-online: 1.0; sweep 0.1-1)."""
     termination_suffix: str = DEFAULT_TERMINATION_SUFFIX
@@ -284,7 +284,7 @@ class MRT(GRPO):
 
 def termination_signal(outcomes: np.ndarray, j_prefix: np.ndarray) -> np.ndarray:
     """MRT's termination-baseline advantage A_i = r_i - J(c) (CMU-AIRe/MRT train/rl/README:
-    `adv = rewards - termination_rewards`; ALGORITHMS.md 4.6.1 (a)).
+    `adv = rewards - termination_rewards`; docs/algorithms.md, MRT).
 
     `outcomes` [groups, G] are the rewards of the continuations of each group's prefix c,
     `j_prefix` [groups] the meta-prover's J(c). NaN in J(c) propagates (mask those samples).
@@ -295,8 +295,8 @@ def termination_signal(outcomes: np.ndarray, j_prefix: np.ndarray) -> np.ndarray
 def progress_signal(outcomes: np.ndarray, j_prefix: np.ndarray, j_first: np.ndarray,
                     alpha: float) -> np.ndarray:
     """MRT's dense + outcome reward R_i = r_i + alpha (J(c + y_i^(1)) - J(c)) (Eq. 2 with the
-    progress of Def. 6.1 for the first new episode over a stale prefix; ALGORITHMS.md
-    4.6.1 (b)). Shapes: `outcomes` and `j_first` [groups, G], `j_prefix` [groups]."""
+    progress of Def. 6.1 for the first new episode over a stale prefix; docs/algorithms.md,
+    MRT). Shapes: `outcomes` and `j_first` [groups, G], `j_prefix` [groups]."""
     progress = np.asarray(j_first, dtype=float) - np.asarray(j_prefix, dtype=float)[:, None]
     return np.asarray(outcomes, dtype=float) + alpha * progress
 
@@ -337,7 +337,7 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
     `marker` and let it continue, at most `max_extensions` times.
 
     Budget forcing (s1, arXiv 2501.19393), as MRT extrapolates past the training budget
-    (ALGORITHMS.md 4.2: "Wait"-style markers, up to 8 extensions). A response is final when
+    (the MRT paper appends "Wait"-style markers up to 8 times). A response is final when
     it holds an answer (`\\boxed{}`), has used the budget (markers count), was cut by the
     budget, has no room for the marker and one more token, or has used its extensions.
     `sampling.max_new_tokens` is ignored: the room left in the budget replaces it.

@@ -406,7 +406,8 @@ class Policy:
                          length_normalised: bool = True) -> torch.Tensor:
         """Sum (or mean, when `length_normalised`) of token log-probs under `mask`, shape [B].
 
-        IB-TPO's step probability uses the length-normalised form (ALGORITHMS.md 2.8.1).
+        IB-TPO's step probability uses the length-normalised form by default
+        (docs/algorithms.md, IB-TPO).
         """
         logp, _ = self.token_logprobs(batch)
         mask = mask.to(logp.device)

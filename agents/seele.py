@@ -1,22 +1,22 @@
 """SEELE: GRPO on problems whose reference-solution hint is sized per problem so that rollout
-accuracy sits near a target (arXiv 2509.06923; ALGORITHMS.md §3).
+accuracy sits near a target (arXiv 2509.06923; docs/algorithms.md, SEELE).
 
-The hint lengths come from `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit, §3.3); this module
-is the agent side of Algorithm 1 (§3.5):
+The hint lengths come from `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit); this module is the
+agent side of the paper's Algorithm 1:
 
 - Sampling: each training step draws `prompts_per_step` problems and gives each `rounds`
   sequential rounds of `group_size` completions. Every round resets the pinned problem, so the
   wrapper refits the accuracy-vs-hint curve on the rounds so far and hands out the next ratio.
 - Advantages: Dr. GRPO, `A = r - mean(r)` over all `rounds x group_size` completions of a
-  problem (§3.4, ambiguity 3 of §3.8 resolved as in the paper), computed by GRPO's
-  `group_advantages` on one group per problem.
-- Loss (Eq. 47-48, §3.4), minimised:
+  problem (one baseline across rounds of different hint lengths, as in the paper), computed
+  by GRPO's `group_advantages` on one group per problem.
+- Loss (the paper's Eq. 47-48), minimised:
 
       L = L_GRPO(generated tokens) + gamma/(N L) sum_i sum_{t in hint_i} -log pi(y_t | x, y_<t)
 
   The clipped policy-gradient term is GRPO's `policy_loss` on the generated tokens (the hint
   is a response prefix, masked out of it). The imitation term is the negative log-likelihood
-  of the hint y_{1:l} given the prompt (§3.4 [REC]: `log pi` for the paper's `pi`), summed
+  of the hint y_{1:l} given the prompt (`log pi` where the paper writes `pi`), summed
   over the hint tokens of each of the N rollouts of the mini-batch and divided by N and by the
   same constant L = `max_new_tokens` as Dr. GRPO's token sum, so gamma weighs a hint token
   against a generated token of advantage 1.
@@ -47,8 +47,9 @@ HINT_STATE_FILE = "hints.json"
 @dataclass
 class SEELEConfig(GRPOConfig):
     """Hyper-parameters of SEELE: GRPO's fields plus the hint schedule and the imitation
-    weight. Defaults scale §3.5 to the bundled tiny model on a CPU: 8 problems x 4 rounds x 8
-    completions = 256 completions per step, the rollout budget of GRPO's defaults (32 x 8)."""
+    weight. Defaults scale the paper's setup to the bundled tiny model on a CPU: 8 problems x
+    4 rounds x 8 completions = 256 completions per step, the rollout budget of GRPO's defaults
+    (32 x 8)."""
 
     prompts_per_step: int = 8
     """Problems per training step (paper: 256 with 4 x 8 rollouts each; here 8 x 4 x 8)."""
@@ -59,7 +60,7 @@ class SEELEConfig(GRPOConfig):
     the three-parameter fit, more rounds make per-round accuracies noisier)."""
     target_accuracy: float = 0.5
     """Rollout accuracy a* the hint length aims at (paper: 0.5, the maximiser of the
-    per-step loss decrease a(1 - a), §3.2)."""
+    per-step loss decrease a(1 - a); docs/algorithms.md, SEELE)."""
     imitation_coef: float = 1.0
     """gamma, weight of the negative log-likelihood of the hint tokens (Eq. 47). Paper: 0.001
     with Qwen2.5 base models; the tiny model knows nothing of the hard tasks' solution format,
@@ -67,11 +68,11 @@ class SEELEConfig(GRPOConfig):
     token of advantage 1; other loss types scale the RL term differently)."""
     hint_unit: Unit = "tokens"
     """What the hint ratio counts when SEELE wraps the env itself: 'tokens' (the policy's
-    tokenizer; §3.8 [REC]), 'steps' (solution lines) or 'chars'."""
+    tokenizer; docs/algorithms.md, SEELE), 'steps' (solution lines) or 'chars'."""
     snap_to_steps: bool = False
-    """Cut token/char hints back to the last line break (§3.8 [REC], optional)."""
+    """Cut token/char hints back to the last line break (optional)."""
     advantage: AdvantageMode = "mean"
-    """Dr. GRPO advantage r - mean over all rounds of a problem (SEELE's derivation, §3.2,
+    """Dr. GRPO advantage r - mean over all rounds of a problem (SEELE's derivation
     assumes the unnormalised advantage)."""
     loss_type: LossType = "dr_grpo"
     """Token sum divided by a constant (Eq. 48); see GRPOConfig for the other options."""

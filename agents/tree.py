@@ -1,20 +1,20 @@
-"""The prefix tree of reasoning steps behind IB-TPO (ALGORITHMS.md §2): bookkeeping of success
-estimates and generated tokens, the IB-Score that chooses where to branch, and step-level
-advantages A = A_GL + lambda * A_IB.
+"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO): bookkeeping
+of success estimates and generated tokens, the IB-Score that chooses where to branch, and
+step-level advantages A = A_GL + lambda * A_IB.
 
 A node is one reasoning step (the text between two delimiters) with the tokens the policy
 generated for it. Trajectories that share a prefix share its nodes, so generated tokens are
-counted once. Choices the paper leaves open, as recommended in §2.8:
+counted once. Choices the paper leaves open (docs/algorithms.md, IB-TPO, "Choices we made"):
 
-- step probabilities are length-normalised by default, exp(mean token log-probability)
-  (§2.8.1); `step_probability="product"` takes the paper's literal pi(s | v) = exp(sum of
+- step probabilities are length-normalised by default, exp(mean token log-probability);
+  `step_probability="product"` takes the paper's literal pi(s | v) = exp(sum of
   token log-probabilities), usable when steps are a few tokens long (it vanishes on long
   steps, which would make every eta2 and A_IB about 0);
 - success estimates in ratios are Laplace-smoothed, p = (c + 0.5) / (n + 1), so a parent
-  whose leaves all failed gives a finite ratio (§2.8.3); the global advantage uses the plain
+  whose leaves all failed gives a finite ratio; the global advantage uses the plain
   fraction of correct leaves;
-- identical sibling steps are merged and weighted by visit counts (§2.8.6);
-- shared prefix tokens count once per trajectory in the loss (§2.8.7).
+- identical sibling steps are merged and weighted by visit counts;
+- shared prefix tokens count once per trajectory in the loss.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def check_step_probability(how: str) -> None:
 
 def step_probability(logprobs: Sequence[float], how: str = "mean") -> float:
     """pi(s | prefix) of a step from its tokens' log-probabilities: 'mean' is the
-    length-normalised exp(mean log p) (§2.8.1), 'product' the plain exp(sum log p). 1.0 for a
+    length-normalised exp(mean log p), 'product' the plain exp(sum log p). 1.0 for a
     step without tokens."""
     check_step_probability(how)
     if not len(logprobs):
@@ -162,18 +162,18 @@ class RolloutTree:
 
     def eta(self, node: Node, beta: float) -> tuple[float, float]:
         """(eta1, eta2) of a non-root node: information gain p(s)/p(parent) - (1 + 1/beta) and
-        the policy's confidence in the step (§2.3)."""
+        the policy's confidence in the step (docs/algorithms.md, IB-TPO)."""
         assert node.parent is not None and node.step is not None
         gain = node.success() / node.parent.success() - (1.0 + 1.0 / beta)
         return gain, step_probability(node.step.logprobs, self.step_probability)
 
     def ib_score(self, node: Node, beta: float) -> float:
         """IB-Score(v) = (1 + beta) / B * sum_b eta1(s_b) eta2(s_b) over v's children, each
-        weighted by its visits (§2.3, §2.8.6).
+        weighted by its visits (docs/algorithms.md, IB-TPO).
 
         Two consequences worth knowing when reading which node a tree branched: a node with a
         single child has ratio 1 and scores -(1 + beta) / beta * pi(child), lowest where the
-        policy is most sure (§2.8.4); and
+        policy is most sure; and
         under a node whose leaves all failed, the smoothed ratio of a child with fewer visits
         exceeds 1 (e.g. (0.5 / 2) / (0.5 / 5) = 2.5), so such nodes score high and get
         re-branched, while a node whose leaves all succeeded scores low."""
@@ -192,7 +192,7 @@ class RolloutTree:
 
     def eta_covariance(self, beta: float) -> float:
         """Visit-weighted Cov(eta1, eta2) over all steps of the tree: positive when the policy
-        is more confident in steps that raise the chance of a correct answer (§2.3)."""
+        is more confident in steps that raise the chance of a correct answer."""
         pairs = [(*self.eta(n, beta), n.visits) for n in self.nodes() if n.parent is not None]
         if len(pairs) < 2:
             return 0.0
@@ -202,7 +202,7 @@ class RolloutTree:
 
     def step_advantages(self, beta: float, lam: float, eps: float = 1e-4
                         ) -> list[list[float]]:
-        """Per trajectory, the advantage of each of its steps (§2.4):
+        """Per trajectory, the advantage of each of its steps (docs/algorithms.md, IB-TPO):
 
             A_GL(s) = (p(s) - p(root)) / (std of the trajectories' rewards + eps)
             A_IB(s) = (p~(s) / p~(parent) - (1 + 1/beta)) * pi_ref(s)

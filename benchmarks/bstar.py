@@ -1,5 +1,5 @@
-"""A miniature of B-STaR's Table 1 and training dynamics (arXiv 2412.17256; ALGORITHMS.md
-§5.6, §5.9): B-STaR against online RFT with a fixed configuration, on the bundled tiny model.
+"""A miniature of B-STaR's Table 1 and training dynamics (arXiv 2412.17256; docs/algorithms.md,
+B-STaR): B-STaR against online RFT with a fixed configuration, on the bundled tiny model.
 
     nice -n 10 .venv/bin/python -m benchmarks.bstar --jobs 3   # 3 seeds, both methods
     .venv/bin/python -m benchmarks.bstar --seeds 0 --iterations 2   # a quick look

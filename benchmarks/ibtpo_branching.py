@@ -1,5 +1,5 @@
 """IB-TPO branching strategies at (about) equal generated tokens, no training: a miniature of
-the paper's branching table (ALGORITHMS.md §2.6, arXiv 2605.28109 Table 3).
+the paper's branching table (arXiv 2605.28109, Table 3).
 
     nice -n 10 .venv/bin/python -m benchmarks.ibtpo_branching [--problems 128] [--seeds 0]
     .venv/bin/python -m benchmarks.ibtpo_branching --model tiny-chain \\

@@ -1,5 +1,5 @@
 """IB-TPO against GRPO at equal generated tokens: a miniature of the paper's main comparison
-(ALGORITHMS.md §2.6, arXiv 2605.28109: +2.9 points on Qwen3-1.7B, +3.6 on Qwen3-8B).
+(arXiv 2605.28109: +2.9 points on Qwen3-1.7B, +3.6 on Qwen3-8B).
 
     nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training [--seeds 0 1 2] [--budget 20000]
     .venv/bin/python -m benchmarks.ibtpo_training --model tiny-chain --budget 1000000 \

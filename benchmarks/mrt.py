@@ -1,5 +1,5 @@
-"""Miniature of MRT's Table 1 and token-efficiency claim (arXiv 2503.07572; ALGORITHMS.md 4.7):
-GRPO vs MRT vs GRPO with a length penalty, on the bundled tiny model's addition task after a
+"""Miniature of MRT's Table 1 and token-efficiency claim (arXiv 2503.07572; docs/algorithms.md,
+MRT): GRPO vs MRT vs GRPO with a length penalty, on the bundled tiny model's addition task after a
 short warm-start that teaches it to retry.
 
     python -m benchmarks.mrt                    # 3 seeds; writes benchmarks/results/mrt.md

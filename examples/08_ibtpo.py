@@ -1,5 +1,5 @@
 """Tutorial: IB-TPO. Grow rollout trees that share reasoning prefixes, see where the IB-Score
-branches, then train with step-level advantages (ALGORITHMS.md §2).
+branches, then train with step-level advantages (docs/algorithms.md, IB-TPO).
 
     python examples/08_ibtpo.py              # about a minute on a laptop CPU
     RLVR_SMOKE=1 python examples/08_ibtpo.py # seconds: checks that it runs

@@ -1,5 +1,5 @@
-"""MRT's view of a response (arXiv 2503.07572; ALGORITHMS.md §4): a sequence of episodes under a
-token budget, each rewarded by the progress it makes toward a correct answer.
+"""MRT's view of a response (arXiv 2503.07572; docs/algorithms.md, MRT): a sequence of episodes
+under a token budget, each rewarded by the progress it makes toward a correct answer.
 
 - `TokenBudget` makes one `step` per episode and enforces the budget.
 - `ProgressReward` adds alpha * (J(after) - J(before)) per episode, J being the chance of

@@ -1,9 +1,9 @@
-"""SEELE's hint scaffolding (arXiv 2509.06923; ALGORITHMS.md §3): reveal a prefix of the
-reference solution as the start of the response, with its length chosen per problem so that
-rollout accuracy sits near a target (0.5, where a policy-gradient step gains most, §3.2).
+"""SEELE's hint scaffolding (arXiv 2509.06923; docs/algorithms.md, SEELE): reveal a prefix of
+the reference solution as the start of the response, with its length chosen per problem so that
+rollout accuracy sits near a target (0.5, where a policy-gradient step gains most).
 
 The accuracy-vs-hint-ratio curve of each problem is modelled by a 3-parameter logistic Item
-Response Theory curve (§3.3)
+Response Theory curve
 
     f(p) = b + (1 - b) / (1 + exp(-k (p + mu)))
 
@@ -43,7 +43,7 @@ class IRTCurve:
         return self.b + (1.0 - self.b) / (1.0 + np.exp(-self.k * (np.asarray(p) + self.mu)))
 
     def inverse(self, target: float) -> float:
-        """The hint ratio whose predicted accuracy is `target`, clipped to [0, 1] (§3.3):
+        """The hint ratio whose predicted accuracy is `target`, clipped to [0, 1]:
         p* = -mu - ln((1 - a*) / (a* - b)) / k; 0 when even no hint reaches the target."""
         if not 0.0 < target < 1.0:
             raise ValueError(f"target accuracy must lie strictly between 0 and 1, got {target}")
@@ -154,7 +154,7 @@ class HintScaffold(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: a text env whose `info` has `problem_id` and `solution`.
-        target_accuracy: the accuracy a*, 0.5 by default (§3.2).
+        target_accuracy: the accuracy a*, 0.5 by default.
         rounds: rounds per problem per training step (m = 4 in the paper).
         samples_per_round: rollouts per round (n = 8 in the paper).
         unit: what the ratio counts: "steps" (solution lines), "tokens" or "chars".
