@@ -34,6 +34,7 @@ _PHRASE = re.compile(
     r"\s*:?\s*", re.IGNORECASE)
 _HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
+_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _IS = re.compile(r"\s(?:is|are|equals|was)\s+(?:equal\s+to\s+)?:?", re.IGNORECASE)
@@ -252,7 +253,8 @@ def _last_math_or_number(tail: str, number_fallback: bool) -> Answer | None:
     if number_fallback:
         after = tail[env.end() :] if env is not None else tail
         last = None
-        for m in _NUMBER.finditer(after):
+        # A LaTeX command is no word: in a garbled `\\boxed0666}` the number is 0666.
+        for m in _NUMBER.finditer(_COMMAND.sub(lambda c: " " * len(c.group()), after)):
             last = m
         for m in _BARE_LATEX.finditer(after):
             if last is None or m.end() >= last.end():

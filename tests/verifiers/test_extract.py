@@ -126,6 +126,8 @@ def test_extract_answer_without_number_fallback() -> None:
         # a bare number written after the last environment, numbers glued to words are not
         ("So $3 \\times 6$ makes 18 apples.", "18", "number"),
         ("Code AZYUK2A", None, None),
+        # a garbled box's number is the answer, not the equation's result before it
+        ("31 + 535 = 566\n\\boxed0666}", "0666", "number"),
         ("the ratio is \\frac{10}{9}", "\\frac{10}{9}", "number"),
         ("Soucis : 2,74 euros", "2.74", "number"),
     ],
