@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -20,6 +22,8 @@ from rlvr_gym.registration import register_task
 from rlvr_gym.verifiers.code import CodeVerifier
 from rlvr_gym.verifiers.countdown import CountdownVerifier
 from rlvr_gym.verifiers.math import MathVerifier
+
+HERE = Path(__file__).parent
 
 
 def test_a_math_task_in_one_file_is_made_listed_and_configured(local_tasks):
@@ -98,3 +102,14 @@ def test_make_through_the_module_prefix_registers_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[1:] == ["9", "False"] and out[0].startswith("code/")
+
+
+def test_the_worked_examples_of_the_docs_are_the_tested_task_files():
+    doc = (HERE.parents[1] / "docs" / "adding_a_task.md").read_text()
+    files = "".join(path.read_text() for path in (HERE / "local_tasks").glob("*.py"))
+    chunks = [chunk.strip() for block in re.findall(r"```python\n(.*?)```", doc, re.S)
+              if "class " in block or "register_task(" in block
+              for chunk in block.split("\n\n")
+              if not all(line.startswith(("from ", "import ")) for line in chunk.splitlines())]
+    assert len(chunks) >= 6
+    assert [chunk for chunk in chunks if chunk not in files] == []
