@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks.common import RESULTS_DIR, provenance
 from rlvr_gym import Problem
-from rlvr_gym.envs.code_tasks import CodeProblemSource
+from rlvr_gym.envs.tasks.code_problems import CodeProblemSource
 from rlvr_gym.verifiers.code import (
     CodeVerifier,
     CodeVerifierConfig,

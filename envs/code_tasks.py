@@ -1,11 +1,10 @@
-"""Code task sources and the entry point of the code env ids.
+"""What the code tasks share, and the entry point of their ids.
 
-- `CodeProblemSource`: the self-written problems of `rlvr_gym.envs.code_problems`
-  (`rlvr/CodeProblems-v0`), optionally restricted to a difficulty range.
 - `CodeFileSource`: MBPP-, HumanEval- or APPS-style JSONL/Parquet files with configurable
   field names (`rlvr/CodeDataset-v0`; with no path, a small sample shipped in the package).
-- `make_code_env`: a `ReasoningEnv` over either, judged by `CodeVerifier`; with
-  `max_attempts > 1` the failing tests are fed back after each wrong attempt.
+- `make_code_env`: a `ReasoningEnv` over a registered code task (`kind="code"`, such as
+  `rlvr/CodeProblems-v0` in `rlvr_gym.envs.tasks.code_problems`), judged by `CodeVerifier`;
+  with `max_attempts > 1` the failing tests are fed back after each wrong attempt.
 
 Every code problem carries its reference program as `Problem.solution`, fenced as a Python
 block, so that it is itself a passing response.
@@ -17,19 +16,17 @@ import ast
 import json
 import re
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any
 
-from rlvr_gym.envs.code_problems import PROBLEMS
 from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
 from rlvr_gym.envs.files import field_of, read_rows
+from rlvr_gym.envs.registry import task_env
 from rlvr_gym.envs.sources import ListSource
 from rlvr_gym.types import Problem, Status, Verdict, Verifier
 from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
 
 CODE_TEMPLATE = ("{question}\nAnswer with a complete Python program in a single ```python code "
                  "block.\n")
-SAMPLE_CODE = "sample_code.jsonl"
 
 
 def fenced(code: str) -> str:
@@ -78,38 +75,6 @@ def revealing_code_feedback(verdict: Verdict) -> str:
     reveal_tests=True)`)."""
     return (f"\nThat program is {verdict.status.value.replace('_', ' ')}: {verdict.reason}.\n"
             "Fix it and answer with the whole corrected program in a ```python code block.\n")
-
-
-@dataclass(frozen=True)
-class CodeProblemsConfig:
-    """Which of the self-written problems to use."""
-
-    min_difficulty: int = 1
-    """Lowest difficulty kept (1 = easiest)."""
-    max_difficulty: int = 5
-    """Highest difficulty kept (5 = hardest)."""
-
-    def validate(self) -> None:
-        if not 1 <= self.min_difficulty <= self.max_difficulty <= 5:
-            raise ValueError(f"need 1 <= min_difficulty <= max_difficulty <= 5, got "
-                             f"{self.min_difficulty}..{self.max_difficulty}")
-
-
-class CodeProblemSource(ListSource):
-    """The self-written problems of graded difficulty (1 to 5), in a fixed order."""
-
-    name = "code"
-
-    def __init__(self, config: CodeProblemsConfig | None = None) -> None:
-        self.config = config or CodeProblemsConfig()
-        self.config.validate()
-        self.problems = [
-            Problem(id=f"code/{slug}", question=question, answer="", solution=fenced(solution),
-                    kind="code", tests=tests, difficulty=float(difficulty),
-                    meta={"format": tests["format"]})
-            for slug, difficulty, question, solution, tests in PROBLEMS
-            if self.config.min_difficulty <= difficulty <= self.config.max_difficulty]
-        self._index_problems()
 
 
 @dataclass(frozen=True)
@@ -313,20 +278,6 @@ class CodeFileSource(ListSource):
             meta={"row": row_number, "format": tests["format"]})
 
 
-def make_code_source(task: str = "problems", **config: Any) -> CodeProblemSource | CodeFileSource:
-    """`problems` (keyword arguments: `CodeProblemsConfig` fields) or `dataset` (`path`,
-    `preset` and `CodeFileConfig` fields; with no path, the sample file in the package)."""
-    if task == "problems":
-        return CodeProblemSource(CodeProblemsConfig(**config))
-    if task == "dataset":
-        preset = config.pop("preset", "mbpp")
-        path = config.pop("path", None)
-        if path is None:
-            path = str(resources.files("rlvr_gym") / "data" / SAMPLE_CODE)
-        return CodeFileSource.from_preset(str(path), preset, **config)
-    raise ValueError(f"unknown code task {task!r}; choose 'problems' or 'dataset'")
-
-
 def make_code_env(
     task: str = "problems",
     prompt: PromptFormat | str | None = None,
@@ -337,13 +288,17 @@ def make_code_env(
     max_response_chars: int = MAX_RESPONSE_CHARS,
     **config: Any,
 ) -> ReasoningEnv:
-    """Entry point of `rlvr/CodeProblems-v0` and `rlvr/CodeDataset-v0`.
+    """Entry point of the code ids (`rlvr/CodeProblems-v0`, `rlvr/CodeDataset-v0`, any task
+    registered with `kind="code"`).
 
     Args:
-        task: `problems` (self-written) or `dataset` (a file; see `make_code_source`).
+        task: the registered code task: `problems` (self-written) or `dataset` (a file:
+            `path`, `preset` and `CodeFileConfig` fields; with no path, the sample file in
+            the package).
         prompt: prompt format or template with `{question}`; default `CODE_TEMPLATE`.
-        verifier: a `CodeVerifier` to share between envs; default a new one (its sandbox
-            pool starts on the first program that needs running, and `env.close()` stops it).
+        verifier: a `CodeVerifier` to share between envs; default the task's own, else a new
+            `CodeVerifier` (its sandbox pool starts on the first program that needs running,
+            and `env.close()` stops it).
         max_attempts: >1 for multi-turn: after each wrong attempt the env says how many tests
             passed and why the program failed (`code_feedback`); the episode is truncated
             when the attempts run out.
@@ -355,10 +310,8 @@ def make_code_env(
             (the action space's `max_length`).
         **config: options of the task source.
     """
-    source = make_code_source(task, **config)
-    return ReasoningEnv(source, verifier or CodeVerifier(),
-                        prompt=CODE_TEMPLATE if prompt is None else prompt,
-                        max_attempts=max_attempts,
-                        feedback=revealing_code_feedback if reveal_tests else code_feedback,
-                        render_mode=render_mode, charset=source.characters(),
-                        max_response_chars=max_response_chars)
+    return task_env("code", task, verifier, CodeVerifier, config,
+                    prompt=CODE_TEMPLATE if prompt is None else prompt,
+                    max_attempts=max_attempts,
+                    feedback=revealing_code_feedback if reveal_tests else code_feedback,
+                    render_mode=render_mode, max_response_chars=max_response_chars)

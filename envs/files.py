@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from rlvr_gym.envs.sources import ListSource
+from rlvr_gym.envs.sources import ListSource, TaskSource
 from rlvr_gym.types import Problem
 from rlvr_gym.verifiers.extract import last_boxed
 
@@ -61,6 +63,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "math": {"question_field": "problem", "answer_field": None, "solution_field": "solution",
              "answer_format": "boxed", "difficulty_field": "level"},
 }
+
+def dataset_source(from_preset: Callable[..., TaskSource], sample: str, preset: str,
+                   path: str | Path | None = None, **overrides: Any) -> TaskSource:
+    """`from_preset(path, preset, **overrides)`, where no `path` means the sample file
+    `sample` shipped in the package: how the dataset ids (`rlvr/MathDataset-v0`,
+    `rlvr/CodeDataset-v0`) read their options."""
+    if path is None:
+        path = str(resources.files("rlvr_gym") / "data" / sample)
+    return from_preset(str(path), preset, **overrides)
+
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/2=24>>
 

@@ -1,57 +1,36 @@
-"""Building envs by task name; `rlvr_gym.registration` maps the Gymnasium ids onto this."""
+"""Building the env of a registered task (see `rlvr_gym.registration`): the entry point of the
+math ids, and the part every entry point shares."""
 
 from __future__ import annotations
 
-from dataclasses import fields
-from importlib import resources
+from collections.abc import Callable
 from typing import Any
 
-from rlvr_gym.envs import sources
 from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
-from rlvr_gym.envs.files import FileSource
+from rlvr_gym.envs.sources import ListSource, TaskSource
+from rlvr_gym.registration import get_task
 from rlvr_gym.types import Verifier
-
-#: task name -> (source class, config class)
-PROCEDURAL = {
-    "arithmetic": (sources.ArithmeticSource, sources.ArithmeticConfig),
-    "chain": (sources.ChainSource, sources.ChainConfig),
-    "linear": (sources.LinearEquationSource, sources.LinearEquationConfig),
-    "fractions": (sources.FractionSource, sources.FractionConfig),
-    "roots": (sources.PolynomialRootsSource, sources.PolynomialRootsConfig),
-    "countdown": (sources.CountdownSource, sources.CountdownConfig),
-}
-
-SAMPLE_MATH = "sample_math.jsonl"
+from rlvr_gym.verifiers.math import MathVerifier
 
 
-def default_verifier(task: str) -> Verifier:
-    """The verifier a task uses unless the caller passes another."""
-    if task == "countdown":
-        from rlvr_gym.verifiers.countdown import CountdownVerifier
-
-        return CountdownVerifier()
-    from rlvr_gym.verifiers.math import MathVerifier
-
-    return MathVerifier()
+def make_source(task: str, kind: str = "math", **config: Any) -> TaskSource:
+    """A registered task's source with option overrides, e.g. `make_source("chain",
+    max_steps=8)` or `make_source("dataset", kind="code", preset="apps", path=...)`."""
+    return get_task(kind, task).make_source(**config)
 
 
-def make_source(task: str, **config: Any) -> sources.TaskSource:
-    """A task source by name with config overrides, e.g. `make_source("chain", max_steps=8)`."""
-    if task == "dataset":
-        preset = config.pop("preset", "math")
-        path = config.pop("path", None)
-        if path is None:
-            path = str(resources.files("rlvr_gym") / "data" / SAMPLE_MATH)
-        return FileSource.from_preset(path, preset, **config)
-    if task not in PROCEDURAL:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(PROCEDURAL)} or "
-                         "'dataset'")
-    source_cls, config_cls = PROCEDURAL[task]
-    known = {f.name for f in fields(config_cls)}
-    unknown = set(config) - known
-    if unknown:
-        raise ValueError(f"unknown {task} options {sorted(unknown)}; valid: {sorted(known)}")
-    return source_cls(config_cls(**config))
+def task_env(kind: str, task: str, verifier: Verifier | None,
+             default_verifier: Callable[[], Verifier], config: dict[str, Any],
+             **env_options: Any) -> ReasoningEnv:
+    """A `ReasoningEnv` over the source of the registered task `task` of `kind`, built with
+    `config`. The verifier is `verifier`, else the task's own, else `default_verifier()`;
+    `env_options` are `ReasoningEnv`'s."""
+    registered = get_task(kind, task)
+    source = registered.make_source(**config)
+    if verifier is None:
+        verifier = (registered.verifier or default_verifier)()
+    charset = source.characters() if isinstance(source, ListSource) else None
+    return ReasoningEnv(source, verifier, charset=charset, **env_options)
 
 
 def make_task_env(
@@ -65,9 +44,7 @@ def make_task_env(
 ) -> ReasoningEnv:
     """Entry point of the math ids: remaining keyword arguments configure the task source
     (for `rlvr/MathDataset-v0`: `path`, `preset` and `FileConfig` fields). The others are
-    `ReasoningEnv`'s."""
-    source = make_source(task, **config)
-    charset = source.characters() if isinstance(source, sources.ListSource) else None
-    return ReasoningEnv(source, verifier or default_verifier(task), prompt=prompt,
-                        max_attempts=max_attempts, render_mode=render_mode, charset=charset,
-                        max_response_chars=max_response_chars)
+    `ReasoningEnv`'s; the default verifier is the task's, else `MathVerifier`."""
+    return task_env("math", task, verifier, MathVerifier, config, prompt=prompt,
+                    max_attempts=max_attempts, render_mode=render_mode,
+                    max_response_chars=max_response_chars)

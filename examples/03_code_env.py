@@ -18,7 +18,7 @@ import time
 import gymnasium as gym
 
 import rlvr_gym  # noqa: F401  (registers the rlvr/... ids)
-from rlvr_gym.envs.code_tasks import CodeProblemSource
+from rlvr_gym.envs.tasks.code_problems import CodeProblemSource
 from rlvr_gym.verifiers import CodeVerifier
 
 SMOKE = os.environ.get("RLVR_SMOKE") == "1"

@@ -15,13 +15,12 @@ from rlvr_gym import Status
 from rlvr_gym.envs.code_tasks import (
     CodeFileConfig,
     CodeFileSource,
-    CodeProblemsConfig,
-    CodeProblemSource,
     apps_tests,
     humaneval_tests,
     make_code_env,
-    make_code_source,
 )
+from rlvr_gym.envs.registry import make_source
+from rlvr_gym.envs.tasks.code_problems import CodeProblemsConfig, CodeProblemSource
 from rlvr_gym.verifiers.code import CodeVerifier, CodeVerifierConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +42,7 @@ def test_there_are_at_least_30_problems_of_graded_difficulty():
 
 
 def test_every_reference_solution_passes_and_a_blank_program_fails(verifier):
-    problems = list(CodeProblemSource()) + list(make_code_source("dataset"))
+    problems = list(CodeProblemSource()) + list(make_source("dataset", kind="code"))
     verdicts = verifier.verify_batch([p.solution for p in problems], problems)
     failing = {p.id: v.reason for p, v in zip(problems, verdicts, strict=True) if not v.correct}
     assert failing == {}
@@ -67,7 +66,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 
 def test_mbpp_sample_ships_with_the_package():
-    source = make_code_source("dataset")
+    source = make_source("dataset", kind="code")
     assert len(source) == 5
     p = source[source.index_of("sample/1")]
     assert "square_all([1, 2, 3])" in p.question  # one test shown, so the name is known
@@ -137,8 +136,9 @@ def test_loader_errors_say_how_to_fix(tmp_path):
         CodeFileConfig(path=path, tests_format="check").validate()
     with pytest.raises(ValueError, match="equally long"):
         apps_tests({"inputs": ["1"], "outputs": []})
-    with pytest.raises(ValueError, match="'problems' or 'dataset'"):
-        make_code_source("contest")
+    with pytest.raises(ValueError, match=r"unknown code task 'contest'; choose one of "
+                                         r"\['dataset', 'problems'\]"):
+        make_source("contest", kind="code")
 
 
 # -- envs ------------------------------------------------------------------------------------

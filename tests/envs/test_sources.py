@@ -12,11 +12,13 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-from rlvr_gym.envs import make_source
-from rlvr_gym.envs.registry import PROCEDURAL
+from rlvr_gym.envs import ProceduralConfig, make_source
+from rlvr_gym.registration import TASKS as REGISTERED
 from rlvr_gym.verifiers.countdown import evaluate
 
-TASKS = sorted(PROCEDURAL)
+#: every registered procedural math task, so that a new one is checked the day it is added
+TASKS = sorted(t.name for t in REGISTERED.values()
+               if t.kind == "math" and t.config and issubclass(t.config, ProceduralConfig))
 TRANSFORMS = standard_transformations + (implicit_multiplication_application,)
 
 

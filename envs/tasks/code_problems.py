@@ -1,4 +1,4 @@
-"""The self-written programming problems of `rlvr/CodeProblems-v0`, difficulty 1 (easy) to 5.
+"""`rlvr/CodeProblems-v0`: self-written programming problems, difficulty 1 (easy) to 5.
 
 Each entry has a question that names the function (or the input/output format), a reference
 solution and tests in one of the three formats of `rlvr_gym.verifiers.code`. The test suite
@@ -7,7 +7,13 @@ checks that every reference solution passes its own tests in the sandbox.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from rlvr_gym.envs.code_tasks import fenced
+from rlvr_gym.envs.sources import ListSource, require
+from rlvr_gym.registration import register_task
+from rlvr_gym.types import Problem
 
 
 def _call(fn: str, *cases: tuple[list, Any], float_tol: float | None = None) -> dict[str, Any]:
@@ -304,3 +310,39 @@ PROBLEMS: list[tuple[str, int, str, str, dict[str, Any]]] = [
      _stdio(("4\n2 4 4 6\n", "4.0 1.4142135623730951\n"), ("1\n3.5\n", "3.5 0\n"),
             ("3\n1 2 3.5\n", "2.1666666666666665 1.0274023338281632\n"), float_tol=1e-6)),
 ]
+
+
+@dataclass(frozen=True)
+class CodeProblemsConfig:
+    """Which of the self-written problems to use."""
+
+    min_difficulty: int = 1
+    """Lowest difficulty kept (1 = easiest)."""
+    max_difficulty: int = 5
+    """Highest difficulty kept (5 = hardest)."""
+
+    def validate(self) -> None:
+        require(1 <= self.min_difficulty <= self.max_difficulty <= 5,
+                f"need 1 <= min_difficulty <= max_difficulty <= 5, got "
+                f"{self.min_difficulty}..{self.max_difficulty}")
+
+
+class CodeProblemSource(ListSource):
+    """The self-written problems of graded difficulty (1 to 5), in a fixed order."""
+
+    name = "code"
+
+    def __init__(self, config: CodeProblemsConfig | None = None) -> None:
+        self.config = config or CodeProblemsConfig()
+        self.config.validate()
+        self.problems = [
+            Problem(id=f"code/{slug}", question=question, answer="", solution=fenced(solution),
+                    kind="code", tests=tests, difficulty=float(difficulty),
+                    meta={"format": tests["format"]})
+            for slug, difficulty, question, solution, tests in PROBLEMS
+            if self.config.min_difficulty <= difficulty <= self.config.max_difficulty]
+        self._index_problems()
+
+
+register_task("rlvr/CodeProblems-v0", "problems", CodeProblemSource, CodeProblemsConfig,
+              kind="code")
