@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIP_ARGS ?=
 
-.PHONY: install install-vllm demo train pretrain bench test test-vllm lint clean
+.PHONY: install install-vllm demo train pretrain bench test test-vllm lint typecheck clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test-vllm: $(VLLM_VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# mypy on an installed (non-editable) copy of the package, as .ci/typecheck explains.
+typecheck: $(VENV)/.installed
+	VENV=$(VENV) .ci/typecheck
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -158,7 +158,8 @@ class BSTaRConfig:
     output_dir: str | None = None
     """Where metrics.jsonl / metrics.csv / curves.png are written (None: nowhere)."""
 
-    field_help = classmethod(GRPOConfig.field_help.__func__)  # type: ignore[attr-defined]
+    field_help = classmethod(  # type: ignore[var-annotated]
+        GRPOConfig.field_help.__func__)  # type: ignore[attr-defined]
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -368,7 +369,7 @@ class BSTaR(RunBookkeeping):
         stats = _Mean()
         order: list[int] = []
         for _ in range(c.steps_per_iteration):
-            batch_index = []
+            batch_index: list[int] = []
             while len(batch_index) < min(c.batch_size, len(pool)):
                 if not order:
                     order = list(self.rng.permutation(len(pool)))
@@ -382,7 +383,7 @@ class BSTaR(RunBookkeeping):
         """Respond to one observation (or a list): greedy when `deterministic`, else sampled at
         `monitor_temperature`. Returns `(response, None)` like stable-baselines3."""
         single = isinstance(observation, str)
-        prompts = [observation] if single else list(observation)
+        prompts = [observation] if isinstance(observation, str) else list(observation)
         sampling = self.config.sampling(0.0 if deterministic else self.config.monitor_temperature)
         gens = self.policy.generate(prompts, sampling, [response_prefix] * len(prompts))
         responses = [g.response for g in gens]

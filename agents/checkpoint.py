@@ -105,7 +105,8 @@ def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path
         for name, value in content.files.items():
             (tmp / name).write_text(json.dumps(value) + "\n")
         torch.save({**content.state, "num_steps": content.step}, tmp / STATE_FILE)
-        config = asdict(content.config) if is_dataclass(content.config) else content.config
+        config = asdict(content.config) if is_dataclass(content.config) and not isinstance(
+            content.config, type) else content.config
         (tmp / AGENT_FILE).write_text(json.dumps(
             {"agent": content.agent, "num_steps": content.step, **content.counters,
              "config": config}, indent=2) + "\n")

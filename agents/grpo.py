@@ -166,8 +166,9 @@ class GRPOConfig:
         body = tree.body[0].body  # type: ignore[attr-defined]
         help_ = {}
         for node, nxt in zip(body, body[1:], strict=False):
-            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-                help_[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+                help_[node.target.id] = " ".join(str(nxt.value.value).split())
         return help_
 
 
@@ -380,7 +381,7 @@ class GRPO(RunBookkeeping):
         """Respond to one observation (or a list): greedy when `deterministic`, else sampled.
         Returns `(response, None)` like stable-baselines3 (no recurrent state)."""
         single = isinstance(observation, str)
-        prompts = [observation] if single else list(observation)
+        prompts = [observation] if isinstance(observation, str) else list(observation)
         sampling = self.config.sampling()
         if deterministic:
             sampling = SamplingConfig(0.0, 1.0, sampling.max_new_tokens, sampling.stop)
@@ -443,7 +444,7 @@ class GRPO(RunBookkeeping):
 
             agent.reference = AutoModelForCausalLM.from_pretrained(
                 reference, dtype=agent.policy.model.dtype, local_files_only=True
-            ).to(agent.policy.device).eval().requires_grad_(False)
+            ).to(agent.policy.device).eval().requires_grad_(False)  # type: ignore[arg-type]
         agent.optimizer.load_state_dict(state["optimizer"])
         agent.num_steps = checkpoint.step
         agent.eval_history = state["eval_history"]

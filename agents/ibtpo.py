@@ -245,7 +245,7 @@ class TreeSampler:
                     for _, node in requests]
         contexts = [t.prompt_ids + t.prefix_ids + ids
                     for (t, _), ids in zip(requests, node_ids, strict=True)]
-        outputs = self.policy.backend.generate(contexts, self.sampling)  # type: ignore[union-attr]
+        outputs = self.policy.backend.generate(contexts, self.sampling)
         gens = []
         for (t, node), ids, (out, reason) in zip(requests, node_ids, outputs, strict=True):
             # A root-to-leaf response gets max_new_tokens, as an independent sample does: a
@@ -414,7 +414,9 @@ class IBTPO(GRPO):
                                               self.config.std_eps)
             for trajectory, advantages in zip(t.tree.trajectories, step_adv, strict=True):
                 per_leaf[id(trajectory)] = advantages
-        lengths, values, starts = [], [], []
+        lengths: list[list[int]] = []
+        values: list[list[float]] = []
+        starts: list[int] = []
         for leaf, g in zip(leaves, gens, strict=True):
             starts.append(len(g.prompt_ids) + len(g.prefix_ids) - 1)
             if leaf.trajectory is None:

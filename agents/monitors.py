@@ -204,6 +204,14 @@ class RunBookkeeping:
     `evaluate()` that returns a dict of held-out metrics.
     """
 
+    env: Any
+    eval_env: Any
+    config: Any
+    num_steps: int
+    eval_history: list[dict[str, float]]
+    _env_seeded: bool
+    evaluate: Callable[[], dict[str, float]]
+
     def _training_loop(self, iterations: int, step: Callable[[], dict[str, Any]], desc: str,
                        progress: Callable[[dict[str, Any]], dict[str, Any]],
                        counter: Callable[[], int],

@@ -278,7 +278,7 @@ class Policy:
 
     model: Any
     tokenizer: Any
-    backend: GenerationBackend | None = None
+    backend: GenerationBackend = None  # type: ignore[assignment]  # set in __post_init__ if None
     compute_dtype: torch.dtype = torch.float32
     """dtype of forward passes (autocast); weights stay in their own (fp32) dtype."""
 
@@ -312,7 +312,7 @@ class Policy:
         bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
         compute = select_dtype(dev.type, bf16, dtype)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, local_files_only=True).to(dev)
+            path, dtype=torch.float32, local_files_only=True).to(dev)  # type: ignore[arg-type]
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         hf = TransformersBackend(model, tokenizer, generation_batch_size, compute)
         return use_backend(cls(model, tokenizer, hf, compute), backend)
@@ -347,7 +347,7 @@ class Policy:
                            prompt_ids=ids(p), prefix_ids=ids(x), completion_ids=out,
                            finish_reason=reason, logprobs=lp)
                 for p, x, (out, reason), lp in zip(prompts, prefixes, outputs,
-                                                   logprobs or [None] * len(outputs),
+                                                   logprobs if logprobs else [None] * len(outputs),
                                                    strict=True)]
 
     def samples(self, prompts: Sequence[str], completions: Sequence[str],

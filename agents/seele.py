@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -246,9 +246,9 @@ class SEELE(GRPO):
         hints = checkpoint.json_file(
             HINT_STATE_FILE, f"{checkpoint.path} was not saved by SEELE.save (a GRPO checkpoint "
             "can seed SEELE through its policy directory instead)")
-        agent = super()._from_checkpoint(checkpoint, env, eval_env, overrides)
+        agent = cast(SEELE, super()._from_checkpoint(checkpoint, env, eval_env, overrides))
         agent.scaffold.load_state_dict(hints)
-        return agent  # type: ignore[return-value]
+        return agent
 
 
 def find_scaffold(env: Any) -> HintScaffold | None:

@@ -230,7 +230,9 @@ class VLLMBackend(GenerationBackend):
         if self.sleep_mode:
             self.llm.sleep(level=1)
             self._asleep = True
-        ids, reasons, scores = [], [], []
+        ids: list[list[int]] = []
+        reasons: list[FinishReason] = []
+        scores: list[list[float]] = []
         for request in outputs:
             out = request.outputs[0]
             if out.finish_reason not in ("stop", "length"):
@@ -292,4 +294,4 @@ class _contained_side_effects:
         torch.random.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
-        torch.set_num_threads = self._set_num_threads  # type: ignore[misc]
+        torch.set_num_threads = self._set_num_threads

@@ -254,6 +254,7 @@ class CodeFileSource(ListSource):
                 question = question.rstrip() + "\nYour code should pass tests like:\n" + \
                     "\n".join(asserts[: c.show_tests])
         elif c.tests_format == "check":
+            assert c.entry_point_field is not None  # the config's validation requires it
             tests = humaneval_tests(str(raw), str(field_of(row, c.entry_point_field)))
         elif c.tests_format == "apps":
             tests = apps_tests(raw)

@@ -102,6 +102,8 @@ class ReasoningEnv(gym.Env[str, str]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    action_space: spaces.Text
+    observation_space: spaces.Text
 
     def __init__(
         self,

@@ -185,6 +185,7 @@ class FileSource(ListSource):
             return None
         solution = str(row.get(c.solution_field) or "") if c.solution_field else ""
         raw_answer = row.get(c.answer_field) if c.answer_field else None
+        answer: str | None
         if c.answer_format == "gsm8k":
             text = str(raw_answer or "")
             if "####" not in text:

@@ -31,7 +31,7 @@ class AgentSpec:
     """How the CLI builds an agent: `agent_cls(policy, env, config, eval_env=...)`, a config
     dataclass whose fields `--set` overrides, and `agent_cls.load(path, env, eval_env)`."""
 
-    agent_cls: type
+    agent_cls: type[Any]
     config_cls: type
 
 

@@ -186,9 +186,9 @@ def _phrase_or_hashes(tail: str, hashes: bool = True) -> Answer | None:
     phrase = None
     for m in _PHRASE.finditer(tail):
         phrase = m
-    hashes = tail.rfind("####") if hashes else -1
-    if hashes >= 0 and (phrase is None or hashes > phrase.start()):
-        found = after_hashes(tail[hashes:])
+    at = tail.rfind("####") if hashes else -1
+    if at >= 0 and (phrase is None or at > phrase.start()):
+        found = after_hashes(tail[at:])
         if found:
             return Answer(_strip_sentence(found), "hashes")
     if phrase is None:

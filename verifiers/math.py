@@ -655,7 +655,8 @@ class MathVerifier:
             return Status.INCORRECT, "the answer restates an expression from the question"
         gold_labels, gold = _unlabelled(gold, "")
         if gold_labels == [None] and len(_equals_split(gold)) > 1:
-            pred_labels = [None]  # against an equation (`2x + 4y = 3`) a line `y = ...` is whole
+            # against an equation (`2x + 4y = 3`) a line `y = ...` is whole
+            pred_labels: list[str | None] = [None]
         else:
             pred_labels, pred = _unlabelled(pred, gold if gold_labels == [None] else None)
         if gold_labels != [None] and len(_equals_split(pred)) > 1:

@@ -258,7 +258,7 @@ class _Direct:
     def atom(self) -> Any:
         token = self.take()
         if token[0].isdigit() or token[0] == ".":
-            if self.peek() is not None and (self.peek()[0].isdigit() or self.peek()[0] == "."):
+            if (nxt := self.peek()) is not None and (nxt[0].isdigit() or nxt[0] == "."):
                 raise _NotDirect  # `1 2`: a thin-space number or a typo; the grammar decides
             return sympy.Rational(token) if "." in token else sympy.Integer(token)
         if token == "\\frac":
@@ -421,7 +421,7 @@ def _same_as_value(gold: sympy.Expr, pred: Any) -> bool:
         return solved is not None and _same_as_value(gold, solved[1])
     if isinstance(pred, sympy.FiniteSet):
         # A one-element set is its element; a set of assignments to one variable, too.
-        values = [_assignment(e)[1] if _assignment(e) else e for e in pred.args]
+        values = [a[1] if (a := _assignment(e)) else e for e in pred.args]
         return len(values) == 1 and _same_as_value(gold, values[0])
     if isinstance(pred, sympy.Expr):
         return _same_value(gold, pred)
@@ -436,8 +436,8 @@ def _same_as_equation(gold: sympy.Eq, pred: Any) -> bool:
             other = _assignment(pred)
             return other is not None and other[0] == symbol and same(value, other[1])
         if isinstance(pred, sympy.FiniteSet) and all(
-                _assignment(e) and _assignment(e)[0] == symbol for e in pred.args):
-            return same(value, sympy.FiniteSet(*(_assignment(e)[1] for e in pred.args)))
+                (a := _assignment(e)) and a[0] == symbol for e in pred.args):
+            return same(value, sympy.FiniteSet(*(_assigned(e)[1] for e in pred.args)))
         if _is_relation(pred):
             return False
         return same(value, pred)
@@ -465,6 +465,13 @@ def _assignment(obj: Any) -> tuple[sympy.Symbol, Any] | None:
     return None
 
 
+def _assigned(obj: Any) -> tuple[sympy.Symbol, Any]:
+    """`_assignment(obj)` where the caller has checked that `obj` is an assignment."""
+    found = _assignment(obj)
+    assert found is not None
+    return found
+
+
 def _free(obj: Any) -> set:
     return set(getattr(obj, "free_symbols", set()))
 
@@ -475,15 +482,15 @@ def _distinct_symbols(fs: sympy.FiniteSet) -> bool:
 
 
 def _assignment_tuple(fs: sympy.FiniteSet) -> sympy.Tuple:
-    pairs = sorted((_assignment(e) for e in fs.args), key=lambda a: a[0].name)
+    pairs = sorted((_assigned(e) for e in fs.args), key=lambda a: a[0].name)
     return sympy.Tuple(*(value for _, value in pairs))
 
 
 def _same_assignments(gold: sympy.FiniteSet, pred: Any) -> bool:
     """Gold `x = 1, y = 2` (a system's solution): the same assignments, or the value tuple."""
     if isinstance(pred, sympy.FiniteSet) and all(_assignment(e) for e in pred.args):
-        want = {a[0]: a[1] for a in map(_assignment, gold.args)}
-        got = {a[0]: a[1] for a in map(_assignment, pred.args)}
+        want = {a[0]: a[1] for a in map(_assigned, gold.args)}
+        got = {a[0]: a[1] for a in map(_assigned, pred.args)}
         return want.keys() == got.keys() and all(same(want[k], got[k]) for k in want)
     return _same_items(list(_assignment_tuple(gold).args), _as_sequence(pred))
 
@@ -510,10 +517,10 @@ def _as_sequence(pred: Any) -> list | None:
 
 
 def _same_finite_set(gold: sympy.FiniteSet, pred: Any) -> bool:
-    if isinstance(pred, sympy.Eq) and _assignment(pred):
-        pred = _assignment(pred)[1]
+    if isinstance(pred, sympy.Eq) and (a := _assignment(pred)):
+        pred = a[1]
     if isinstance(pred, sympy.FiniteSet):
-        items = [_assignment(e)[1] if _assignment(e) else e for e in pred.args]
+        items = [a[1] if (a := _assignment(e)) else e for e in pred.args]
     elif pred is S.EmptySet:
         items = []
     elif isinstance(pred, (sympy.Expr, sympy.Tuple, MatrixBase)) and not _is_relation(pred):
@@ -576,8 +583,8 @@ def _ray(rel: Any) -> sympy.Set | None:
 
 def _as_set(pred: Any) -> sympy.Set | None:
     """A response as a subset of the reals: an interval/union, or a *solved* relation."""
-    if isinstance(pred, sympy.Eq) and _assignment(pred):
-        pred = _assignment(pred)[1]
+    if isinstance(pred, sympy.Eq) and (a := _assignment(pred)):
+        pred = a[1]
     if isinstance(pred, sympy.Set):
         if isinstance(pred, sympy.FiniteSet) and pred.args and all(
                 _is_relation(e) for e in pred.args):
