@@ -273,7 +273,10 @@ class BSTaR(RunBookkeeping):
         """Run ceil(total_steps / steps_per_iteration) more iterations.
 
         `callback(agent, metrics)` runs after every iteration; returning False stops.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end).
+        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
+        agent to its `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops
+        after the current iteration, saves, and raises `TrainingInterrupted`; a new agent
+        refuses an output_dir that holds another run (`RunExistsError`).
         """
         self._training_loop(
             math.ceil(total_steps / self.config.steps_per_iteration), self.train_iteration,

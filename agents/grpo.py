@@ -365,7 +365,10 @@ class GRPO(RunBookkeeping):
         """Run `total_steps` more training steps (sample a batch of groups, update).
 
         `callback(agent, metrics)` runs after every step; returning False stops training.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end).
+        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
+        agent to its `agent/` every `config.save_every` steps and at the end. Ctrl-C stops
+        after the current step, saves, and raises `TrainingInterrupted`; a new agent
+        refuses an output_dir that holds another run (`RunExistsError`).
         """
         self._training_loop(
             total_steps, self.train_step, type(self).__name__,
