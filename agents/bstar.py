@@ -143,6 +143,9 @@ class BSTaRConfig:
     eval_every: int = 0
     """Held-out evaluation every this many iterations (0: only at the start and end of
     `learn`)."""
+    greedy_eval_every: int = 0
+    """Greedy held-out accuracy alone (no sampled monitors) every this many iterations, for
+    the curves between full evaluations (0: none)."""
     eval_problems: int = 200
     """Held-out problems per evaluation."""
     eval_samples: int = 8
@@ -156,7 +159,11 @@ class BSTaRConfig:
     """Compute dtype: 'auto' (bf16 autocast on a GPU that supports it, else fp32), 'float32'
     or 'bfloat16'. Weights and optimiser state stay fp32."""
     output_dir: str | None = None
-    """Where metrics.jsonl / metrics.csv / curves.png are written (None: nowhere)."""
+    """The run directory: metrics.jsonl / metrics.csv / curves.png and the saved agent
+    (`agent/`) go there (None: nowhere). A new agent refuses one that holds another run."""
+    save_every: int = 1
+    """Save the agent to `output_dir`/agent every this many iterations (0: never in between);
+    it is also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
 
     field_help = classmethod(  # type: ignore[var-annotated]
         GRPOConfig.field_help.__func__)  # type: ignore[attr-defined]
@@ -171,6 +178,10 @@ class BSTaRConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        for name in ("eval_every", "greedy_eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns it off), got "
+                                 f"{getattr(self, name)}")
         if self.n_star < 0:
             raise ValueError(f"n_star must be >= 0 (0: ceil(N / M)), got {self.n_star}")
         self.temperature_grid = tuple(float(t) for t in self.temperature_grid)
@@ -263,7 +274,10 @@ class BSTaR(RunBookkeeping):
         """Run ceil(total_steps / steps_per_iteration) more iterations.
 
         `callback(agent, metrics)` runs after every iteration; returning False stops.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end).
+        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
+        agent to its `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops
+        after the current iteration, saves, and raises `TrainingInterrupted`; a new agent
+        refuses an output_dir that holds another run (`RunExistsError`).
         """
         self._training_loop(
             math.ceil(total_steps / self.config.steps_per_iteration), self.train_iteration,
@@ -389,12 +403,13 @@ class BSTaR(RunBookkeeping):
         responses = [g.response for g in gens]
         return (responses[0] if single else responses), None
 
-    def evaluate(self, env: Any = None, samples: int | None = None) -> dict[str, float]:
+    def evaluate(self, env: Any = None, samples: int | None = None,
+                 progress_bar: bool = False) -> dict[str, float]:
         """Held-out metrics on `env` or the agent's `eval_env`: greedy `accuracy` (Pass@1) and
         `mean_length`, and with `samples` (default `eval_samples`) > 0 the monitors of that
         many responses per problem at `monitor_temperature` (Pass@K, Pass@K-S, Best-of-K,
-        Reward@K-S, distinct equations, sample accuracy). Runs on its own fixed random
-        stream, so evaluating never changes training."""
+        Reward@K-S, distinct equations, sample accuracy). `progress_bar` shows the greedy
+        pass. Runs on its own fixed random stream, so evaluating never changes training."""
         env = env if env is not None else self.eval_env
         if env is None:
             raise ValueError("no env to evaluate on: pass one or give BSTaR an eval_env")
@@ -404,7 +419,8 @@ class BSTaR(RunBookkeeping):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(c.seed + 1_000_003)
             result = evaluate(self.policy, env, c.eval_problems, 0, (),
-                              max_new_tokens=c.max_new_tokens, stop=c.stop)
+                              max_new_tokens=c.max_new_tokens, stop=c.stop,
+                              progress_bar=progress_bar)
             if samples > 0:
                 responses = self.sample(self.queries(env, range(c.eval_problems)),
                                         c.monitor_temperature, env, samples)
@@ -426,7 +442,8 @@ class BSTaR(RunBookkeeping):
                    "initial_state": self.initial_state, "pool_rng": self.rng.bit_generator.state,
                    "history": self.history, "eval_history": self.eval_history,
                    **self._random_state()},
-            models={"policy": [self.policy.model, self.policy.tokenizer]}))
+            models={"policy": [self.policy.model, self.policy.tokenizer]},
+            env=self._env_record()))
 
     @classmethod
     def load(cls, path: str | Path, env: Any, eval_env: Any = None, **overrides: Any) -> BSTaR:

@@ -2,8 +2,9 @@
 
 A checkpoint is a directory holding
 
-- `agent.json`: the agent's class, its step (`num_steps`), its config and a few counters
-  (human-readable; it may be edited by hand as long as the step stays the same);
+- `agent.json`: the agent's class, its step (`num_steps`), its config, the env it trains on
+  (when known) and a few counters (human-readable; it may be edited by hand as long as the
+  step stays the same);
 - `state.pt`: optimiser and scheduler state, history, random states, and the step again;
 - model directories (`policy/`, and `reference/` for a KL reference) in Hugging Face format;
 - agent-specific JSON files (SEELE's `hints.json`);
@@ -72,6 +73,10 @@ class CheckpointContent:
     """Extra JSON values of agent.json besides the step (B-STaR's `iteration`)."""
     files: dict[str, Any] = field(default_factory=dict)
     """Extra JSON files: file name -> value."""
+    env: dict[str, Any] | None = None
+    """The training env as `{"id": env id, "kwargs": {...}}` (kwargs of `gym.make` besides
+    the registered ones, the dataset `seed` included), or None when it was not made by id;
+    `rlvr-gym eval` and `train --resume` rebuild it."""
 
 
 # -- saving --
@@ -109,6 +114,7 @@ def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path
             content.config, type) else content.config
         (tmp / AGENT_FILE).write_text(json.dumps(
             {"agent": content.agent, "num_steps": content.step, **content.counters,
+             **({"env": content.env} if content.env is not None else {}),
              "config": config}, indent=2) + "\n")
         files = {rel: _digest(tmp / rel) for rel in _files(tmp) if rel not in _UNHASHED}
         (tmp / MANIFEST_FILE).write_text(json.dumps(
@@ -231,7 +237,7 @@ class Checkpoint:
         self.path = Path(path)
         if not self.path.is_dir():
             raise CheckpointError(self._missing_message())
-        self.saved = self._agent_json()
+        self.saved = read_record(self.path)
         self.step = self.saved["num_steps"]
         manifest = self._manifest()
         if manifest is None:
@@ -312,16 +318,6 @@ class Checkpoint:
         """An extra JSON file; `hint` says what to do when it is missing."""
         return _read_json(self.path / name, hint)
 
-    def _agent_json(self) -> dict[str, Any]:
-        file = self.path / AGENT_FILE
-        saved = _read_json(file, "pass the directory given to the agent's save()")
-        if not isinstance(saved, dict) or not isinstance(saved.get("num_steps"), int) \
-                or not isinstance(saved.get("config", {}), dict):
-            raise CheckpointError(f"{file} is not an agent record (needs an integer "
-                                  "'num_steps' and a 'config' object); restore it from the "
-                                  "save or use another checkpoint")
-        return saved
-
     def _manifest(self) -> dict[str, Any] | None:
         file = self.path / MANIFEST_FILE
         if not file.exists():
@@ -361,6 +357,20 @@ class Checkpoint:
                     f"{self.path}")
         return (f"{self.path} holds no saved agent (no such directory); pass the directory "
                 "given to the agent's save()")
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed agent.json of the checkpoint at `path`, checked to be an agent record, without
+    checking the other files (for a quick look: its agent, step, env and config). Raises
+    `CheckpointError` when it is missing or malformed."""
+    file = Path(path) / AGENT_FILE
+    saved = _read_json(file, "pass the directory given to the agent's save()")
+    if not isinstance(saved, dict) or not isinstance(saved.get("num_steps"), int) \
+            or not isinstance(saved.get("config", {}), dict):
+        raise CheckpointError(f"{file} is not an agent record (needs an integer "
+                              "'num_steps' and a 'config' object); restore it from the "
+                              "save or use another checkpoint")
+    return saved
 
 
 def _read_json(file: Path, hint: str) -> Any:

@@ -110,6 +110,10 @@ class GRPOConfig:
     Lower it for large models or vocabularies (the logits of a micro-batch live in memory)."""
     eval_every: int = 0
     """Held-out evaluation every this many steps (0: only at the start and end of `learn`)."""
+    greedy_eval_every: int = 0
+    """Greedy held-out accuracy alone (no pass@k sampling: about a tenth of the cost) every
+    this many steps, for the curves between full evaluations (0: none; `rlvr-gym train` asks
+    for about ten points per run)."""
     eval_problems: int = 200
     """Held-out problems per evaluation."""
     eval_samples: int = 8
@@ -127,7 +131,11 @@ class GRPOConfig:
     """Generation backend: 'transformers', 'vllm' (colocated, `pip install "rlvr-gym[vllm]"`)
     or 'auto' (vLLM on a CUDA GPU where it is installed, else transformers)."""
     output_dir: str | None = None
-    """Where metrics.jsonl / metrics.csv / curves.png are written (None: nowhere)."""
+    """The run directory: metrics.jsonl / metrics.csv / curves.png and the saved agent
+    (`agent/`) go there (None: nowhere). A new agent refuses one that holds another run."""
+    save_every: int = 25
+    """Save the agent to `output_dir`/agent every this many steps (0: never in between); it is
+    also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
 
     def __post_init__(self) -> None:
         if self.advantage not in ("group", "mean", "none"):
@@ -140,6 +148,10 @@ class GRPOConfig:
                      "micro_batch_size", "max_sampling_rounds", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "greedy_eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns it off), got "
+                                 f"{getattr(self, name)}")
         if self.group_size < 2 and self.advantage != "none":
             raise ValueError("group advantages need group_size >= 2; use advantage='none' "
                              "for single samples")
@@ -354,7 +366,10 @@ class GRPO(RunBookkeeping):
         """Run `total_steps` more training steps (sample a batch of groups, update).
 
         `callback(agent, metrics)` runs after every step; returning False stops training.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end).
+        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
+        agent to its `agent/` every `config.save_every` steps and at the end. Ctrl-C stops
+        after the current step, saves, and raises `TrainingInterrupted`; a new agent
+        refuses an output_dir that holds another run (`RunExistsError`).
         """
         self._training_loop(
             total_steps, self.train_step, type(self).__name__,
@@ -389,8 +404,11 @@ class GRPO(RunBookkeeping):
         responses = [g.response for g in gens]
         return (responses[0] if single else responses), None
 
-    def evaluate(self, env: Any = None) -> dict[str, float]:
-        """Held-out metrics (greedy accuracy, pass@k) on `env` or the agent's `eval_env`.
+    def evaluate(self, env: Any = None, samples: int | None = None,
+                 progress_bar: bool = False) -> dict[str, float]:
+        """Held-out metrics (greedy accuracy, pass@k) on `env` or the agent's `eval_env`, with
+        `samples` completions per problem for pass@k (None: `config.eval_samples`; 0: greedy
+        accuracy only).
 
         Runs on its own fixed random stream, so evaluating never changes training."""
         env = env if env is not None else self.eval_env
@@ -400,8 +418,9 @@ class GRPO(RunBookkeeping):
         devices = [self.policy.device] if self.policy.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(c.seed + 1_000_003)
-            return evaluate(self.policy, env, c.eval_problems, c.eval_samples, c.eval_k,
-                            c.temperature or 1.0, c.max_new_tokens, c.stop)
+            return evaluate(self.policy, env, c.eval_problems,
+                            c.eval_samples if samples is None else samples, c.eval_k,
+                            c.temperature or 1.0, c.max_new_tokens, c.stop, progress_bar)
 
     def save(self, path: str | Path) -> Path:
         """Save everything an exact resume needs: weights (and the reference), optimiser
@@ -429,7 +448,7 @@ class GRPO(RunBookkeeping):
             agent=type(self).__name__, step=self.num_steps, config=self.config,
             state={"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
                    **self._random_state()},
-            models=models)
+            models=models, env=self._env_record())
 
     @classmethod
     def _from_checkpoint(cls, checkpoint: Checkpoint, env: Any, eval_env: Any,

@@ -126,17 +126,24 @@ def _setup_torch(threads: int | None) -> None:
     logging.disable_progress_bar()  # weight-loading bars would bury the training output
 
 
-def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None = None
+def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None = None,
+              recorded: dict[str, Any] | None = None
               ) -> tuple[Any, Any, str, dict[str, Any]]:
     """Training env (dataset seed as given, default 0) and held-out env (dataset seed + 1).
 
-    Without `--env` the default task of the bundled model is used."""
+    `env_id` (`--env`) picks the env with its own defaults; without it the `recorded` env of a
+    checkpoint (`{"id", "kwargs"}`) is used, else the default task of the bundled model.
+    `env_args` (`--env-arg`) change the kwargs of whichever is used."""
     import gymnasium as gym
 
     from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS
 
-    kwargs = dict(DEFAULT_ENV_KWARGS) if env_id is None else {}
-    env_id = env_id or DEFAULT_ENV_ID
+    if env_id is not None:
+        kwargs: dict[str, Any] = {}
+    elif recorded is not None:
+        env_id, kwargs = recorded["id"], dict(recorded["kwargs"])
+    else:
+        env_id, kwargs = DEFAULT_ENV_ID, dict(DEFAULT_ENV_KWARGS)
     kwargs.update(parse_pairs(env_args, "--env-arg"))
     data_seed = int(kwargs.pop("seed", 0))
     try:
@@ -155,6 +162,53 @@ def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None =
     return env, eval_env, env_id, {**kwargs, "seed": data_seed}
 
 
+def run_directory(explicit: str | None, default: Path, resumed: Path | None) -> Path:
+    """The directory of this run; never one that holds another run's files.
+
+    - resuming (`resumed`: the directory of the run the checkpoint belongs to, None when
+      unknown): that directory, or `explicit` to continue in a new directory (a branch);
+    - an `explicit` directory (`--output`) must not hold a run: it was named on purpose, so it
+      is neither overwritten nor silently swapped for another; the error says how to continue
+      it or where else to go;
+    - the `default` name: when it holds an earlier run, the first free `NAME-2`, `NAME-3`, ...
+      (rerunning a command, e.g. `make train`, keeps both runs side by side).
+    """
+    from rlvr_gym.agents.monitors import holds_run
+
+    if explicit is not None:
+        path = Path(explicit)
+        same = resumed is not None and path.resolve() == resumed.resolve()
+        if holds_run(path) and not same:
+            raise SystemExit(f"error: {path} already holds a run; continue it with --resume "
+                             f"{path / 'agent'}, or give another --output")
+        return path
+    if resumed is not None:
+        return resumed
+    path, number = default, 1
+    while holds_run(path):
+        number += 1
+        path = default.with_name(f"{default.name}-{number}")
+    return path
+
+
+def _resumed_run(checkpoint: Path, record: dict[str, Any]) -> Path | None:
+    """The run directory a checkpoint belongs to: the one holding it (`RUN/agent`) when it
+    is a run's, else the `output_dir` it was trained with; None when neither is known."""
+    from rlvr_gym.agents.monitors import holds_run
+
+    parent = checkpoint.resolve().parent
+    if (parent / "metrics.jsonl").exists() or (parent / "summary.json").exists():
+        return parent
+    saved = record.get("config", {}).get("output_dir")
+    return Path(saved) if saved and holds_run(saved) else None
+
+
+def _agent_name(record: dict[str, Any]) -> str | None:
+    """The `--agent` name of a saved agent's class, if registered."""
+    return next((name for name, spec in AGENTS.items()
+                 if spec.agent_cls.__name__ == record.get("agent")), None)
+
+
 def _format_eval(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
 
@@ -163,24 +217,42 @@ def _format_eval(metrics: dict[str, float]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    spec = AGENTS[args.agent]
+    record = None
+    if args.resume:
+        from rlvr_gym.agents.checkpoint import CheckpointError, read_record
+
+        try:
+            record = read_record(args.resume)
+        except CheckpointError as exc:
+            raise SystemExit(f"error: --resume {args.resume}: {exc}") from None
+    agent_name = args.agent or (record and _agent_name(record)) or "grpo"
+    spec = AGENTS[agent_name]
     if args.help_config:
         print(config_help(spec.config_cls))
         return 0
     _setup_torch(args.threads)
     import torch
 
+    from rlvr_gym.agents.monitors import TrainingInterrupted
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
-    env, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, args.wrapper)
+    env, eval_env, env_id, env_kwargs = make_envs(
+        args.env, args.env_arg, args.wrapper, record.get("env") if record else None)
     overrides = config_overrides(spec.config_cls, args.set)
     # One run directory for metrics, the saved agent and the summary: --output, or the
     # config's output_dir given with --set.
     if args.output and overrides.get("output_dir", args.output) != args.output:
         raise SystemExit(f"error: --output {args.output} and --set output_dir="
                          f"{overrides['output_dir']} disagree: give the run directory once")
-    output = Path(args.output or overrides.get("output_dir")
-                  or f"runs/{args.agent}-{env_id.split('/')[-1]}-seed{args.seed}")
+    resumed = None
+    if record is not None:
+        resumed = _resumed_run(Path(args.resume), record)
+        if resumed is None and not (args.output or overrides.get("output_dir")):
+            raise SystemExit(f"error: --resume {args.resume}: the checkpoint belongs to no "
+                             "run directory; give one with --output")
+    output = run_directory(args.output or overrides.get("output_dir"),
+                           Path(f"runs/{agent_name}-{env_id.split('/')[-1]}-seed{args.seed}"),
+                           resumed)
     overrides["output_dir"] = str(output)
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.resume:
@@ -193,28 +265,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = spec.config_cls(**{"seed": args.seed, **overrides})
         agent = spec.agent_cls(str(args.model or TINY_MODEL_DIR), env, config, eval_env=eval_env)
-    if "decay_steps" in {f.name for f in dataclasses.fields(spec.config_cls)} \
-            and "decay_steps" not in overrides:
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    if "decay_steps" in fields and "decay_steps" not in overrides:
         end = agent.num_steps + args.steps
         if end > agent.config.warmup_steps:
             agent.config.decay_steps = end  # the learning rate reaches 0 where this run ends
-    print(f"training {args.agent} on {env_id} {json.dumps(env_kwargs)} for {args.steps} steps; "
+    if "greedy_eval_every" in fields and "greedy_eval_every" not in overrides \
+            and record is None:
+        # about ten held-out points per run on the curves (a step counts one, a B-STaR
+        # iteration its steps_per_iteration); a resumed run keeps its own
+        per_count = getattr(agent.config, "steps_per_iteration", 1)
+        agent.config.greedy_eval_every = max(1, args.steps // per_count // 10)
+    print(f"training {agent_name} on {env_id} {json.dumps(env_kwargs)} for {args.steps} steps; "
           f"model {args.model or 'bundled tiny model'}; output {output}")
     first_step = agent.num_steps
-    agent.learn(args.steps, progress_bar=not args.no_progress)
+    try:
+        agent.learn(args.steps, progress_bar=not args.no_progress)
+    except TrainingInterrupted as stop:
+        resume = f"rlvr-gym train --resume {stop.checkpoint}" + (
+            f" --wrapper {args.wrapper}" if args.wrapper else "")
+        left = args.steps - (stop.step - first_step)
+        print(f"interrupted at step {stop.step}: agent saved to {stop.checkpoint}; continue with "
+              f"`{resume} --steps {left}`", file=sys.stderr)
+        return 130
     history = [{k: v for k, v in e.items() if k != "step"} for e in agent.eval_history
                if e["step"] >= first_step]
     before, after = history[0], history[-1]
-    print(f"held-out before: {_format_eval(before)}")
-    agent.save(output / "agent")
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    print(f"held-out before: {_format_eval(before)}")
     print(f"held-out after:  {_format_eval(after)}")
     print(f"held-out accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f} "
           f"({100 * (after['accuracy'] - before['accuracy']):+.1f} points) in {seconds:.0f} s "
-          f"({cpu_seconds:.0f} CPU s); agent saved to {output / 'agent'}, curves in "
+          f"({cpu_seconds:.0f} CPU s); agent saved to {agent.checkpoint_dir}, curves in "
           f"{output / 'curves.png'}")
     # CPU seconds of this process: with one torch thread, the wall time on an idle machine.
     summary = {"env_id": env_id, "env_kwargs": env_kwargs, "steps": args.steps,
+               "num_steps": agent.num_steps,
                "before": before, "after": after, "wall_seconds": seconds,
                "cpu_seconds": cpu_seconds, "torch_threads": torch.get_num_threads()}
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -229,19 +315,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
     path = Path(args.checkpoint or TINY_MODEL_DIR)
+    recorded = None
     if (path / AGENT_FILE).exists():  # an agent's checkpoint: its policy, checked
         try:
-            policy = Checkpoint(path).policy(args.device, "auto")
+            checkpoint = Checkpoint(path)
+            policy = checkpoint.policy(args.device, "auto")
         except CheckpointError as exc:
             raise SystemExit(f"error: {exc}") from None
+        recorded = checkpoint.saved.get("env")
     else:
         policy = Policy.from_pretrained(path, args.device)
-    _, eval_env, env_id, _ = make_envs(args.env, args.env_arg)
+    _, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, recorded=recorded)
+    if recorded is not None and args.env is None:
+        print(f"evaluating on {env_id}, the env the agent was trained on (--env overrides)",
+              file=sys.stderr)
     import torch
 
     torch.manual_seed(args.seed)
     metrics = evaluate(policy, eval_env, args.problems, args.samples, args.k, args.temperature,
-                       args.max_new_tokens)
+                       args.max_new_tokens, progress_bar=not args.no_progress)
     if args.regret_budget is not None:
         from rlvr_gym.agents.mrt import MetaProver, regret_traces, summarize_regret
 
@@ -250,7 +342,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                args.temperature)
         metrics.update({f"regret/{k}": v for k, v in
                         summarize_regret(traces, args.regret_budget).items()})
-    print(json.dumps({"checkpoint": str(path), "env_id": env_id, **metrics}, indent=2))
+    print(json.dumps({"checkpoint": str(path), "env_id": env_id, "env_kwargs": env_kwargs,
+                      **metrics}, indent=2))
     return 0
 
 
@@ -314,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def env_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--env", help="env id (default: the bundled model's task, "
-                       "rlvr/Arithmetic-v0 with 2-3 digit addition)")
+        p.add_argument("--env", help="env id (default: the env a saved agent was trained on, "
+                       "else the bundled model's task, rlvr/Arithmetic-v0 with 2-3 digit "
+                       "addition)")
         p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                        help="env/task option, e.g. --env-arg max_digits=4 (repeatable); "
                        "`seed` is the dataset seed, held-out uses seed+1")
@@ -323,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an agent on an env")
     env_options(train)
-    train.add_argument("--agent", default="grpo", choices=sorted(AGENTS), help="agent")
+    train.add_argument("--agent", default=None, choices=sorted(AGENTS),
+                       help="agent (default: grpo, or with --resume the saved agent's)")
     train.add_argument("--wrapper", default=None, help="env wrapper registered in "
                        f"rlvr_gym.cli.WRAPPERS ({', '.join(sorted(WRAPPERS)) or 'none yet'})")
     train.add_argument("--model", default=None, help="local HF model directory "
@@ -333,19 +428,24 @@ def build_parser() -> argparse.ArgumentParser:
         "warmup_steps and decays linearly to 0 at the last step (--set decay_steps=0: "
         "constant)"))
     train.add_argument("--seed", type=int, default=0, help="run seed")
-    train.add_argument("--output", default=None, help="output directory "
-                       "(default runs/<agent>-<env>-seed<seed>)")
+    train.add_argument("--output", default=None, help="run directory, which must not hold "
+                       "another run (default runs/<agent>-<env>-seed<seed>, numbered -2, -3, "
+                       "... when taken; with --resume: the resumed run's)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="config override, e.g. --set lr=1e-4 (see --help-config)")
-    train.add_argument("--resume", default=None, help="continue from a saved agent directory")
+    train.add_argument("--resume", default=None, metavar="RUN/agent",
+                       help="continue a saved agent in its run directory, on its env "
+                       "(--steps more steps)")
     train.add_argument("--help-config", action="store_true", help="list config fields and exit")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="held-out accuracy and pass@k of a checkpoint")
     ev.add_argument("checkpoint", nargs="?", default=None,
-                    help="agent directory (from train) or model directory (default: bundled)")
+                    help="agent directory (from train; evaluated on the env it was trained "
+                    "on unless --env is given) or model directory (default: bundled)")
     env_options(ev)
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.add_argument("--problems", type=int, default=200, help="held-out problems")
     ev.add_argument("--samples", type=int, default=8, help="samples per problem for pass@k")
     ev.add_argument("--k", type=int, nargs="+", default=[1, 8], help="k values of pass@k")

@@ -1,6 +1,7 @@
 """The `rlvr-gym` command line, run in-process through `main(argv)`."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,118 @@ def test_pretrain_help_config_shows_the_default_task(capsys):
     assert main(["pretrain", "--help-config"]) == 0
     out = capsys.readouterr().out
     assert "env_id = 'rlvr/Arithmetic-v0'" in out and "'min_digits': 2" in out
+
+
+# --- runs that never mix ---------------------------------------------------------------------
+
+TIMING = ("step_seconds", "update_seconds", "update_tokens_per_s", "gen_tokens_per_s")
+
+
+def training_records(run):
+    """The training records of a run's metrics.jsonl (held-out and timing values left out)."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING and not k.startswith("eval/")}
+            for r in records if "reward" in r]
+
+
+def test_rerunning_the_default_command_starts_a_fresh_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY_RUN]) == 0
+    first = tmp_path / "runs" / "grpo-Arithmetic-v0-seed0"
+    kept = {name: (first / name).read_bytes() for name in ("metrics.jsonl", "summary.json")}
+    capsys.readouterr()
+    assert main(["train", *TINY_RUN]) == 0  # a second `make train`
+    second = tmp_path / "runs" / "grpo-Arithmetic-v0-seed0-2"
+    assert f"output {Path('runs/grpo-Arithmetic-v0-seed0-2')}" in capsys.readouterr().out
+    assert {name: (first / name).read_bytes() for name in kept} == kept
+    for run in (first, second):
+        assert [r["step"] for r in training_records(run)] == [1]
+        assert json.loads((run / "agent" / "agent.json").read_text())["num_steps"] == 1
+
+
+def test_an_explicit_directory_holding_a_run_is_refused_with_the_fix(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--output", str(out), *TINY_RUN]) == 0
+    metrics = (out / "metrics.jsonl").read_bytes()
+    with pytest.raises(SystemExit, match=f"already holds a run; continue it with --resume "
+                       f"{out / 'agent'}, or give another --output"):
+        main(["train", "--output", str(out), *TINY_RUN])
+    assert (out / "metrics.jsonl").read_bytes() == metrics
+
+
+def test_resume_continues_in_place_and_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    constant = [*TINY_RUN, "--set", "decay_steps=0"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", "--output", str(straight), *constant, "--steps", "3"]) == 0
+    assert main(["train", "--output", str(split), *constant, "--steps", "1"]) == 0
+    assert main(["train", "--resume", str(split / "agent"), *constant, "--steps", "2"]) == 0
+    assert not (tmp_path / "runs").exists()  # nothing went to the default directory
+    assert training_records(split) == training_records(straight)
+    assert [r["step"] for r in training_records(split)] == [1, 2, 3]
+    weights = [(run / "agent" / "policy" / "model.safetensors").read_bytes()
+               for run in (split, straight)]
+    assert weights[0] == weights[1]
+    saved = [json.loads((run / "agent" / "agent.json").read_text()) for run in (split, straight)]
+    for run, record in zip((split, straight), saved, strict=True):
+        assert record["config"].pop("output_dir") == str(run)
+    assert saved[0] == saved[1]  # step, env and config
+    after = [json.loads((run / "summary.json").read_text())["after"] for run in (split, straight)]
+    assert after[0] == after[1]
+
+
+def test_eval_and_resume_use_the_env_the_agent_was_trained_on(tmp_path, capsys):
+    out = tmp_path / "chain"
+    assert main(["train", "--output", str(out), "--env", "rlvr/ArithmeticChain-v0",
+                 "--env-arg", "max_steps=3", "--env-arg", "seed=4", *TINY_RUN]) == 0
+    capsys.readouterr()
+    eval_args = ["--problems", "2", "--samples", "0", "--threads", "1", "--no-progress"]
+    assert main(["eval", str(out / "agent"), *eval_args]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["env_id"] == "rlvr/ArithmeticChain-v0"
+    assert shown["env_kwargs"] == {"max_steps": 3, "seed": 4}  # held out: dataset seed 5
+    assert main(["eval", str(out / "agent"), "--env", "rlvr/Arithmetic-v0", *eval_args]) == 0
+    assert json.loads(capsys.readouterr().out)["env_id"] == "rlvr/Arithmetic-v0"
+    assert main(["train", "--resume", str(out / "agent"), *TINY_RUN]) == 0
+    assert 'on rlvr/ArithmeticChain-v0 {"max_steps": 3, "seed": 4}' in capsys.readouterr().out
+
+
+def test_ctrl_c_during_learn_saves_a_loadable_agent_and_says_how_to_resume(tmp_path):
+    """SIGINT to a real `rlvr-gym train` process after its first step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import gymnasium as gym
+
+    from rlvr_gym.agents.grpo import GRPO
+    from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlvr_gym.cli", "train", "--output", str(out), *TINY_RUN,
+         "--steps", "500", "--set", "save_every=0", "--set", "greedy_eval_every=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not (out / "metrics.jsonl").exists() or '"reward"' not in \
+                (out / "metrics.jsonl").read_text():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no training step within 180 s"
+            time.sleep(0.2)
+        assert not (out / "agent").exists()  # save_every=0: nothing saved before the interrupt
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    agent = GRPO.load(out / "agent", gym.make(DEFAULT_ENV_ID, seed=0, **DEFAULT_ENV_KWARGS))
+    assert 1 <= agent.num_steps < 500
+    assert training_records(out)[-1]["step"] == agent.num_steps
+    message = stderr.strip().splitlines()[-1]
+    assert message == (f"interrupted at step {agent.num_steps}: agent saved to {out / 'agent'}; "
+                       f"continue with `rlvr-gym train --resume {out / 'agent'} --steps "
+                       f"{500 - agent.num_steps}`")

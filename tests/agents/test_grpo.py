@@ -205,3 +205,94 @@ def test_a_response_prefix_is_continued_masked_and_not_sent_twice(micro_model_di
     assert torch.all(batch.prefix_mask * batch.completion_mask == 0)
     assert batch.prefix_mask.sum() == sum(len(gen.prefix_ids) for g in groups
                                           for gen in g.generations)
+
+
+# --- the run directory -----------------------------------------------------------------------
+
+
+def logged_steps(run):
+    """Steps of the training records (those with a reward) in a run's metrics.jsonl."""
+    return [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if "reward" in r]
+
+
+def test_a_new_agent_refuses_a_directory_holding_another_run(micro_model_dir, tmp_path):
+    from rlvr_gym.agents.monitors import RunExistsError
+
+    GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+         small_config(output_dir=str(tmp_path))).learn(1, progress_bar=False)
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    second = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                  small_config(output_dir=str(tmp_path)))
+    with pytest.raises(RunExistsError, match="holds another run's files; give a new output "
+                       "directory, or load that run's agent"):
+        second.learn(1, progress_bar=False)
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
+
+
+def test_learn_saves_the_agent_every_save_every_steps_and_at_the_end(micro_model_dir, tmp_path):
+    saved_at = []
+
+    def look(agent, metrics):
+        record = tmp_path / "agent" / "agent.json"
+        saved_at.append(json.loads(record.read_text())["num_steps"] if record.exists() else None)
+
+    agent = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                 small_config(output_dir=str(tmp_path), save_every=2))
+    agent.learn(5, callback=look, progress_bar=False)
+    assert saved_at == [None, 2, 2, 4, 4]
+    assert GRPO.load(tmp_path / "agent", env_with(FirstCharIsDigit())).num_steps == 5
+
+
+def test_a_loaded_agent_continues_its_run_without_logging_a_step_twice(micro_model_dir,
+                                                                       tmp_path):
+    """A run saved at step 1, continued to step 3 without saving, and resumed from step 1:
+    the records of the lost steps 2-3 are replaced, not duplicated."""
+    import shutil
+
+    run = tmp_path / "run"
+    agent = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                 small_config(output_dir=str(run), save_every=0))
+    agent.learn(1, progress_bar=False)
+    shutil.copytree(run / "agent", tmp_path / "saved-at-1")
+    agent.learn(2, progress_bar=False)
+    assert logged_steps(run) == [1, 2, 3]
+    shutil.rmtree(run / "agent")
+    shutil.copytree(tmp_path / "saved-at-1", run / "agent")
+    resumed = GRPO.load(run / "agent", env_with(FirstCharIsDigit()))
+    with pytest.warns(UserWarning, match="dropped 2 records after step 1"):
+        resumed.learn(2, progress_bar=False)
+    assert logged_steps(run) == [1, 2, 3]
+    assert (run / "metrics.csv").read_text().count("\n") == 1 + 3
+
+
+def test_greedy_evaluations_add_held_out_points_between_full_ones(micro_model_dir, make_env,
+                                                                   tmp_path):
+    agent = GRPO(micro_model_dir, env_with(FirstCharIsDigit()),
+                 small_config(output_dir=str(tmp_path), greedy_eval_every=1),
+                 eval_env=make_env(seed=1))
+    agent.learn(3, progress_bar=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    points = [(r["step"], "eval/pass@1" in r) for r in records if "eval/accuracy" in r]
+    # full evaluations (with pass@k) at the start and end, greedy ones in between
+    assert points == [(0, True), (1, False), (2, False), (3, True)]
+    assert [e["step"] for e in agent.eval_history] == [0, 3]
+
+
+def test_the_curves_are_titled_with_run_agent_and_env(micro_model_dir, make_env, tmp_path,
+                                                      monkeypatch):
+    from rlvr_gym.agents import monitors
+
+    titles = []
+    draw = monitors.plot_curves
+    monkeypatch.setattr(monitors, "plot_curves",
+                        lambda records, path, title="": titles.append(title) or
+                        draw(records, path, title))
+    run = tmp_path / "my-run"
+    GRPO(micro_model_dir, make_env(seed=0), small_config(output_dir=str(run)),
+         eval_env=make_env(seed=1)).learn(1, progress_bar=False)
+    assert titles == ["my-run: GRPO on rlvr/Arithmetic-v0"]
+    saved = json.loads((run / "agent" / "agent.json").read_text())
+    assert saved["env"] == {"id": "rlvr/Arithmetic-v0", "kwargs": {
+        "seed": 0, "min_digits": 2, "max_digits": 3, "min_operands": 2, "max_operands": 2,
+        "operators": "+", "prompt": "{question}\n"}}

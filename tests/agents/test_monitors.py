@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from rlvr_gym.agents.monitors import MetricsLogger, eff_rate, evaluate, pass_at_k
 
@@ -59,3 +60,20 @@ def test_logger_writes_jsonl_csv_and_png(tmp_path):
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == \
         "step,reward,eff_rate,eval/accuracy"
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_evaluate_shows_progress_per_generation_batch_with_the_same_results(policy, make_env,
+                                                                            capsys):
+    policy.backend.batch_size = 4  # 5 greedy + 10 sampled generations
+    calls = []
+    generate = policy.generate
+    policy.generate = lambda prompts, *a: calls.append(len(prompts)) or generate(prompts, *a)
+    results = []
+    for progress_bar in (False, True):
+        torch.manual_seed(0)
+        results.append(evaluate(policy, make_env(seed=1), num_problems=5, samples=2,
+                                ks=(1, 2), max_new_tokens=6, progress_bar=progress_bar))
+    assert results[0] == results[1]
+    # called per generation batch of the backend: the batches of one call, bar advancing
+    assert calls == [4, 1, 4, 4, 2] * 2
+    assert "held-out:   0%|          | 0/15" in capsys.readouterr().err
