@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -277,7 +278,9 @@ def test_the_layers_in_force_are_logged_once(caplog):
 
 # -- an unprivileged host (a user this test creates) ------------------------------------------
 
-TEST_USER = "rlvr-sandbox-test"
+#: One user per test session: a run of these tests elsewhere on the machine (another
+#: checkout's suite) must not see, or be blamed for, this session's processes.
+TEST_USER = f"rlvr-sbx-{os.getpid()}"
 
 UNPRIVILEGED_SCRIPT = r"""
 import json, os, sys, threading
@@ -291,7 +294,7 @@ try:
 except SandboxUnavailable as exc:
     print(json.dumps({'refused': str(exc)}))
     sys.exit(0)
-def call(box, code, timeout=5.0):
+def call(box, code, timeout=20.0):
     result = box.run({'mode': 'call', 'code': code, 'cases': [{'expr': 'out'}]}, timeout)
     values = [m for m in result.messages if m.get('t') == 'result']
     return values[0].get('v', values[0].get('e')) if values else result.stderr[-300:]
@@ -337,11 +340,8 @@ def test_user(tmp_path_factory):
         pytest.skip("creating the unprivileged test user needs root")
     if shutil.which("useradd") is None or not os.path.exists("/usr/bin/python3"):
         pytest.skip("useradd and /usr/bin/python3 are needed for the unprivileged tests")
-    try:
-        pwd.getpwnam(TEST_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", TEST_USER], check=True)
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    TEST_USER], check=True)
     user = pwd.getpwnam(TEST_USER)
     root = tmp_path_factory.mktemp("unprivileged")
     root.chmod(0o755)
@@ -356,7 +356,9 @@ def test_user(tmp_path_factory):
     for module in (sandbox, isolation, sandbox._sandbox_runner):
         shutil.copy(module.__file__, package / Path(module.__file__).name)
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(root)], check=True)
-    return user.pw_uid, user.pw_gid, root
+    yield user.pw_uid, user.pw_gid, root
+    subprocess.run(["pkill", "-KILL", "-u", str(user.pw_uid)], check=False)
+    subprocess.run(["userdel", TEST_USER], check=False)
 
 
 def run_as_test_user(test_user, kind: str, path: str | None = None) -> dict:
@@ -376,8 +378,20 @@ def run_as_test_user(test_user, kind: str, path: str | None = None) -> dict:
     assert done.returncode == 0, done.stderr[-2000:]
     assert canary.read_bytes() == before
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    report["left"] = processes_of(uid)
+    # A namespace torn down as the script exits may take a moment to leave /proc; an escaped
+    # daemon (it sleeps 30 s) would still be there after the grace period.
+    deadline = time.monotonic() + 3.0
+    while processes_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    report["left"] = [(pid, _cmdline(pid)) for pid in processes_of(uid)]
     return report
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
 
 
 @pytest.mark.parametrize("kind", ["always", "never"], ids=["bubblewrap", "namespaces"])
