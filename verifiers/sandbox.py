@@ -40,6 +40,7 @@ import itertools
 import json
 import marshal
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -506,6 +507,50 @@ class _Started:
         self.started = time.monotonic()
 
 
+class _Launcher:
+    """The one thread that starts every sandbox process of this host process.
+
+    `setpriv --pdeathsig=KILL` and bubblewrap's `--die-with-parent` kill the sandbox when its
+    parent dies, and for Linux the parent is the *thread* that forked it: a sandbox (a warm
+    spare above all) started from a short-lived thread (a thread per request, a
+    `ThreadPoolExecutor` per batch) would be killed when that thread ends. Starting them all
+    from this thread, which lives as long as the process, keeps the protection against the
+    host's death without tying a sandbox to the thread that asked for it. A forked child of
+    the host gets a launcher of its own."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Future, Callable[[], Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def call(self, start: Callable[[], Any]) -> Any:
+        """Run `start()` on the launcher thread; return its result or raise its exception."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
+                                                name="rlvr-sandbox-launcher", daemon=True)
+                self._thread.start()
+        if threading.current_thread() is self._thread:
+            return start()
+        future: Future = Future()
+        self._jobs.put((future, start))
+        return future.result()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[tuple[Future, Callable[[], Any]]]) -> None:
+        while True:
+            future, start = jobs.get()
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # handed to the caller, who re-raises it
+                future.set_exception(exc)
+
+
+_LAUNCHER = _Launcher()
 _INSTANCES = itertools.count()
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 
@@ -668,10 +713,11 @@ class Sandbox:
             if not self._tools["setpriv"]:
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
         try:
-            popen = subprocess.Popen(
-                self._command(workdir, isolation), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=workdir,
-                start_new_session=True, close_fds=True, **kwargs)
+            command = self._command(workdir, isolation)
+            popen = _LAUNCHER.call(lambda: subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env, cwd=workdir, start_new_session=True,
+                close_fds=True, **kwargs))
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
