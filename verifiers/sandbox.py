@@ -270,7 +270,8 @@ class RunResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     """Parsed result lines, in order; unparsable lines are dropped and counted."""
     bad_lines: int = 0
-    """Lines that were not JSON objects (the program wrote garbage to the result channel)."""
+    """Lines that were not JSON objects, or objects past the most the runner writes for the
+    payload: the program wrote to the result channel."""
     stderr: str = ""
     """The last few KiB of the program's stderr."""
     exit_code: int | None = None
@@ -737,7 +738,10 @@ class Sandbox:
         popen = started.popen
         assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
         result = RunResult()
-        reader = _Reader(popen, self.config.max_output_bytes)
+        # The runner writes a few lines per run and at most two per case (a `ref` or a
+        # `result`): anything beyond that is the program's own writing.
+        reader = _Reader(popen, self.config.max_output_bytes,
+                         16 + 2 * len(payload.get("cases") or ()))
         try:
             ready = reader.first_line(started.started + self.config.startup_timeout_s)
             result.ready = ready or {}
@@ -841,9 +845,12 @@ class _Reader:
 
     STDERR_TAIL = 4096
 
-    def __init__(self, popen: subprocess.Popen, cap: int) -> None:
+    def __init__(self, popen: subprocess.Popen, cap: int, max_messages: int) -> None:
         self.popen = popen
         self.cap = cap
+        self.max_messages = max_messages
+        """Result lines kept (a flood of tiny lines must not cost the host ~100x their size
+        in dicts); further JSON objects count as bad lines."""
         self.total = 0
         self.messages: list[dict[str, Any]] = []
         self.bad_lines = 0
@@ -927,9 +934,9 @@ class _Reader:
         for line in lines:
             try:
                 message = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # e.g. a line of 100,000 nested lists
                 message = None
-            if isinstance(message, dict):
+            if isinstance(message, dict) and len(self.messages) < self.max_messages:
                 self.messages.append(message)
                 if message.get("t") == "done":
                     self._done = True
@@ -944,6 +951,13 @@ class _Reader:
             self._selector.unregister(self._pidfd)
         self._selector.close()
         os.close(self._pidfd)
+
+
+def _result_of(future: Future[RunResult]) -> RunResult:
+    try:
+        return future.result()
+    except Exception as exc:  # the harness broke for this job only
+        return RunResult(error=f"sandbox failed: {type(exc).__name__}: {exc}")
 
 
 class SandboxPool:
@@ -994,14 +1008,16 @@ class SandboxPool:
 
     def map(self, jobs: Iterable[tuple[dict[str, Any], float]]) -> Iterator[RunResult]:
         """Run (payload, timeout_s) jobs on the pool; yield results in input order. The input
-        is consumed lazily, `max_pending` jobs ahead of the results consumed."""
+        is consumed lazily, `max_pending` jobs ahead of the results consumed. Each job stands
+        on its own: one whose run raises yields a result with `error` set, and the others
+        go on."""
         pending: collections.deque[Future[RunResult]] = collections.deque()
         for payload, timeout_s in jobs:
             if len(pending) >= self.max_pending:
-                yield pending.popleft().result()
+                yield _result_of(pending.popleft())
             pending.append(self._executor.submit(self.run, payload, timeout_s))
         while pending:
-            yield pending.popleft().result()
+            yield _result_of(pending.popleft())
 
     def stray_processes(self) -> list[int]:
         """Live processes of this host's sandboxes other than the idle warm spares: should be
