@@ -13,18 +13,21 @@
   sandbox boundary, and `True` is not `1`. With `json_values` (tests from JSON files, which
   have no tuples) a returned tuple counts as a list.
 - assert statements: `{"format": "assert", "asserts": ["assert f(1) == 2", ...],
-  "setup": "import math"}` (MBPP/HumanEval style). The host splits each `assert A == B` whose
-  `B` is a literal into the expression `A`, evaluated in the sandbox, and the expected value,
-  kept in the host; likewise `!=`, `<`, ..., `in`, `is`, `not A`, bare `assert A`,
-  `math.isclose(A, 1.5, ...)` and `abs(A - 1.5) < 1e-6`. Other asserts (two non-literal
-  sides) are evaluated whole in the sandbox, with the builtins as they were before the
-  program ran; they are only as strong as the expression, since the program could have
-  patched the modules it uses. Statements that are not top-level asserts (imports, helpers,
-  asserts inside loops) run as setup before the tests.
+  "setup": "import math"}` (MBPP/HumanEval style). The host turns each assert's test into a
+  condition it evaluates itself over plain values: comparisons (chains included), `not`,
+  `and`/`or`, `math.isclose(A, B, ...)`, `abs(A - B) < EPS`, anything else by its truth
+  value. Literal leaves stay in the host; the others are evaluated in the sandbox with the
+  builtins as they were before the program ran, and only their values come back. Leaves the
+  test code computes alone (`sorted(xs)`, `ref(x)` with `ref` from the setup) are evaluated
+  before the program starts, so the program can neither forge nor influence them. Statements
+  that are not top-level asserts (imports, helpers, asserts inside loops) are setup: it runs
+  before the program, the names it defines win over the program's, and statements that
+  needed the program run again after it. Values must be plain data, as for function calls.
 
 In every format the expected outputs never enter the sandbox, and the host requires a result
-for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran, or
-forges result lines, gets no credit for tests it did not answer with the right values.
+for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran gets
+no credit for tests it did not answer. A program that writes to the result channel itself
+(garbage, a result twice, values claimed after it started) scores 0.
 
 Score = fraction of tests passed; `correct` only when all pass. `no_answer`: no Python code
 in the response. `timeout`: the program ran past its wall deadline (score counts the tests it
@@ -37,6 +40,7 @@ from __future__ import annotations
 import ast
 import collections
 import math
+import os
 import re
 import threading
 import time
@@ -521,6 +525,7 @@ class CodeVerifier:
         self.config = config or CodeVerifierConfig()
         self.config.validate()
         self._pool: SandboxPool | None = None
+        self._pool_pid = os.getpid()
         self._lock = threading.Lock()
         # Parsed tests of recently seen problems: an RL step verifies G responses per problem.
         self._suites: collections.OrderedDict[int, tuple[Problem, TestSuite]] = \
@@ -535,8 +540,11 @@ class CodeVerifier:
     def pool(self) -> SandboxPool:
         """The sandbox pool (started on first use)."""
         with self._lock:
+            if self._pool is not None and self._pool_pid != os.getpid():
+                self._pool = None  # a forked copy: the parent's sandboxes are not its children
             if self._pool is None:
                 self._pool = SandboxPool(self.config.sandbox, self.config.workers)
+                self._pool_pid = os.getpid()
             return self._pool
 
     def verify(self, response: str, problem: Problem) -> Verdict:
