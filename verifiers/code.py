@@ -598,9 +598,9 @@ class CodeVerifier:
     def close(self) -> None:
         """Stop the sandbox pool (it restarts if the verifier is used again)."""
         with self._lock:
-            if self._pool is not None:
+            if self._pool is not None and self._pool_pid == os.getpid():
                 self._pool.close()
-                self._pool = None
+            self._pool = None
 
     def __enter__(self) -> CodeVerifier:
         return self
