@@ -591,8 +591,7 @@ class CodeVerifier:
                 _, code, suite = prepared[i]
                 verdicts[i] = self._score_safely(result, suite, code)  # type: ignore[arg-type]
         elapsed = time.perf_counter() - start
-        return [Verdict(v.status, v.score, v.extracted, v.reason,
-                        v.elapsed_s or elapsed / len(pairs))
+        return [replace(v, elapsed_s=v.elapsed_s or elapsed / len(pairs))  # keeps `usable`
                 for v in verdicts if v is not None]
 
     def close(self) -> None:

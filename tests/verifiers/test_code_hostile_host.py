@@ -192,3 +192,12 @@ def test_setup_runs_once_and_helpers_that_need_the_program_still_work(verifier):
     wrong = verifier.verify("def f(xs):\n    return list(xs)\n", problem)
     assert (wrong.status, wrong.score) == (Status.INCORRECT, 0.0), wrong
     assert "failed before the tests" in wrong.reason  # the loop in the setup
+
+
+def test_a_program_past_its_time_limit_in_a_batch_is_penalised_not_masked(verifier):
+    looping = "def f(x):\n    while True:\n        pass\n"
+    one_test = Problem("host/one", "", "", kind="code", tests={  # wall 1.5 s < CPU limit 2 s
+        "format": "call", "fn": "f", "cases": [{"args": [1], "expected": 2}]})
+    verdicts = verifier.verify_batch([looping, CORRECT], [one_test])
+    assert [(v.status, v.usable) for v in verdicts] == [(Status.TIMEOUT, True),
+                                                        (Status.CORRECT, True)]
