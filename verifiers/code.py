@@ -27,7 +27,8 @@
 In every format the expected outputs never enter the sandbox, and the host requires a result
 for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran gets
 no credit for tests it did not answer. A program that writes to the result channel itself
-(garbage, a result twice, values claimed after it started) scores 0.
+(garbage, a result twice or before the program loaded, values claimed after it started)
+scores 0.
 
 Score = fraction of tests passed; `correct` only when all pass. `no_answer`: no Python code
 in the response. `timeout`: the program ran past its wall deadline (score counts the tests it
@@ -315,22 +316,25 @@ class _Values:
     load_error: str | None = None
     tampered: bool = False
     """The result channel carried something the runner never writes: garbage, a repeated
-    result, values claimed after the program started. Only the program can have written it."""
+    result, a result before the program finished loading, values claimed after the program
+    started. Only the program can have written it."""
 
     @classmethod
     def collect(cls, result: RunResult) -> _Values:
         values = cls(tampered=result.bad_lines > 0)
-        started = False
+        started = loaded = False
         for m in result.messages:
             kind, i = m.get("t"), m.get("i")
             if kind == "loading":
                 values.tampered |= started
                 started = True
+            elif kind == "loaded":
+                loaded = True
             elif kind == "load_error" and values.load_error is None:
                 values.load_error = _short(m.get("error"), 200)
             elif kind in ("ref", "result"):
                 if type(i) is not int or i in values.refs or i in values.results or \
-                        (kind == "ref" and started):
+                        (kind == "ref" and started) or (kind == "result" and not loaded):
                     values.tampered = True
                 else:
                     (values.refs if kind == "ref" else values.results)[i] = m

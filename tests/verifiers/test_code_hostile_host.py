@@ -87,9 +87,10 @@ TOO_LONG_FOR_REPR = "def f(x):\n    return 10 ** 5000\n"
 # 100,000 ints equal modulo 2**61 - 1 share one hash: building their set takes minutes. The
 # program cannot build it in time itself, but it can write it as its result.
 COLLIDING_SET = CHANNEL + (
-    "items = ','.join('[\"i\",\"%x\"]' % (k * (2 ** 61 - 1)) for k in range(1, 100000))\n"
-    "send('{\"t\":\"result\",\"i\":0,\"v\":[\"S\",[' + items + ']]}')\n"
-    "os._exit(0)\n")
+    "def f(x):\n"
+    "    items = ','.join('[\"i\",\"%x\"]' % (k * (2 ** 61 - 1)) for k in range(1, 100000))\n"
+    "    send('{\"t\":\"result\",\"i\":0,\"v\":[\"S\",[' + items + ']]}')\n"
+    "    os._exit(0)\n")
 
 
 def _penalised(verdict) -> None:
@@ -166,6 +167,19 @@ def test_writing_result_lines_does_not_forge_a_pass(verifier, forger):
     assert verifier.verify(SORT, SORTED).correct
     verdict = verifier.verify(forger + "def f(xs):\n    return []\n", SORTED)
     _penalised(verdict)
+
+
+def test_forged_values_for_a_boolean_function_score_nothing(verifier):
+    # Claiming True for every test, then exiting before the runner answers, would pass the
+    # tests that expect True (as `return True` would); writing the lines is what it is judged
+    # for: 0.
+    problem = Problem("host/even", "", "", kind="code", tests={
+        "format": "call", "fn": "is_even",
+        "cases": [{"args": [2], "expected": True}, {"args": [3], "expected": False}]})
+    verdict = verifier.verify(CHANNEL + "for i in range(2):\n    " + FORGED_PASS
+                              + "os._exit(0)\n", problem)
+    _penalised(verdict)
+    assert "result channel" in verdict.reason
 
 
 def test_patching_what_the_test_side_uses_does_not_forge_a_pass(verifier):
