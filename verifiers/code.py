@@ -19,7 +19,10 @@
   value. Literal leaves stay in the host; the others are evaluated in the sandbox with the
   builtins as they were before the program ran, and only their values come back. Leaves the
   test code computes alone (`sorted(xs)`, `ref(x)` with `ref` from the setup) are evaluated
-  before the program starts, so the program can neither forge nor influence them. Statements
+  before the program starts, so the program can neither forge nor influence them. (A leaf
+  that mixes both, like `all(f(x) == ref(x) for x in xs)`, is a single value computed in the
+  program's process, which the program can claim: write such tests as separate asserts, or
+  as call tests.) Statements
   that are not top-level asserts (imports, helpers, asserts inside loops) are setup: it runs
   before the program, the names it defines win over the program's, and statements that
   needed the program run again after it. Values must be plain data, as for function calls.
