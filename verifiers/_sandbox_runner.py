@@ -21,7 +21,9 @@ Order of work (everything before step 4 is trusted; the candidate cannot interfe
   4. run the candidate and the tests, writing one JSON line per test result to stdout.
 
 The payload carries test *inputs* only. Expected outputs stay in the host, which compares: a
-program that forges result lines still has to produce the expected values to pass.
+program that forges result lines still has to produce the expected values to pass. The runner
+sends values, never verdicts, and writes each line once; values the test code computes
+without the program go out before the program starts (see `_run_calls`).
 
 The host imports this module too, for the value codec (`encode` / `decode`).
 """
@@ -85,11 +87,28 @@ def _items(obj, depth):
     return [decode(v, depth + 1) for v in obj[1]]
 
 
+# More elements of one set or dict than this with the same hash: a hash-collision bomb (ints
+# that are equal modulo 2**61 - 1 all collide), which would take the host quadratic time.
+_MAX_SAME_HASH = 64
+
+
+def _hashed(keys):
+    counts = {}
+    for key in keys:
+        h = hash(key)
+        counts[h] = counts.get(h, 0) + 1
+        if counts[h] > _MAX_SAME_HASH:
+            raise ValueError("malformed value")
+    return keys
+
+
 def _pairs(obj, depth):
     if not isinstance(obj[1], list) or not all(isinstance(p, list) and len(p) == 2
                                                for p in obj[1]):
         raise ValueError("malformed value")
-    return {decode(k, depth + 1): decode(v, depth + 1) for k, v in obj[1]}
+    pairs = [(decode(k, depth + 1), decode(v, depth + 1)) for k, v in obj[1]]
+    _hashed([k for k, _ in pairs])
+    return dict(pairs)
 
 
 def _scalar(kind, convert):
@@ -109,8 +128,8 @@ _DECODERS = {
     "y": _scalar(str, bytes.fromhex),
     "l": _items,
     "t": lambda obj, depth: tuple(_items(obj, depth)),
-    "S": lambda obj, depth: set(_items(obj, depth)),
-    "F": lambda obj, depth: frozenset(_items(obj, depth)),
+    "S": lambda obj, depth: set(_hashed(_items(obj, depth))),
+    "F": lambda obj, depth: frozenset(_hashed(_items(obj, depth))),
     "d": _pairs,
 }
 
@@ -279,25 +298,63 @@ def _describe(exc):
     return (f"{type(exc).__name__}: {exc}")[:500]
 
 
+def _evaluate(expr, i, namespace, clean):
+    """An assert's expression, seeing the builtins as they were before the program ran: a
+    program that defines or patches `abs` or `len` cannot change what a test computes."""
+    code = compile(expr, "<test %d>" % i, "eval")  # noqa: UP031
+    scope = dict(namespace, __builtins__=clean)
+    for name in code.co_names:
+        if name in clean:
+            scope[name] = clean[name]
+    return eval(code, scope)
+
+
 def _run_calls(payload, channel):
-    """Function-call and assert-expression tests: load the program once, evaluate each test
-    in turn and send back the plain value it produced."""
+    """Function-call and assert tests: load the program once, evaluate each test (call) or
+    each expression of the asserts in turn and send back the plain value it produced; the
+    host compares.
+
+    Assert tests first run their setup and evaluate their expressions *before* the program
+    exists: what succeeds there is the test code's own value (e.g. `sorted(xs)` in `assert
+    f(xs) == sorted(xs)`) and goes out as a `ref` line that the program, not yet started,
+    cannot forge or influence; a `loading` line then marks where the program's control
+    begins. After the program, the setup's names are restored (the setup wins, as if it ran
+    after the program), the setup statements that failed without the program run again, and
+    the remaining expressions are evaluated."""
     import builtins
 
-    # Test expressions see the builtins as they were before the program ran: a program that
-    # defines or patches `abs` or `len` cannot change what an assert computes with them.
     clean = dict(builtins.__dict__)
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
+    fn_name = payload.get("fn")
+    cases = payload["cases"]
+    pending, retry, defined = range(len(cases)), [], {}
+    if fn_name is None:
+        for statement in payload.get("setup") or ():
+            try:
+                exec(compile(statement, "<test setup>", "exec"), namespace)
+            except BaseException:
+                retry.append(statement)
+        pending = []
+        for i, case in enumerate(cases):
+            try:
+                channel.send(t="ref", i=i, v=encode(_evaluate(case["expr"], i, namespace,
+                                                               clean)))
+                cases[i] = None  # the program need not find how the test computes it
+            except BaseException:
+                pending.append(i)
+        defined = dict(namespace)
+    channel.send(t="loading")
     try:
         exec(compile(payload["code"], "<solution>", "exec"), namespace)
-        if payload.get("setup"):
-            exec(compile(payload["setup"], "<test setup>", "exec"), namespace)
+        namespace.update(defined)
+        for statement in retry:
+            exec(compile(statement, "<test setup>", "exec"), namespace)
     except BaseException as exc:  # SystemExit included: exiting early is a failure
         channel.send(t="load_error", error=_describe(exc))
         return
     channel.send(t="loaded")
-    fn_name = payload.get("fn")
-    for i, case in enumerate(payload["cases"]):
+    for i in pending:
+        case = cases[i]
         try:
             if fn_name is not None:
                 fn = namespace.get(fn_name)
@@ -305,12 +362,7 @@ def _run_calls(payload, channel):
                     raise NameError(f"the program defines no function {fn_name!r}")
                 value = fn(*decode(case["args"]), **decode(case["kwargs"]))
             else:
-                expr = compile(case["expr"], f"<test {i}>", "eval")
-                scope = dict(namespace, __builtins__=clean)
-                for name in expr.co_names:
-                    if name in clean:
-                        scope[name] = clean[name]
-                value = eval(expr, scope)
+                value = _evaluate(case["expr"], i, namespace, clean)
             channel.send(t="result", i=i, v=encode(value))
         except BaseException as exc:
             channel.send(t="result", i=i, e=_describe(exc))

@@ -13,18 +13,25 @@
   sandbox boundary, and `True` is not `1`. With `json_values` (tests from JSON files, which
   have no tuples) a returned tuple counts as a list.
 - assert statements: `{"format": "assert", "asserts": ["assert f(1) == 2", ...],
-  "setup": "import math"}` (MBPP/HumanEval style). The host splits each `assert A == B` whose
-  `B` is a literal into the expression `A`, evaluated in the sandbox, and the expected value,
-  kept in the host; likewise `!=`, `<`, ..., `in`, `is`, `not A`, bare `assert A`,
-  `math.isclose(A, 1.5, ...)` and `abs(A - 1.5) < 1e-6`. Other asserts (two non-literal
-  sides) are evaluated whole in the sandbox, with the builtins as they were before the
-  program ran; they are only as strong as the expression, since the program could have
-  patched the modules it uses. Statements that are not top-level asserts (imports, helpers,
-  asserts inside loops) run as setup before the tests.
+  "setup": "import math"}` (MBPP/HumanEval style). The host turns each assert's test into a
+  condition it evaluates itself over plain values: comparisons (chains included), `not`,
+  `and`/`or`, `math.isclose(A, B, ...)`, `abs(A - B) < EPS`, anything else by its truth
+  value. Literal leaves stay in the host; the others are evaluated in the sandbox with the
+  builtins as they were before the program ran, and only their values come back. Leaves the
+  test code computes alone (`sorted(xs)`, `ref(x)` with `ref` from the setup) are evaluated
+  before the program starts, so the program can neither forge nor influence them. (A leaf
+  that mixes both, like `all(f(x) == ref(x) for x in xs)`, is a single value computed in the
+  program's process, which the program can claim: write such tests as separate asserts, or
+  as call tests.) Statements
+  that are not top-level asserts (imports, helpers, asserts inside loops) are setup: it runs
+  before the program, the names it defines win over the program's, and statements that
+  needed the program run again after it. Values must be plain data, as for function calls.
 
 In every format the expected outputs never enter the sandbox, and the host requires a result
-for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran, or
-forges result lines, gets no credit for tests it did not answer with the right values.
+for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran gets
+no credit for tests it did not answer. A program that writes to the result channel itself
+(garbage, a result twice or before the program loaded, values claimed after it started)
+scores 0.
 
 Score = fraction of tests passed; `correct` only when all pass. `no_answer`: no Python code
 in the response. `timeout`: the program ran past its wall deadline (score counts the tests it
@@ -37,10 +44,11 @@ from __future__ import annotations
 import ast
 import collections
 import math
+import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,17 +68,23 @@ def extract_code(response: str) -> str | None:
     return code if code.strip() else None
 
 
+#: A value an assert's test uses: `("lit", value)`, a literal kept in the host, or
+#: `("run", j)`, the payload's expression `j`, evaluated in the sandbox.
+_Leaf = tuple[str, Any]
+
+
 @dataclass(frozen=True)
 class _Check:
-    """How the host judges one test from the value the sandbox sent back."""
+    """How the host judges one test from the values the sandbox sent back."""
 
     describe: str
     """The test as shown in feedback (e.g. `f(3)` or `input '1 2'`)."""
     expected: Any = None
-    """The expected value or output text (host side only)."""
-    op: str = "=="
-    """Comparison: `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is`, `is not`,
-    `truthy`, `falsy`, `isclose`, `abs_diff`, `strict` (function-call tests) or `stdout`."""
+    """The expected value (`strict`) or output text (`stdout`); host side only."""
+    op: str = "strict"
+    """`strict` (function-call tests), `stdout` (stdin/stdout tests) or `assert`."""
+    cond: tuple[Any, ...] = ()
+    """For `assert`: the test as a condition over leaves (see `_condition`)."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +116,11 @@ def parse_tests(tests: Any) -> TestSuite:
     Raises ValueError saying what to fix."""
     _require(isinstance(tests, dict) and tests.get("format") in ("stdio", "call", "assert"),
              "code tests must be a dict with 'format' set to 'stdio', 'call' or 'assert', "
-             f"got {str(tests)[:100]!r}")
+             f"got {_short(tests, 100)}")
     fmt = tests["format"]
     float_tol = tests.get("float_tol")
     _require(float_tol is None or (isinstance(float_tol, (int, float)) and float_tol >= 0),
-             f"float_tol must be None or a non-negative number, got {float_tol!r}")
+             f"float_tol must be None or a non-negative number, got {_short(float_tol)}")
     if fmt == "assert":
         return _parse_asserts(tests)
     cases = tests.get("cases")
@@ -123,7 +137,7 @@ def parse_tests(tests: Any) -> TestSuite:
         return TestSuite(payload, checks, float_tol)
     fn = tests.get("fn")
     _require(isinstance(fn, str) and fn.isidentifier(),
-             f"call tests need 'fn', the function's name, got {fn!r}")
+             f"call tests need 'fn', the function's name, got {_short(fn)}")
     wire_cases, checks = [], []
     for case in cases:
         _require(isinstance(case, dict) and "args" in case and "expected" in case,
@@ -134,7 +148,8 @@ def parse_tests(tests: Any) -> TestSuite:
             encode(case["expected"])
         except TypeError as exc:
             raise ValueError(f"call test values must be plain data: {exc}") from exc
-        shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        shown = ", ".join([_short(a) for a in args] + [f"{k}={_short(v)}"
+                                                       for k, v in kwargs.items()])
         checks.append(_Check(f"{fn}({shown[:200]})", case["expected"], "strict"))
     return TestSuite({"mode": "call", "fn": fn, "cases": wire_cases}, tuple(checks), float_tol,
                      bool(tests.get("json_values", False)))
@@ -149,7 +164,6 @@ def _literal(node: ast.expr) -> tuple[bool, Any]:
 
 _OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
         ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
-_MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def _literal_kwargs(call: ast.Call) -> dict[str, Any] | None:
@@ -162,38 +176,49 @@ def _literal_kwargs(call: ast.Call) -> dict[str, Any] | None:
     return kwargs
 
 
-def _split_assert(test: ast.expr) -> tuple[str, _Check]:
-    """(expression evaluated in the sandbox, host-side check) for one assert's test."""
-    shown = ast.unparse(test)[:200]
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _OPS:
-        op = _OPS[type(test.ops[0])]
-        left, right = test.left, test.comparators[0]
-        is_lit, value = _literal(right)
-        # abs(A - B) < EPS with B and EPS literal: the usual float check, judged in the host
-        if is_lit and op in ("<", "<=") and isinstance(left, ast.Call) and \
+def _leaf(node: ast.expr, exprs: list[str]) -> _Leaf:
+    """A literal stays in the host; anything else becomes an expression for the sandbox."""
+    is_lit, value = _literal(node)
+    if is_lit:
+        return ("lit", value)
+    exprs.append(ast.unparse(node))
+    return ("run", len(exprs) - 1)
+
+
+def _condition(test: ast.expr, exprs: list[str]) -> tuple[Any, ...]:
+    """An assert's test as a condition the host evaluates over plain values, its non-literal
+    leaves appended to `exprs` (evaluated in the sandbox):
+
+    - `("cmp", ops, leaves)`: `leaves[0] ops[0] leaves[1] ops[1] ...` (chains included);
+    - `("abs_diff", op, (a, b, eps))`: `abs(a - b) op eps`, op `<` or `<=`;
+    - `("isclose", kwargs, (a, b))`: `math.isclose(a, b, **kwargs)`, literal kwargs;
+    - `("not", cond)`, `("and", conds)`, `("or", conds)`;
+    - `("truth", leaf)`: anything else, judged by its truth value.
+
+    The sandbox sends back values only, never a verdict: a program that writes result lines
+    itself can only claim values, and a leaf the test code computes without the program is
+    evaluated before the program runs."""
+    if isinstance(test, ast.Compare) and all(type(op) in _OPS for op in test.ops):
+        ops = tuple(_OPS[type(op)] for op in test.ops)
+        left = test.left
+        if ops in (("<",), ("<=",)) and isinstance(left, ast.Call) and \
                 ast.unparse(left.func) == "abs" and len(left.args) == 1 and not left.keywords \
                 and isinstance(left.args[0], ast.BinOp) and isinstance(left.args[0].op, ast.Sub):
-            for inner, other in ((left.args[0].left, left.args[0].right),
-                                 (left.args[0].right, left.args[0].left)):
-                other_lit, target = _literal(other)
-                if other_lit:
-                    return ast.unparse(inner), _Check(shown, (target, value, op), "abs_diff")
-        if is_lit:
-            return ast.unparse(left), _Check(shown, value, op)
-        is_lit, value = _literal(left)
-        if is_lit and op in _MIRROR:
-            return ast.unparse(right), _Check(shown, value, _MIRROR[op])
+            diff = left.args[0]
+            return ("abs_diff", ops[0], (_leaf(diff.left, exprs), _leaf(diff.right, exprs),
+                                         _leaf(test.comparators[0], exprs)))
+        return ("cmp", ops, tuple(_leaf(n, exprs) for n in [left, *test.comparators]))
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return ast.unparse(test.operand), _Check(shown, None, "falsy")
-    # math.isclose(A, B, rel_tol=..., abs_tol=...) with one literal side
+        return ("not", _condition(test.operand, exprs))
+    if isinstance(test, ast.BoolOp):
+        return ("and" if isinstance(test.op, ast.And) else "or",
+                tuple(_condition(v, exprs) for v in test.values))
     if isinstance(test, ast.Call) and ast.unparse(test.func) in ("isclose", "math.isclose") \
             and len(test.args) == 2:
         kwargs = _literal_kwargs(test)
-        for inner, other in ((test.args[0], test.args[1]), (test.args[1], test.args[0])):
-            other_lit, target = _literal(other)
-            if other_lit and kwargs is not None:
-                return ast.unparse(inner), _Check(shown, (target, kwargs), "isclose")
-    return ast.unparse(test), _Check(shown, None, "truthy")
+        if kwargs is not None:
+            return ("isclose", kwargs, (_leaf(test.args[0], exprs), _leaf(test.args[1], exprs)))
+    return ("truth", _leaf(test, exprs))
 
 
 def _parse_asserts(tests: dict[str, Any]) -> TestSuite:
@@ -204,22 +229,24 @@ def _parse_asserts(tests: dict[str, Any]) -> TestSuite:
              "assert tests need 'asserts', a non-empty list of assert statements")
     setup = tests.get("setup") or ""
     _require(isinstance(setup, str), "assert tests' 'setup' must be a string of Python code")
-    setup_parts, exprs, checks = [setup] if setup.strip() else [], [], []
-    for text in asserts:
+    sources = [("setup", setup)] + [("assert", text) for text in asserts]
+    setup_parts: list[str] = []
+    exprs: list[str] = []
+    checks = []
+    for origin, text in sources:
         try:
             module = ast.parse(text)
         except SyntaxError as exc:
-            raise ValueError(f"assert test is not valid Python ({exc.msg}): {text[:100]!r}"
-                             ) from exc
+            raise ValueError(f"{'assert test' if origin == 'assert' else 'assert tests setup'}"
+                             f" is not valid Python ({exc.msg}): {text[:100]!r}") from exc
         for node in module.body:
-            if isinstance(node, ast.Assert):
-                expr, check = _split_assert(node.test)
-                exprs.append({"expr": expr})
-                checks.append(check)
+            if isinstance(node, ast.Assert) and origin == "assert":
+                checks.append(_Check(ast.unparse(node.test)[:200], op="assert",
+                                     cond=_condition(node.test, exprs)))
             else:
                 setup_parts.append(ast.unparse(node))
     _require(bool(checks), "assert tests contain no assert statement")
-    payload = {"mode": "call", "cases": exprs, "setup": "\n".join(setup_parts)}
+    payload = {"mode": "call", "cases": [{"expr": e} for e in exprs], "setup": setup_parts}
     return TestSuite(payload, tuple(checks), tests.get("float_tol"))
 
 
@@ -277,63 +304,182 @@ _COMPARE = {
 }
 
 
-def _judge(check: _Check, message: dict[str, Any], suite: TestSuite) -> tuple[bool, str]:
-    """(passed, what went wrong) for one test's result line."""
+class _NoValue(Exception):
+    """A leaf has no usable value (no result, an exception, a malformed value)."""
+
+
+@dataclass
+class _Values:
+    """What one run sent back, sorted by trust: `refs` (test-code values computed before the
+    program ran, so the program cannot have touched them) and `results` (one per test or
+    expression, sent while or after the program ran)."""
+
+    refs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    load_error: str | None = None
+    tampered: bool = False
+    """The result channel carried something the runner never writes: garbage, a repeated
+    result, a result before the program finished loading, values claimed after the program
+    started. Only the program can have written it."""
+
+    @classmethod
+    def collect(cls, result: RunResult) -> _Values:
+        values = cls(tampered=result.bad_lines > 0)
+        started = loaded = False
+        for m in result.messages:
+            kind, i = m.get("t"), m.get("i")
+            if kind == "loading":
+                values.tampered |= started
+                started = True
+            elif kind == "loaded":
+                loaded = True
+            elif kind == "load_error" and values.load_error is None:
+                values.load_error = _short(m.get("error"), 200)
+            elif kind in ("ref", "result"):
+                if type(i) is not int or i in values.refs or i in values.results or \
+                        (kind == "ref" and started) or (kind == "result" and not loaded):
+                    values.tampered = True
+                else:
+                    (values.refs if kind == "ref" else values.results)[i] = m
+        return values
+
+    def get(self, j: int) -> Any:
+        """The decoded value of expression `j`; _NoValue saying why there is none."""
+        m = self.refs.get(j) or self.results.get(j)
+        if m is None:
+            raise _NoValue("no result")
+        if "e" in m:
+            raise _NoValue(f"raised {_short(m['e'], 120)}")
+        try:
+            return decode(m.get("v"))
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+            raise _NoValue("sent back a malformed value") from exc
+
+
+def _leaf_value(leaf: _Leaf, values: _Values) -> Any:
+    kind, x = leaf
+    return x if kind == "lit" else values.get(x)
+
+
+def _number(value: Any) -> float | int:
+    if type(value) not in (int, float):
+        raise TypeError("not a number")
+    return value
+
+
+def _compare(op: str, left: Any, right: Any, float_tol: float | None) -> bool:
+    if op in ("==", "!=") and float_tol is not None and type(left) is float \
+            and type(right) is float:
+        return math.isclose(left, right, rel_tol=float_tol, abs_tol=float_tol) == (op == "==")
+    return bool(_COMPARE[op](left, right))
+
+
+def _holds(cond: tuple[Any, ...], values: _Values, float_tol: float | None) -> bool:
+    """Evaluate an assert's condition (see `_condition`) on plain values, short-circuiting as
+    Python does. Raises _NoValue for a needed leaf without a value, and TypeError,
+    OverflowError, ... where the values do not support the operation."""
+    kind = cond[0]
+    if kind == "truth":
+        return bool(_leaf_value(cond[1], values))
+    if kind == "not":
+        return not _holds(cond[1], values, float_tol)
+    if kind in ("and", "or"):
+        want = kind == "or"
+        return want if any(_holds(c, values, float_tol) is want for c in cond[1]) else not want
+    if kind == "cmp":
+        left = _leaf_value(cond[2][0], values)
+        for op, leaf in zip(cond[1], cond[2][1:], strict=True):
+            right = _leaf_value(leaf, values)
+            if not _compare(op, left, right, float_tol):
+                return False
+            left = right
+        return True
+    a, b, *rest = (_number(_leaf_value(leaf, values)) for leaf in cond[2])
+    if kind == "isclose":
+        return math.isclose(a, b, **cond[1])
+    return bool(_COMPARE[cond[1]](abs(a - b), rest[0]))
+
+
+def _leaves(cond: tuple[Any, ...]) -> list[_Leaf]:
+    if cond[0] == "truth":
+        return [cond[1]]
+    if cond[0] == "not":
+        return _leaves(cond[1])
+    if cond[0] in ("and", "or"):
+        return [leaf for c in cond[1] for leaf in _leaves(c)]
+    return list(cond[2])
+
+
+def _judge_assert(check: _Check, values: _Values, float_tol: float | None
+                  ) -> tuple[bool, str]:
+    try:
+        if _holds(check.cond, values, float_tol):
+            return True, ""
+    except _NoValue as exc:
+        return False, str(exc)
+    except Exception:  # noqa: BLE001 (hostile values: e.g. `<` between str and int, overflow)
+        pass
+    # Say what the program's side returned, and what it was compared with (literals and
+    # values the test code computed).
+    leaves = _leaves(check.cond)
+    compared = leaves[:2] if check.cond[0] == "abs_diff" else leaves  # not the tolerance
+    mine = [x for kind, x in leaves if kind == "run" and x not in values.refs]
+    theirs = [leaf for leaf in compared if leaf[0] == "lit" or leaf[1] in values.refs]
+    shown = []
+    for j in mine[:2]:
+        try:
+            shown.append(_short(values.get(j)))
+        except _NoValue as exc:
+            return False, str(exc)
+    why = "returned " + " and ".join(shown) if shown else "is false"
+    if check.cond[0] in ("cmp", "isclose", "abs_diff") and len(compared) == 2 and \
+            len(mine) == 1 and len(theirs) == 1:
+        about = " about" if check.cond[0] != "cmp" else ""
+        try:
+            why += f", expected{about} {_short(_leaf_value(theirs[0], values))}"
+        except _NoValue as exc:
+            return False, f"{why} ({exc})"
+    return False, why
+
+
+def _judge(check: _Check, i: int, values: _Values, suite: TestSuite) -> tuple[bool, str]:
+    """(passed, what went wrong) for test `i`."""
+    if check.op == "assert":
+        return _judge_assert(check, values, suite.float_tol)
     if check.op == "stdout":
-        out = message.get("out")
+        message = values.results.get(i)
+        out = message.get("out") if message is not None else None
         if not isinstance(out, str):
-            return False, "no output"
+            return False, "no output" if message is not None else "no result"
         if message.get("timeout"):
             return False, "timed out"
         if message.get("truncated"):
             return False, "printed too much"
         if message.get("exit") != 0:
-            return False, f"exited with status {message.get('exit')}"
+            return False, f"exited with status {_short(message.get('exit'), 40)}"
         if outputs_match(out, check.expected, suite.float_tol):
             return True, ""
         return False, f"printed {_short(out)}, expected {_short(check.expected)}"
-    if "e" in message:
-        return False, f"raised {str(message['e'])[:120]}"
     try:
-        got = decode(message.get("v"))
-    except (ValueError, TypeError, OverflowError, RecursionError):
-        return False, "sent back a malformed value"
+        got = values.get(i)
+    except _NoValue as exc:
+        return False, str(exc)
     try:
-        if check.op == "strict":
-            ok = strict_equal(got, check.expected, suite.float_tol, suite.json_values)
-        elif check.op in ("truthy", "falsy"):
-            ok = bool(got) == (check.op == "truthy")
-        elif check.op in ("isclose", "abs_diff"):
-            ok = type(got) in (int, float) and _close(got, check)
-        elif check.op in ("==", "!=") and suite.float_tol is not None \
-                and type(got) is float and type(check.expected) is float:
-            ok = math.isclose(got, check.expected, rel_tol=suite.float_tol,
-                              abs_tol=suite.float_tol) == (check.op == "==")
-        else:
-            ok = bool(_COMPARE[check.op](got, check.expected))
-    except (TypeError, ValueError, RecursionError):  # e.g. `<` between str and int
-        ok = False
-    if ok:
-        return True, ""
-    if check.op in ("isclose", "abs_diff"):
-        expected = f", expected about {_short(check.expected[0])}"
-    else:
-        expected = "" if check.op in ("truthy", "falsy") else \
-            f", expected {_short(check.expected)}"
-    return False, f"returned {_short(got)}{expected}"
-
-
-def _close(got: float, check: _Check) -> bool:
-    if check.op == "isclose":
-        target, kwargs = check.expected
-        return math.isclose(got, target, **kwargs)
-    target, eps, op = check.expected
-    return _COMPARE[op](abs(got - target), eps)
+        if strict_equal(got, check.expected, suite.float_tol, suite.json_values):
+            return True, ""
+    except Exception:  # noqa: BLE001, S110 (hostile values cannot be compared: a failure)
+        pass
+    return False, f"returned {_short(got)}, expected {_short(check.expected)}"
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    """repr for feedback, cut to `limit` characters."""
-    text = repr(value)
+    """repr for feedback, cut to `limit` characters; never raises (an int past Python's
+    4,300-digit `repr` limit, a structure too deep to print, are described instead)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError, MemoryError):
+        text = f"<int of {value.bit_length()} bits>" if type(value) is int else \
+            f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -386,6 +532,7 @@ class CodeVerifier:
         self.config = config or CodeVerifierConfig()
         self.config.validate()
         self._pool: SandboxPool | None = None
+        self._pool_pid = os.getpid()
         self._lock = threading.Lock()
         # Parsed tests of recently seen problems: an RL step verifies G responses per problem.
         self._suites: collections.OrderedDict[int, tuple[Problem, TestSuite]] = \
@@ -400,12 +547,17 @@ class CodeVerifier:
     def pool(self) -> SandboxPool:
         """The sandbox pool (started on first use)."""
         with self._lock:
+            if self._pool is not None and self._pool_pid != os.getpid():
+                self._pool = None  # a forked copy: the parent's sandboxes are not its children
             if self._pool is None:
                 self._pool = SandboxPool(self.config.sandbox, self.config.workers)
+                self._pool_pid = os.getpid()
             return self._pool
 
     def verify(self, response: str, problem: Problem) -> Verdict:
-        """Run the program in `response` on `problem`'s tests and judge it."""
+        """Run the program in `response` on `problem`'s tests and judge it. Never raises
+        for anything in the response (ValueError only for arguments of the wrong type)."""
+        _check_arguments([response], [problem])
         start = time.perf_counter()
         verdict, code, suite = self._prepare(response, problem)
         if verdict is not None:
@@ -415,15 +567,19 @@ class CodeVerifier:
             result = self.pool.run(self._payload(code, suite), self._timeout(suite))
         except Exception as exc:  # the harness broke, not the program: mask it
             return _timed(Verdict(Status.ERROR, 0.0, code, f"sandbox failed: {exc}"), start)
-        return _timed(self._score(result, suite, code), start)
+        return _timed(self._score_safely(result, suite, code), start)
 
     def verify_batch(self, responses: Sequence[str], problems: Sequence[Problem]
                      ) -> list[Verdict]:
         """Verdicts for many (response, problem) pairs, run in parallel on the sandbox pool;
-        same order as the input. `problems` may also be a single-element list for all."""
+        same order as the input. `problems` may also be a single-element list for all. Each
+        pair is judged on its own: nothing one program does changes another's verdict. Never
+        raises for anything in the responses (ValueError for arguments of the wrong type or
+        mismatched lengths)."""
         if len(problems) not in (1, len(responses)):
             raise ValueError(f"got {len(responses)} responses but {len(problems)} problems; "
                              "give one problem per response or a single shared problem")
+        _check_arguments(responses, problems)
         start = time.perf_counter()
         shared = len(problems) == 1
         pairs = [(r, problems[0] if shared else problems[i]) for i, r in enumerate(responses)]
@@ -435,25 +591,22 @@ class CodeVerifier:
                      self._timeout(prepared[i][2]))  # type: ignore[arg-type]
                     for i in to_run)
             try:
-                for i, result in zip(to_run, self.pool.map(jobs), strict=True):
-                    _, code, suite = prepared[i]
-                    verdicts[i] = self._score(result, suite, code)  # type: ignore[arg-type]
-            except Exception as exc:
-                for i in to_run:
-                    if verdicts[i] is None:
-                        verdicts[i] = Verdict(Status.ERROR, 0.0, prepared[i][1],
-                                              f"sandbox failed: {exc}")
+                results: Iterable[RunResult] = self.pool.map(jobs)
+            except Exception as exc:  # no pool at all (it cannot start): the harness failed
+                results = [RunResult(error=f"sandbox failed: {exc}")] * len(to_run)
+            for i, result in zip(to_run, results, strict=True):  # scored as they come
+                _, code, suite = prepared[i]
+                verdicts[i] = self._score_safely(result, suite, code)  # type: ignore[arg-type]
         elapsed = time.perf_counter() - start
-        return [Verdict(v.status, v.score, v.extracted, v.reason,
-                        v.elapsed_s or elapsed / len(pairs))
+        return [replace(v, elapsed_s=v.elapsed_s or elapsed / len(pairs))  # keeps `usable`
                 for v in verdicts if v is not None]
 
     def close(self) -> None:
         """Stop the sandbox pool (it restarts if the verifier is used again)."""
         with self._lock:
-            if self._pool is not None:
+            if self._pool is not None and self._pool_pid == os.getpid():
                 self._pool.close()
-                self._pool = None
+            self._pool = None
 
     def __enter__(self) -> CodeVerifier:
         return self
@@ -476,7 +629,7 @@ class CodeVerifier:
             suite = self._suite(problem)
         except ValueError as exc:
             return Verdict(Status.ERROR, 0.0, None, f"problem {problem.id!r}: {exc}"), None, None
-        code = extract_code(str(response))
+        code = extract_code(response)
         if code is None:
             return Verdict(Status.NO_ANSWER, 0.0, None, "no Python code found"), None, None
         if len(code) > self.config.max_code_chars:
@@ -520,37 +673,40 @@ class CodeVerifier:
         c = self.config
         return min(c.max_timeout_s, c.load_timeout_s + c.test_timeout_s * len(suite.checks))
 
+    def _score_safely(self, result: RunResult, suite: TestSuite, code: str) -> Verdict:
+        try:
+            return self._score(result, suite, code)
+        except Exception as exc:  # a bug of the judge, not the answer's doing: masked
+            return Verdict(Status.ERROR, 0.0, code,
+                           f"the verifier failed to judge: {type(exc).__name__}: {exc}"[:300])
+
     def _score(self, result: RunResult, suite: TestSuite, code: str) -> Verdict:
         n = len(suite.checks)
         if result.error is not None:
             return Verdict(Status.ERROR, 0.0, code, result.error[:300])
-        load_error = next((m.get("error") for m in result.messages
-                           if m.get("t") == "load_error"), None)
-        by_index: dict[int, dict[str, Any]] = {}
-        for m in result.messages:
-            i = m.get("i")
-            if m.get("t") == "result" and type(i) is int and 0 <= i < n and i not in by_index:
-                by_index[i] = m
+        values = _Values.collect(result)
+        if values.tampered:
+            # The runner writes each line once, in order; anything else came from the program.
+            return Verdict(Status.INCORRECT, 0.0, code, f"0/{n} tests passed; the program "
+                           "wrote to the sandbox's result channel", usable=True)
         failures = []
         passed = 0
         for i, check in enumerate(suite.checks):
-            if i not in by_index:
-                failures.append(f"{check.describe}: no result")
-                continue
-            ok, why = _judge(check, by_index[i], suite)
+            ok, why = _judge(check, i, values, suite)
             passed += ok
             if not ok:
                 failures.append(f"{check.describe}: {why}")
         score = passed / n
         if passed == n:
             return Verdict(Status.CORRECT, 1.0, code, f"{n}/{n} tests passed")
-        if load_error is not None:
-            cause = f"the program failed before the tests: {str(load_error)[:200]}"
+        expected = len(suite.payload["cases"])
+        if values.load_error is not None:
+            cause = f"the program failed before the tests: {values.load_error}"
         elif result.output_exceeded:
             cause = "output limit exceeded"
         elif result.timed_out:
             cause = "time limit exceeded"
-        elif len(by_index) < n:
+        elif len(values.refs) + len(values.results) < expected:
             cause = "the program stopped before all tests ran" + (
                 f" (stderr: {result.stderr.strip().splitlines()[-1][:120]})"
                 if result.stderr.strip() else "")
@@ -565,6 +721,18 @@ class CodeVerifier:
         # A program past its time limit failed its tests: usable, so the partial score is a
         # penalty the agent learns from rather than a masked sample (no escape by looping).
         return Verdict(status, score, code, reason, usable=True)
+
+
+def _check_arguments(responses: Sequence[Any], problems: Sequence[Any]) -> None:
+    """ValueError naming the fix for arguments a caller got wrong (not for model output)."""
+    for response in responses:
+        if not isinstance(response, str):
+            raise ValueError(f"CodeVerifier: a response must be a str (the model's text), "
+                             f"got {type(response).__name__}; decode tokens first")
+    for problem in problems:
+        if not isinstance(problem, Problem):
+            raise ValueError(f"CodeVerifier: a problem must be a rlvr_gym.Problem, got "
+                             f"{type(problem).__name__}")
 
 
 def _timed(verdict: Verdict, start: float) -> Verdict:

@@ -52,6 +52,7 @@ import itertools
 import json
 import marshal
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -268,7 +269,8 @@ class RunResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     """Parsed result lines, in order; unparsable lines are dropped and counted."""
     bad_lines: int = 0
-    """Lines that were not JSON objects (the program wrote garbage to the result channel)."""
+    """Lines that were not JSON objects, or objects past the most the runner writes for the
+    payload: the program wrote to the result channel."""
     stderr: str = ""
     """The last few KiB of the program's stderr."""
     exit_code: int | None = None
@@ -537,6 +539,50 @@ class _Started:
         self.started = time.monotonic()
 
 
+class _Launcher:
+    """The one thread that starts every sandbox process of this host process.
+
+    `setpriv --pdeathsig=KILL` and bubblewrap's `--die-with-parent` kill the sandbox when its
+    parent dies, and for Linux the parent is the *thread* that forked it: a sandbox (a warm
+    spare above all) started from a short-lived thread (a thread per request, a
+    `ThreadPoolExecutor` per batch) would be killed when that thread ends. Starting them all
+    from this thread, which lives as long as the process, keeps the protection against the
+    host's death without tying a sandbox to the thread that asked for it. A forked child of
+    the host gets a launcher of its own."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Future, Callable[[], Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def call(self, start: Callable[[], Any]) -> Any:
+        """Run `start()` on the launcher thread; return its result or raise its exception."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
+                                                name="rlvr-sandbox-launcher", daemon=True)
+                self._thread.start()
+        if threading.current_thread() is self._thread:
+            return start()
+        future: Future = Future()
+        self._jobs.put((future, start))
+        return future.result()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[tuple[Future, Callable[[], Any]]]) -> None:
+        while True:
+            future, start = jobs.get()
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # handed to the caller, who re-raises it
+                future.set_exception(exc)
+
+
+_LAUNCHER = _Launcher()
 _INSTANCES = itertools.count()
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 
@@ -720,10 +766,11 @@ class Sandbox:
             if not self._tools["setpriv"] and isolation != "namespaces":
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
         try:
-            popen = subprocess.Popen(
-                self._command(workdir, isolation), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=workdir,
-                start_new_session=True, close_fds=True, **kwargs)
+            command = self._command(workdir, isolation)
+            popen = _LAUNCHER.call(lambda: subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env, cwd=workdir, start_new_session=True,
+                close_fds=True, **kwargs))
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -743,7 +790,10 @@ class Sandbox:
         popen = started.popen
         assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
         result = RunResult()
-        reader = _Reader(popen, self.config.max_output_bytes)
+        # The runner writes a few lines per run and at most two per case (a `ref` or a
+        # `result`): anything beyond that is the program's own writing.
+        reader = _Reader(popen, self.config.max_output_bytes,
+                         16 + 2 * len(payload.get("cases") or ()))
         try:
             ready = reader.first_line(started.started + self.config.startup_timeout_s)
             result.ready = ready or {}
@@ -879,9 +929,12 @@ class _Reader:
 
     STDERR_TAIL = 4096
 
-    def __init__(self, popen: subprocess.Popen, cap: int) -> None:
+    def __init__(self, popen: subprocess.Popen, cap: int, max_messages: int) -> None:
         self.popen = popen
         self.cap = cap
+        self.max_messages = max_messages
+        """Result lines kept (a flood of tiny lines must not cost the host ~100x their size
+        in dicts); further JSON objects count as bad lines."""
         self.total = 0
         self.messages: list[dict[str, Any]] = []
         self.bad_lines = 0
@@ -965,9 +1018,9 @@ class _Reader:
         for line in lines:
             try:
                 message = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # e.g. a line of 100,000 nested lists
                 message = None
-            if isinstance(message, dict):
+            if isinstance(message, dict) and len(self.messages) < self.max_messages:
                 self.messages.append(message)
                 if message.get("t") == "done":
                     self._done = True
@@ -982,6 +1035,13 @@ class _Reader:
             self._selector.unregister(self._pidfd)
         self._selector.close()
         os.close(self._pidfd)
+
+
+def _result_of(future: Future[RunResult]) -> RunResult:
+    try:
+        return future.result()
+    except Exception as exc:  # the harness broke for this job only
+        return RunResult(error=f"sandbox failed: {type(exc).__name__}: {exc}")
 
 
 class SandboxPool:
@@ -1032,14 +1092,16 @@ class SandboxPool:
 
     def map(self, jobs: Iterable[tuple[dict[str, Any], float]]) -> Iterator[RunResult]:
         """Run (payload, timeout_s) jobs on the pool; yield results in input order. The input
-        is consumed lazily, `max_pending` jobs ahead of the results consumed."""
+        is consumed lazily, `max_pending` jobs ahead of the results consumed. Each job stands
+        on its own: one whose run raises yields a result with `error` set, and the others
+        go on."""
         pending: collections.deque[Future[RunResult]] = collections.deque()
         for payload, timeout_s in jobs:
             if len(pending) >= self.max_pending:
-                yield pending.popleft().result()
+                yield _result_of(pending.popleft())
             pending.append(self._executor.submit(self.run, payload, timeout_s))
         while pending:
-            yield pending.popleft().result()
+            yield _result_of(pending.popleft())
 
     def stray_processes(self) -> list[int]:
         """Live processes of this host's sandboxes other than the idle warm spares: should be
