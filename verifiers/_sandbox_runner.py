@@ -65,7 +65,7 @@ def encode(value, depth=0):
     if t is bytes:
         return ["y", value.hex()]
     if t in (list, tuple, set, frozenset):
-        tag = {list: "l", tuple: "t", set: "S", frozenset: "F"}[t]
+        tag = {list: "l", tuple: "t", set: "S", frozenset: "F"}[t]  # type: ignore[index]
         return [tag, [encode(v, depth + 1) for v in value]]
     if t is dict:
         return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
@@ -93,7 +93,7 @@ _MAX_SAME_HASH = 64
 
 
 def _hashed(keys):
-    counts = {}
+    counts: dict = {}
     for key in keys:
         h = hash(key)
         counts[h] = counts.get(h, 0) + 1
@@ -327,7 +327,9 @@ def _run_calls(payload, channel):
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
     fn_name = payload.get("fn")
     cases = payload["cases"]
-    pending, retry, defined = range(len(cases)), [], {}
+    pending: list = list(range(len(cases)))
+    retry: list = []
+    defined: dict = {}
     if fn_name is None:
         for statement in payload.get("setup") or ():
             try:

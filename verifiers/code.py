@@ -132,13 +132,13 @@ def parse_tests(tests: Any) -> TestSuite:
                      and isinstance(case.get("output"), str),
                      "each stdio case must be {'input': str, 'output': str}")
         payload = {"mode": "stdio", "cases": [{"input": c["input"]} for c in cases]}
-        checks = tuple(_Check(f"input {c['input'][:60]!r}", c["output"], "stdout")
-                       for c in cases)
-        return TestSuite(payload, checks, float_tol)
+        return TestSuite(payload, tuple(_Check(f"input {c['input'][:60]!r}", c["output"],
+                                               "stdout") for c in cases), float_tol)
     fn = tests.get("fn")
     _require(isinstance(fn, str) and fn.isidentifier(),
              f"call tests need 'fn', the function's name, got {_short(fn)}")
-    wire_cases, checks = [], []
+    wire_cases: list[dict[str, Any]] = []
+    checks: list[_Check] = []
     for case in cases:
         _require(isinstance(case, dict) and "args" in case and "expected" in case,
                  "each call case must be {'args': [...], 'expected': value} (+ 'kwargs')")
@@ -225,8 +225,10 @@ def _parse_asserts(tests: dict[str, Any]) -> TestSuite:
     asserts = tests.get("asserts")
     if isinstance(asserts, str):
         asserts = [asserts]
-    _require(isinstance(asserts, list) and asserts and all(isinstance(a, str) for a in asserts),
+    _require(isinstance(asserts, list) and bool(asserts)
+             and all(isinstance(a, str) for a in asserts),
              "assert tests need 'asserts', a non-empty list of assert statements")
+    assert isinstance(asserts, list)
     setup = tests.get("setup") or ""
     _require(isinstance(setup, str), "assert tests' 'setup' must be a string of Python code")
     sources = [("setup", setup)] + [("assert", text) for text in asserts]
@@ -448,9 +450,11 @@ def _judge(check: _Check, i: int, values: _Values, suite: TestSuite) -> tuple[bo
         return _judge_assert(check, values, suite.float_tol)
     if check.op == "stdout":
         message = values.results.get(i)
-        out = message.get("out") if message is not None else None
+        if message is None:
+            return False, "no result"
+        out = message.get("out")
         if not isinstance(out, str):
-            return False, "no output" if message is not None else "no result"
+            return False, "no output"
         if message.get("timeout"):
             return False, "timed out"
         if message.get("truncated"):

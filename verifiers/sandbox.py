@@ -710,26 +710,34 @@ class Sandbox:
         privileges through setuid binaries, and kills the sandbox if the host dies. Doing
         the uid change there instead of in `subprocess` lets Python start the child with
         vfork, which matters when the host is a large training process."""
-        if not self._tools["setpriv"]:
+        setpriv = self._tools["setpriv"]
+        if not setpriv:
             return []
-        args = [self._tools["setpriv"], "--no-new-privs", "--pdeathsig=KILL"]
+        args = [setpriv, "--no-new-privs", "--pdeathsig=KILL"]
         if self.uid is not None and isolation != "namespaces":
             args += [f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
         return args + ["--"]
+
+    def _tool(self, name: str) -> str:
+        """The path of a tool the chosen isolation needs (the probe chose it because it is
+        there)."""
+        path = self._tools[name]
+        assert path is not None, f"{name} was chosen but is not installed"
+        return path
 
     def _command(self, workdir: str, isolation: Isolation) -> list[str]:
         python = [self.python, "-I"] + ([] if self.config.site_packages else ["-S"])
         command = python + ["-c", _BOOTSTRAP_CODE if self._code else _BOOTSTRAP_SOURCE]
         privileges = self._privileges(isolation)
         if isolation == "unshare":
-            return privileges + [self._tools["unshare"], "--user", "--net", "--"] + command
+            return privileges + [self._tool("unshare"), "--user", "--net", "--"] + command
         if isolation == "namespaces":
             # The runner is the init of the new PID namespace (--fork): killing it kills
             # everything in there. --kill-child: it dies with `unshare`. As root the
             # runner drops to the sandbox uid itself; otherwise a user namespace of its
             # own (mapping only the user, as root without capabilities) lets it build
             # its view.
-            unshare = [self._tools["unshare"], "--fork", "--kill-child", "--pid", "--mount",
+            unshare = [self._tool("unshare"), "--fork", "--kill-child", "--pid", "--mount",
                        "--ipc", "--uts"]
             if self.uid is None:
                 unshare += ["--user", "--map-root-user"]
@@ -741,7 +749,7 @@ class Sandbox:
         # --as-pid-1: the runner itself is the PID namespace's init (no extra init process,
         # ~30% faster); when it exits or is killed, the kernel kills the whole namespace.
         size = str(self.config.tmpfs_mb << 20)
-        bwrap = [self._tools["bwrap"], "--unshare-all", "--as-pid-1", "--die-with-parent",
+        bwrap = [self._tool("bwrap"), "--unshare-all", "--as-pid-1", "--die-with-parent",
                  "--new-session", *bwrap_args(self._view),
                  "--dev", "/dev", "--proc", "/proc", "--size", size, "--tmpfs", "/tmp",
                  "--size", size, "--tmpfs", "/dev/shm"]
@@ -872,7 +880,9 @@ class Sandbox:
         safe = len(strategies)
         if c.bubblewrap != "always" and c.allow_unsafe:
             if c.isolate_network:
-                strategies += (["unshare"] if self._tools["unshare"] else []) + ["runner"]
+                if self._tools["unshare"]:
+                    strategies.append("unshare")
+                strategies.append("runner")
             strategies.append("none")
         probe = {"mode": "call", "cases": [{"expr": "nets"}, {"expr": "nnp"}, {"expr": "pid"},
                                            {"expr": "seen"}],
