@@ -24,7 +24,18 @@ import pytest
 
 import rlvr_gym
 from rlvr_gym import Problem, Status
-from rlvr_gym.verifiers import isolation, sandbox
+from rlvr_gym.verifiers import (
+    _sandbox_runner,
+    isolation,
+    launcher,
+    leases,
+    pool,
+    reader,
+    reaping,
+    sandbox,
+    sandbox_types,
+    slot,
+)
 from rlvr_gym.verifiers.code import CodeVerifier, CodeVerifierConfig
 from rlvr_gym.verifiers.isolation import find_tools
 from rlvr_gym.verifiers.sandbox import SandboxConfig
@@ -61,7 +72,7 @@ def returned(verdict) -> str:
 
 def processes_of(uid: int) -> list[int]:
     """Pids of uid's processes, zombie thread-group leaders with live threads included."""
-    return [pid for pid, _ in sandbox._process_uids(uid)]
+    return [pid for pid, _ in reaping._process_uids(uid)]
 
 
 # -- nothing outlives a run -----------------------------------------------------------------
@@ -368,7 +379,8 @@ def test_user(tmp_path_factory):
     package.mkdir(parents=True)
     (root / "rlvr_gym" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
-    for module in (sandbox, isolation, sandbox._sandbox_runner):
+    for module in (sandbox, sandbox_types, isolation, slot, pool, reaping, leases, launcher,
+                   reader, _sandbox_runner):
         shutil.copy(module.__file__, package / Path(module.__file__).name)
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(root)], check=True)
     yield user.pw_uid, user.pw_gid, root
