@@ -18,6 +18,7 @@ import pytest
 
 from rlvr_gym import Problem, Status
 from rlvr_gym.verifiers.code import CodeVerifier, CodeVerifierConfig
+from rlvr_gym.verifiers.isolation import find_tools
 from rlvr_gym.verifiers.sandbox import SandboxConfig
 
 DOUBLE = Problem("host/double", "double x", "", kind="code", tests={
@@ -28,10 +29,9 @@ CORRECT = "def f(x):\n    return 2 * x\n"
 
 @pytest.fixture(scope="module", params=["bubblewrap", "plain"])
 def verifier(request):
-    import shutil
-
-    if request.param == "bubblewrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
+    if request.param == "bubblewrap" and find_tools()["bwrap"] is None:
+        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap) or "
+                    "$RLVR_SANDBOX_NO_BWRAP hides it")
     sandbox = SandboxConfig(bubblewrap="always" if request.param == "bubblewrap" else "never",
                             cpu_time_s=2, memory_mb=256, max_processes=16)
     with CodeVerifier(CodeVerifierConfig(test_timeout_s=0.5, load_timeout_s=1.0, workers=2,
