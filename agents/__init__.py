@@ -10,6 +10,7 @@ from rlvr_gym.agents.monitors import (
     TrainingInterrupted,
     eff_rate,
     evaluate,
+    fresh_run_dir,
     pass_at_k,
     plot_curves,
 )
@@ -40,7 +41,8 @@ __all__ = [
     "RESPONSE_PREFIX_KEY", "RunExistsError", "SEELE", "SEELEConfig", "SamplingConfig",
     "TINY_MODEL_DIR", "TokenBatch", "TrainingInterrupted", "TransformersBackend",
     "budget_forcing", "cross_entropy_on",
-    "eff_rate", "evaluate", "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
+    "eff_rate", "evaluate", "fresh_run_dir",
+    "group_advantages", "pass_at_k", "plot_curves", "policy_loss",
     "regret_traces", "summarize_regret",
     "IBTPO", "IBTPOConfig", "TreeSampler", "tree_metrics",
 ]

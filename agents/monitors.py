@@ -136,6 +136,17 @@ def holds_run(directory: str | Path) -> bool:
     return any((Path(directory) / name).exists() for name in RUN_FILES)
 
 
+def fresh_run_dir(base: str | Path) -> Path:
+    """`base`, or when it holds a run the first free `BASE-2`, `BASE-3`, ...: the directory of
+    a new run that keeps earlier runs of the same command beside it."""
+    base = Path(base)
+    path, number = base, 1
+    while holds_run(path):
+        number += 1
+        path = base.with_name(f"{base.name}-{number}")
+    return path
+
+
 class RunExistsError(ValueError):
     """A new run was pointed at a directory that holds another run. One line with the fix."""
 

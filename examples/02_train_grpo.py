@@ -10,7 +10,17 @@ import gymnasium as gym
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the rlvr/... env ids)
-from rlvr_gym.agents import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, GRPO, TINY_MODEL_DIR, GRPOConfig
+from rlvr_gym.agents import (
+    DEFAULT_ENV_ID,
+    DEFAULT_ENV_KWARGS,
+    GRPO,
+    TINY_MODEL_DIR,
+    GRPOConfig,
+    fresh_run_dir,
+)
+
+#: A fresh run directory each time (runs/example-grpo, then -2, -3, ...): runs never mix.
+RUN_DIR = fresh_run_dir("runs/example-grpo")
 
 SMOKE = os.environ.get("RLVR_SMOKE") == "1"
 torch.set_num_threads(1)  # fastest for a model this small, and kind to a shared machine
@@ -32,12 +42,12 @@ config = GRPOConfig(
     eval_problems=10 if SMOKE else 200,
     eval_samples=2 if SMOKE else 8,
     eval_k=(1, 2) if SMOKE else (1, 8),
-    output_dir="runs/example-grpo",
+    output_dir=str(RUN_DIR),
 )
 agent = GRPO(TINY_MODEL_DIR, env, config, eval_env=held_out)
 
 # 3. Learn. Held-out accuracy is measured before and after; metrics.jsonl, metrics.csv and
-#    curves.png land in runs/example-grpo.
+#    curves.png land in RUN_DIR (a fresh directory each run).
 agent.learn(total_steps=STEPS)
 before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy: {before['accuracy']:.2f} -> {after['accuracy']:.2f}")
@@ -47,4 +57,4 @@ obs, info = held_out.reset(seed=7)
 response, _ = agent.predict(obs)
 _, reward, *_ = held_out.step(response)
 print(f"{obs.strip()}  ->  {response!r}  reward {reward}")
-agent.save("runs/example-grpo/agent")
+agent.save(RUN_DIR / "agent")

@@ -15,8 +15,11 @@ import gymnasium as gym
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the rlvr/... env ids)
-from rlvr_gym.agents import SEELE, TINY_MODEL_DIR, SEELEConfig
+from rlvr_gym.agents import SEELE, TINY_MODEL_DIR, SEELEConfig, fresh_run_dir
 from rlvr_gym.wrappers import HintScaffold, IRTCurve
+
+#: A fresh run directory each time (runs/example-seele, then -2, -3, ...): runs never mix.
+RUN_DIR = fresh_run_dir("runs/example-seele")
 
 SMOKE = os.environ.get("RLVR_SMOKE") == "1"
 torch.set_num_threads(1)  # fastest for a model this small, and kind to a shared machine
@@ -59,7 +62,7 @@ config = SEELEConfig(
     eval_problems=5 if SMOKE else 100,
     eval_samples=2 if SMOKE else 4,
     eval_k=(1, 2) if SMOKE else (1, 4),
-    output_dir="runs/example-seele",
+    output_dir=str(RUN_DIR),
 )
 agent = SEELE(TINY_MODEL_DIR, env, config, eval_env=held_out)
 
@@ -81,7 +84,7 @@ print(f"held-out greedy accuracy without hints: {before['accuracy']:.2f} -> "
 
 # 6. Save: the checkpoint holds the hint state too (each problem's stored ratio), so a
 #    resumed run hands out the same hints.
-agent.save("runs/example-seele/agent")
-resumed = SEELE.load("runs/example-seele/agent", gym.make("rlvr/Arithmetic-v0", seed=0, **HARD))
+agent.save(RUN_DIR / "agent")
+resumed = SEELE.load(RUN_DIR / "agent", gym.make("rlvr/Arithmetic-v0", seed=0, **HARD))
 print(f"resumed at step {resumed.num_steps} with {len(resumed.scaffold.state_dict())} "
       "problems' hint state")

@@ -25,11 +25,15 @@ from rlvr_gym.agents import (
     Policy,
     SamplingConfig,
     budget_forcing,
+    fresh_run_dir,
     regret_traces,
     summarize_regret,
 )
 from rlvr_gym.verifiers import MathVerifier
 from rlvr_gym.wrappers import ProgressReward, TokenBudget
+
+#: A fresh run directory each time (runs/example-mrt, then -2, -3, ...): runs never mix.
+RUN_DIR = fresh_run_dir("runs/example-mrt")
 
 SMOKE = os.environ.get("RLVR_SMOKE") == "1"
 torch.set_num_threads(1)
@@ -85,9 +89,9 @@ config = MRTConfig(variant="termination", prompts_per_step=2 if SMOKE else 16, g
                    max_new_tokens=48, termination_samples=2 if SMOKE else 4,
                    eval_problems=10 if SMOKE else 200, eval_samples=0,
                    warmup_steps=0,  # a 20-step run: no learning-rate warm-up
-                   output_dir="runs/example-mrt")
+                   output_dir=str(RUN_DIR))
 agent = MRT(policy, train_env, config, eval_env=env)
 agent.learn(total_steps=1 if SMOKE else 20, progress_bar=not SMOKE)
 before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy {before['accuracy']:.2f} -> {after['accuracy']:.2f}; "
-      "per-step J(c), prefix episodes and outcome reward are in runs/example-mrt/metrics.csv")
+      "per-step J(c), prefix episodes and outcome reward are in", RUN_DIR / "metrics.csv")

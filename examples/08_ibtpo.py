@@ -11,10 +11,13 @@ import gymnasium as gym
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the rlvr/... env ids)
-from rlvr_gym.agents import IBTPO, Policy
+from rlvr_gym.agents import IBTPO, Policy, fresh_run_dir
 from rlvr_gym.agents.ibtpo import IBTPOConfig, TreeSampler, tree_metrics
 from rlvr_gym.agents.policy import SamplingConfig
 from rlvr_gym.agents.tiny import BUNDLED_MODELS
+
+#: A fresh run directory each time (runs/example-ibtpo, then -2, -3, ...): runs never mix.
+RUN_DIR = fresh_run_dir("runs/example-ibtpo")
 
 SMOKE = os.environ.get("RLVR_SMOKE") == "1"
 torch.set_num_threads(1)
@@ -68,10 +71,10 @@ config = IBTPOConfig(
     lam=0.1,
     eval_problems=10 if SMOKE else 200,
     eval_samples=0,
-    output_dir="runs/example-ibtpo",
+    output_dir=str(RUN_DIR),
 )
 agent = IBTPO(chain.directory, env, config, eval_env=held_out)
 agent.learn(total_steps=1 if SMOKE else 10)
 before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy: {before['accuracy']:.2f} -> {after['accuracy']:.2f}")
-agent.save("runs/example-ibtpo/agent")
+agent.save(RUN_DIR / "agent")

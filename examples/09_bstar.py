@@ -16,10 +16,13 @@ import gymnasium as gym
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the rlvr/... env ids)
-from rlvr_gym.agents import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
+from rlvr_gym.agents import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR, fresh_run_dir
 from rlvr_gym.agents.balance import Sample, balance_score, search_balance
 from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
 from rlvr_gym.verifiers.steps import ArithmeticStepScorer
+
+#: A fresh run directory each time (runs/example-bstar, then -2, -3, ...): runs never mix.
+RUN_DIR = fresh_run_dir("runs/example-bstar")
 
 SMOKE = os.environ.get("RLVR_SMOKE") == "1"
 torch.set_num_threads(1)
@@ -60,7 +63,7 @@ config = BSTaRConfig(
     schedule_steps=(2 if SMOKE else 8) * iterations,
     eval_problems=10 if SMOKE else 150,
     eval_samples=0,  # greedy accuracy during training; sampled monitors at the end
-    output_dir="runs/example-bstar",
+    output_dir=str(RUN_DIR),
 )
 agent = BSTaR(TINY_MODEL_DIR, env, config, eval_env=held_out)
 agent.learn(total_steps=config.steps_per_iteration * iterations)
@@ -76,4 +79,4 @@ before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy (Pass@1): {before['accuracy']:.2f} -> {after['accuracy']:.2f}")
 print("held-out monitors at T = 1.0:", {k: round(v, 3) for k, v in
                                         agent.evaluate(samples=2 if SMOKE else 8).items()})
-agent.save("runs/example-bstar/agent")
+agent.save(RUN_DIR / "agent")

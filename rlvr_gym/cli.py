@@ -173,7 +173,7 @@ def run_directory(explicit: str | None, default: Path, resumed: Path | None) -> 
     - the `default` name: when it holds an earlier run, the first free `NAME-2`, `NAME-3`, ...
       (rerunning a command, e.g. `make train`, keeps both runs side by side).
     """
-    from rlvr_gym.agents.monitors import holds_run
+    from rlvr_gym.agents.monitors import fresh_run_dir, holds_run
 
     if explicit is not None:
         path = Path(explicit)
@@ -184,11 +184,7 @@ def run_directory(explicit: str | None, default: Path, resumed: Path | None) -> 
         return path
     if resumed is not None:
         return resumed
-    path, number = default, 1
-    while holds_run(path):
-        number += 1
-        path = default.with_name(f"{default.name}-{number}")
-    return path
+    return fresh_run_dir(default)
 
 
 def _resumed_run(checkpoint: Path, record: dict[str, Any]) -> Path | None:

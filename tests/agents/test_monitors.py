@@ -77,3 +77,16 @@ def test_evaluate_shows_progress_per_generation_batch_with_the_same_results(poli
     # called per generation batch of the backend: the batches of one call, bar advancing
     assert calls == [4, 1, 4, 4, 2] * 2
     assert "held-out:   0%|          | 0/15" in capsys.readouterr().err
+
+
+def test_fresh_run_dir_numbers_past_directories_that_hold_runs(tmp_path):
+    from rlvr_gym.agents.monitors import fresh_run_dir
+
+    base = tmp_path / "runs" / "example"
+    assert fresh_run_dir(base) == base  # nothing there yet
+    base.mkdir(parents=True)
+    assert fresh_run_dir(base) == base  # an empty directory holds no run
+    (base / "metrics.jsonl").write_text("{}\n")
+    assert fresh_run_dir(base) == tmp_path / "runs" / "example-2"
+    (tmp_path / "runs" / "example-2" / "agent").mkdir(parents=True)
+    assert fresh_run_dir(base) == tmp_path / "runs" / "example-3"
