@@ -21,9 +21,10 @@ def main() -> None:
     for env_id in rlvr_gym.ENV_IDS:
         env = gym.make(env_id)
         print(f"\n{env_id}")
-        for name, response in scripted_answers(env.reset(seed=0)[1]).items():
-            obs, info = env.reset(seed=0)
-            _, reward, terminated, truncated, step_info = env.step(response)
+        info = env.reset(seed=0)[1]
+        for name, response in scripted_answers(info).items():
+            env.reset(seed=0)
+            _, reward, _, _, step_info = env.step(response)
             verdict = step_info["verdict"]
             print(f"  {name:<20} reward={float(reward):.1f}  {verdict.status.value:<9} "
                   f"({verdict.reason})")
