@@ -161,14 +161,16 @@ class _LibC:
             _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
             _restype_ = Int
 
-        self._handle = _ctypes.dlopen(None)  # read by `Function` (the process's own symbols)
+        # The process's own symbols (what `ctypes.CDLL(None)` opens), read by `Function`
+        # from `_handle`: any object with that attribute stands for a library.
+        self._handle = _ctypes.dlopen(None)  # type: ignore[arg-type]
         self._function = Function
         self._array = _ctypes.Array
         self._uint32 = UInt32
         self.get_errno = _ctypes.get_errno
 
     def __getattr__(self, name):
-        function = self._function((name, self))
+        function = self._function((name, self))  # type: ignore[arg-type]
         setattr(self, name, function)
         return function
 
