@@ -8,7 +8,6 @@ init (`_kill_namespace`); the scans are for the unsafe modes, cleanup and tests.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import selectors
 import shutil
@@ -132,11 +131,11 @@ def _kill_marked(marker: str, timeout_s: float = 5.0) -> bool:
     return _kill_all(lambda: sandbox_processes(marker=marker), marked, timeout_s)
 
 
-def _kill_namespace(popen: subprocess.Popen, timeout_s: float = 5.0) -> None:
+def _kill_namespace(popen: subprocess.Popen) -> None:
     """SIGKILL the init of a run's PID namespace (the child of `unshare --fork` or of
     bubblewrap, which is `popen`): the kernel kills every other process in the namespace,
-    zombie thread-group leaders included, before the init can be reaped. Then wait until
-    `popen` has reaped it and exited, so that the namespace is empty when this returns."""
+    zombie thread-group leaders included, before the init can be reaped. The namespace is
+    empty once `popen` has reaped it and exited: the caller waits for that."""
     children = f"/proc/{popen.pid}/task/{popen.pid}/children"
     try:
         with open(children) as f:
@@ -156,8 +155,6 @@ def _kill_namespace(popen: subprocess.Popen, timeout_s: float = 5.0) -> None:
             pass
         finally:
             os.close(pidfd)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        popen.wait(timeout_s)
 
 
 #: Directories any uid may write to; a sandbox uid's leftovers there are removed after a run.

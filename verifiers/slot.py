@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ _BOOTSTRAP_SOURCE = "import sys; b = sys.stdin.buffer; exec(b.read(int(b.readlin
 _BOOTSTRAP_CODE = "import sys, marshal; b = sys.stdin.buffer; exec(marshal.loads(" \
     "b.read(int(b.readline()))))"
 _MARSHAL_VERSION = 4  # data only; readable by every Python >= 3.4
+#: How long a killed PID namespace may take to empty before its `unshare`/bubblewrap is killed.
+_NAMESPACE_EXIT_S = 5.0
 
 
 def _frame(data: bytes) -> bytes:
@@ -181,16 +184,20 @@ class Sandbox:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         started = self._spare or self._launch()
         self._spare = None
+        driven = False
         try:
             result = self._drive(started, payload, timeout_s)
+            driven = True
         finally:
-            self._finish(started)
+            self._finish(started, self._launch_spare if driven else None)
+        return result
+
+    def _launch_spare(self) -> None:
         if not self._closed:
             try:
                 self._spare = self._launch()
             except OSError:
                 self._spare = None  # the next run() launches (and reports) it
-        return result
 
     @property
     def spare_marker(self) -> str | None:
@@ -357,15 +364,23 @@ class Sandbox:
         result.exit_code = None if (reader.timed_out or reader.exceeded) else popen.poll()
         return result
 
-    def _finish(self, started: _Started) -> None:
-        """Kill what is left of a run and remove its directory. With a PID namespace: its
-        init, and the kernel does the rest (nothing outlives the run). Unsafe modes: the
-        group, then as root every process of the uid, else the processes with the run's
-        marker."""
+    def _finish(self, started: _Started, meanwhile: Callable[[], None] | None = None
+                ) -> None:
+        """Kill what is left of a run and remove its directory; call `meanwhile` (once)
+        before returning. With a PID namespace: its init, and the kernel does the rest
+        (nothing outlives the run); `meanwhile` runs while the kernel tears the namespaces
+        down, after their processes were sent SIGKILL (they see nothing outside them).
+        Unsafe modes: the group, then as root every process of the uid, else the processes
+        with the run's marker; `meanwhile` runs once they are gone."""
         popen = started.popen
         contained = started.isolation in ("bwrap", "namespaces")
         if contained:
             _kill_namespace(popen)
+            if meanwhile is not None:
+                meanwhile()
+                meanwhile = None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(_NAMESPACE_EXIT_S)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
         for stream in (popen.stdin, popen.stdout, popen.stderr):
@@ -383,6 +398,8 @@ class Sandbox:
             # PID namespace: find them by the run's marker and make sure they are gone.
             _kill_marked(started.marker)
         shutil.rmtree(started.workdir, ignore_errors=True)
+        if meanwhile is not None:
+            meanwhile()
 
     def _probe(self) -> Layers:
         """Find out once per configuration which layers actually work on this host; log

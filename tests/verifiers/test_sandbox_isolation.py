@@ -164,6 +164,46 @@ def f():
     assert verdict.correct, verdict.reason
 
 
+def test_the_sandbox_start_up_leaves_the_ctypes_package_unimported(verifier):
+    """The runner builds the view and drops capabilities through `_ctypes` itself: importing
+    the `ctypes` package would add ~1.5 ms to every run's start-up (issue 17). A program that
+    imports it still gets it."""
+    program = """
+import sys
+def f():
+    before = 'ctypes' in sys.modules
+    import ctypes
+    return [before, ctypes.sizeof(ctypes.c_uint32)]
+"""
+    verdict = verifier.verify(program, returns([False, 4]))
+    assert verdict.correct, verdict.reason
+
+
+def test_the_next_spare_starts_while_the_last_runs_namespaces_are_torn_down(verifier,
+                                                                           monkeypatch):
+    """The kernel's teardown of a run's namespaces (a few ms) overlaps the start of the
+    slot's next spare instead of delaying it (issue 17); `run` still returns only once the
+    run's `unshare`/bubblewrap has reaped the namespace's init, so nothing outlives it."""
+    box = verifier.pool._slots[0]
+    payload = {"mode": "call", "code": "out = 7", "cases": [{"expr": "out"}]}
+    box.run(payload, 10.0)
+    current = box._spare
+    assert current is not None
+    at_launch = []
+    launch = box._launch
+
+    def spy(*args):
+        at_launch.append(current.popen.returncode)
+        return launch(*args)
+
+    monkeypatch.setattr(box, "_launch", spy)
+    result = box.run(payload, 10.0)
+    assert [m.get("v") for m in result.messages if m.get("t") == "result"] == [["i", "7"]]
+    assert at_launch == [None]  # the spare started before the run's init was reaped
+    assert current.popen.returncode is not None
+    assert box._spare is not None and box._spare is not current
+
+
 def test_host_files_in_run_lock_and_shared_tmp_directories_do_not_survive(verifier):
     token = uuid.uuid4().hex
     shared = Path("/tmp") / f"rlvr-world-writable-{token}"
