@@ -89,7 +89,7 @@ def find_answer(response: str, number_fallback: bool = True) -> Answer | None:
         if later is not None and re.search(r"\d|\\", later.text):
             return later
         contents = tuple(content for _, _, content in boxes)
-        group = _last_group(tail, boxes)
+        group = _joined(tail, boxes, len(boxes) - 1, -1, 80)
         parts = tuple(content.strip() for _, _, content in group)
         text = ", ".join(p for p in parts if p)
         return Answer(text, "boxed", contents, parts)
@@ -136,15 +136,23 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     return outer
 
 
-def _last_group(text: str, boxes: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """The last run of boxes with only separators (`_JOINER`) between them."""
-    group = [boxes[-1]]
-    for box in reversed(boxes[:-1]):
-        between = text[box[1] : group[0][0]]
-        if len(between) > 80 or not _JOINER.match(between):
+def _joined(text: str, spans: list, index: int, step: int, limit: int) -> list:
+    """`spans[index]` and the spans next to it (`step` -1: before it, +1: after it) with only
+    separators (`_JOINER`, at most `limit` characters) between neighbours, in text order.
+    A span is anything whose first two items are its (start, end) in `text`."""
+    run = [spans[index]]
+    k = index + step
+    while 0 <= k < len(spans):
+        left, right = (spans[k], run[0]) if step < 0 else (run[-1], spans[k])
+        between = text[left[1] : right[0]]
+        if len(between) > limit or not _JOINER.match(between):
             break
-        group.insert(0, box)
-    return group
+        if step < 0:
+            run.insert(0, spans[k])
+        else:
+            run.append(spans[k])
+        k += step
+    return run
 
 
 def last_boxed(text: str) -> str | None:
@@ -206,7 +214,7 @@ def _phrase_or_hashes(tail: str, hashes: bool = True) -> Answer | None:
         sentence = rest[: end.start()] if end else rest
     env = _MATH_ENV.search(rest)
     if env is not None and (end is None or env.start() < end.start()):
-        text = _joined_envs(rest, env)
+        text = ", ".join(c for _, _, c in _joined(rest, _envs(rest, env.start()), 0, 1, 40) if c)
     else:
         text = _strip_sentence(sentence)
         numbers = _NUMBER.findall(text)
@@ -215,21 +223,10 @@ def _phrase_or_hashes(tail: str, hashes: bool = True) -> Answer | None:
     return Answer(text, "phrase") if text else None
 
 
-def _joined_envs(text: str, first: re.Match) -> str:
-    """The first math environment of `text` and those that follow it with only separators
-    between them ("$x = 1$ and $x = 2$"), joined with ", "."""
-    parts, end = [_env_content(first)], first.end()
-    for m in _MATH_ENV.finditer(text, end):
-        between = text[end : m.start()]
-        if len(between) > 40 or not _JOINER.match(between):
-            break
-        parts.append(_env_content(m))
-        end = m.end()
-    return ", ".join(p for p in parts if p)
-
-
-def _env_content(m: re.Match) -> str:
-    return next(g for g in m.groups() if g is not None).strip()
+def _envs(text: str, pos: int = 0) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every math environment of `text` from `pos` on."""
+    return [(m.start(), m.end(), next(g for g in m.groups() if g is not None).strip())
+            for m in _MATH_ENV.finditer(text, pos)]
 
 
 def _strip_sentence(text: str) -> str:
@@ -246,12 +243,12 @@ def answer_is(text: str) -> str | None:
 
 
 def _last_math_or_number(tail: str, number_fallback: bool) -> Answer | None:
-    """The last math environment, or a bare number written after it."""
-    env = None
-    for m in _MATH_ENV.finditer(tail):
-        env = m
+    """The last math environment (with those just before it that only separators divide
+    from it: "The solutions are $-2$, $0$, and $3$." answers "-2, 0, 3"), or a bare number
+    written after it."""
+    envs = _envs(tail)
     if number_fallback:
-        after = tail[env.end() :] if env is not None else tail
+        after = tail[envs[-1][1] :] if envs else tail
         last = None
         # A LaTeX command is no word: in a garbled `\\boxed0666}` the number is 0666.
         for m in _NUMBER.finditer(_COMMAND.sub(lambda c: " " * len(c.group()), after)):
@@ -264,22 +261,9 @@ def _last_math_or_number(tail: str, number_fallback: bool) -> Answer | None:
             if re.fullmatch(r"-?\d+,\d{1,2}", number):
                 number = number.replace(",", ".")
             return Answer(number, "number")
-    if env is None:
+    if not envs:
         return None
-    return _trailing_envs(tail)
-
-
-def _trailing_envs(tail: str) -> Answer | None:
-    """The last math environment and those before it with only separators between them
-    ("The solutions are $-2$, $0$, and $3$." answers "-2, 0, 3")."""
-    envs = list(_MATH_ENV.finditer(tail))
-    group = [envs[-1]]
-    for m in reversed(envs[:-1]):
-        between = tail[m.end() : group[0].start()]
-        if len(between) > 40 or not _JOINER.match(between):
-            break
-        group.insert(0, m)
-    text = ", ".join(c for c in map(_env_content, group) if c)
+    text = ", ".join(c for _, _, c in _joined(tail, envs, len(envs) - 1, -1, 40) if c)
     return Answer(text, "math") if text else None
 
 
