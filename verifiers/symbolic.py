@@ -101,9 +101,7 @@ def parse(text: str) -> Any:
     interval = _numeric_interval(text)
     if interval is not None:
         return interval
-    obj = latex2sympy(text, normalization_config=_NORMALIZATION,
-                      conversion_config=_CONVERSION, convert_degrees=True)
-    return _exact(obj)
+    return _latex(text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,6 +159,8 @@ class _Direct:
 
     def items(self) -> list[Any]:
         """A comma-separated list (an unordered set) or one expression with `\\pm`."""
+        if "\\pm" in self.tokens and "," in self.tokens:
+            raise _NotDirect  # a list of `\\pm` items: the grammar decides
         values = []
         while True:
             if self.peek() == "\\pm":
@@ -178,8 +178,6 @@ class _Direct:
             if self.peek() is None:
                 return values
             self.take(",")
-            if any(t == "\\pm" for t in self.tokens):
-                raise _NotDirect  # a list of `\\pm` items: the grammar decides
 
     def expr(self) -> Any:
         value = self.term()
@@ -285,13 +283,13 @@ class _Direct:
             self.take(")")
             return value
         if token == "{":
-            value = self.expr()
-            self.take("}")
-            return value
+            self.k -= 1
+            return self.group()
         raise _NotDirect
 
 
 def _latex(text: str) -> Any:
+    """`text` through latex2sympy2_extended's grammar, decimals made exact."""
     return _exact(latex2sympy(text, normalization_config=_NORMALIZATION,
                               conversion_config=_CONVERSION, convert_degrees=True))
 
