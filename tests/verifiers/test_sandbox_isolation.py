@@ -123,9 +123,10 @@ def test_a_zombie_leaders_threads_do_not_outlive_the_run(verifier):
                     found.append((pid, _cmdline(pid)))
             return found
 
-        # A namespace being torn down may take a moment to leave /proc; the killer thread
-        # (it loops forever) would still be there after the grace period.
-        deadline = time.monotonic() + 3.0
+        # A namespace being torn down may take a moment to leave /proc (longer on a loaded
+        # CI machine); the killer thread (it loops forever) would still be there after the
+        # grace period.
+        deadline = time.monotonic() + 10.0
         while left() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert left() == []
@@ -455,9 +456,13 @@ def run_as_test_user(test_user, kind: str, path: str | None = None) -> dict:
 
 
 def _cmdline(pid: int) -> str:
+    """The command line and the state line of a process, for a failure message."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
-    except OSError:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                     if line.startswith(("State:", "Threads:")))
+        return f"{cmdline[:200]} [{state}]"
+    except (OSError, StopIteration):
         return "?"
 
 
