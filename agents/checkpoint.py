@@ -3,11 +3,12 @@
 A checkpoint is a directory holding
 
 - `agent.json`: the agent's class, its step (`num_steps`), its config, the env it trains on
-  (when known) and a few counters (human-readable; it may be edited by hand as long as the
-  step stays the same);
+  (when known) (human-readable; it may be edited by hand as long as the step stays the
+  same);
 - `state.pt`: optimiser and scheduler state, history, random states, and the step again;
 - model directories (`policy/`, and `reference/` for a KL reference) in Hugging Face format;
-- agent-specific JSON files (SEELE's `hints.json`);
+- extra JSON files (`env_state.json`: the state of the env's stateful wrappers, such as
+  SEELE's hint ratios);
 - `checkpoint.json`, the manifest: the format, the step and the size and SHA-256 of every
   other file (`agent.json` excepted).
 
@@ -69,8 +70,6 @@ class CheckpointContent:
     """What `torch.save` writes to state.pt (the step is added)."""
     models: dict[str, list[Any]]
     """Directory name -> objects with `save_pretrained` (a model and its tokenizer)."""
-    counters: dict[str, Any] = field(default_factory=dict)
-    """Extra JSON values of agent.json besides the step (B-STaR's `iteration`)."""
     files: dict[str, Any] = field(default_factory=dict)
     """Extra JSON files: file name -> value."""
     env: dict[str, Any] | None = None
@@ -113,7 +112,7 @@ def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path
         config = asdict(content.config) if is_dataclass(content.config) and not isinstance(
             content.config, type) else content.config
         (tmp / AGENT_FILE).write_text(json.dumps(
-            {"agent": content.agent, "num_steps": content.step, **content.counters,
+            {"agent": content.agent, "num_steps": content.step,
              **({"env": content.env} if content.env is not None else {}),
              "config": config}, indent=2) + "\n")
         files = {rel: _digest(tmp / rel) for rel in _files(tmp) if rel not in _UNHASHED}
@@ -265,14 +264,6 @@ class Checkpoint:
                                   f"fields {sorted(unknown)}; load it with the agent class "
                                   f"that saved it ({self.saved.get('agent')})")
         return config_cls(**{**self.saved.get("config", {}), **overrides})
-
-    def counter(self, name: str) -> Any:
-        """A value of agent.json besides the step (e.g. B-STaR's `iteration`)."""
-        if name not in self.saved:
-            raise CheckpointError(f"{self.path / AGENT_FILE} has no {name!r}: it was not "
-                                  "saved by this agent class; load it with "
-                                  f"{self.saved.get('agent')}.load")
-        return self.saved[name]
 
     def state(self, *keys: str) -> dict[str, Any]:
         """state.pt, checked to hold `keys` and to name the same step as agent.json."""

@@ -14,54 +14,33 @@ reference, and `agg` the loss aggregation (`loss_type`; docs/algorithms.md, GRPO
 
 from __future__ import annotations
 
-import copy
-import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from rlvr_gym.agents.checkpoint import Checkpoint, CheckpointContent, save_checkpoint
-from rlvr_gym.agents.monitors import (
-    RunBookkeeping,
-    eff_rate,
-    evaluate,
-    split_prefix,
-)
-from rlvr_gym.agents.policy import (
-    Generation,
-    Policy,
-    SamplingConfig,
-    TokenBatch,
-    as_policy,
-)
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig
+from rlvr_gym.agents.monitors import eff_rate
+from rlvr_gym.agents.policy import Policy, TokenBatch
+from rlvr_gym.agents.rollout import Group, Rollout, collect, draw, evaluate, sample_groups
 
 AdvantageMode = Literal["group", "mean", "none"]
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
 
 
 @dataclass
-class GRPOConfig:
-    """Hyper-parameters of GRPO. Defaults suit the bundled tiny model on a CPU; the comments
-    give the published values for billion-parameter models."""
+class GRPOConfig(TrainerConfig):
+    """Hyper-parameters of GRPO's objective, which SEELE, MRT and IB-TPO train with too (their
+    configs extend this one). Defaults suit the bundled tiny model on a CPU; the comments give
+    the published values for billion-parameter models."""
 
     prompts_per_step: int = 32
     """Problems per training step (DAPO: 512; on a CPU with the tiny model: 32)."""
     group_size: int = 8
     """Completions sampled per problem, G (DeepSeekMath: 64; DAPO: 16; common: 8)."""
-    temperature: float = 1.0
-    """Sampling temperature of the rollouts (1.0 keeps the ratio on the model's own
-    distribution; papers use 0.6-1.0)."""
-    top_p: float = 1.0
-    """Nucleus sampling mass of the rollouts (1.0 recommended for RL)."""
-    max_new_tokens: int = 40
-    """Most generated tokens per completion; also the constant L of `dr_grpo` aggregation."""
-    stop: tuple[str, ...] = ()
-    """Extra stop strings (the end-of-sequence token always stops)."""
     advantage: AdvantageMode = "group"
     """'group': (r - mean) / (std + std_eps) within the group (GRPO); 'mean': r - mean
     (Dr. GRPO, arXiv 2503.20783, removes the difficulty bias; SEELE uses it); 'none': raw r."""
@@ -83,61 +62,21 @@ class GRPOConfig:
     problems to refill the batch (up to `max_sampling_rounds`)."""
     max_sampling_rounds: int = 3
     """Sampling rounds per step with dynamic sampling; the step trains on what it has then."""
-    lr: float = 2e-4
-    """AdamW learning rate. Tiny model: 2e-4 (5e-4 collapsed it to one repeated answer);
-    1B+ models: 1e-6."""
-    warmup_steps: int = 20
-    """Training steps of linear learning-rate warm-up from lr / warmup_steps to lr (0: none).
-    Adam's first updates are full-size whatever the gradient's noise."""
     decay_steps: int = 0
     """After warm-up the learning rate falls linearly to 0 at this step (0: constant), so
     the run ends on small updates instead of wherever the last noisy step left it. Set it to
     the run's length; `rlvr-gym train` does so unless told otherwise."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    adam_betas: tuple[float, float] = (0.9, 0.99)
-    """AdamW betas."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping norm (0 disables)."""
     num_iterations: int = 1
     """Optimisation passes over each sampled batch (mu in GRPO; 1 = on-policy, ratio = 1)."""
     num_minibatches: int = 1
     """Optimiser steps per pass: the batch is split into this many mini-batches; the later
     ones are off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 1, which gained more
     held-out accuracy than 2 in benchmarks/results/grpo*.md)."""
-    micro_batch_size: int = 64
-    """Sequences per forward/backward; gradients accumulate over a mini-batch's micro-batches.
-    Lower it for large models or vocabularies (the logits of a micro-batch live in memory)."""
-    eval_every: int = 0
-    """Held-out evaluation every this many steps (0: only at the start and end of `learn`)."""
-    greedy_eval_every: int = 0
-    """Greedy held-out accuracy alone (no pass@k sampling: about a tenth of the cost) every
-    this many steps, for the curves between full evaluations (0: none; `rlvr-gym train` asks
-    for about ten points per run)."""
-    eval_problems: int = 200
-    """Held-out problems per evaluation."""
-    eval_samples: int = 8
-    """Sampled completions per held-out problem for pass@k (0: greedy accuracy only)."""
     eval_k: tuple[int, ...] = (1, 8)
-    """k values of the unbiased pass@k estimate."""
-    seed: int = 0
-    """Seeds torch, numpy, random and the env's problem draws."""
-    device: str = "auto"
-    """'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."""
-    dtype: str = "auto"
-    """Compute dtype: 'auto' (bf16 autocast on a GPU that supports it, else fp32), 'float32'
-    or 'bfloat16'. Weights and optimiser state stay fp32."""
-    backend: str = "transformers"
-    """Generation backend: 'transformers', 'vllm' (colocated, `pip install "rlvr-gym[vllm]"`)
-    or 'auto' (vLLM on a CUDA GPU where it is installed, else transformers)."""
-    output_dir: str | None = None
-    """The run directory: metrics.jsonl / metrics.csv / curves.png and the saved agent
-    (`agent/`) go there (None: nowhere). A new agent refuses one that holds another run."""
-    save_every: int = 25
-    """Save the agent to `output_dir`/agent every this many steps (0: never in between); it is
-    also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
+    """k values of the unbiased pass@k estimate of held-out evaluations."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.advantage not in ("group", "mean", "none"):
             raise ValueError(f"advantage must be 'group', 'mean' or 'none', got "
                              f"{self.advantage!r}")
@@ -145,43 +84,18 @@ class GRPOConfig:
             raise ValueError(f"loss_type must be 'grpo', 'dr_grpo', 'dapo' or 'bnpo', got "
                              f"{self.loss_type!r}")
         for name in ("prompts_per_step", "group_size", "num_iterations", "num_minibatches",
-                     "micro_batch_size", "max_sampling_rounds", "max_new_tokens"):
+                     "max_sampling_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "greedy_eval_every", "save_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 turns it off), got "
-                                 f"{getattr(self, name)}")
         if self.group_size < 2 and self.advantage != "none":
             raise ValueError("group advantages need group_size >= 2; use advantage='none' "
                              "for single samples")
-        if self.warmup_steps < 0 or self.decay_steps < 0:
-            raise ValueError("warmup_steps and decay_steps must be >= 0 (0 turns them off)")
+        if self.decay_steps < 0:
+            raise ValueError("decay_steps must be >= 0 (0 turns it off)")
         if 0 < self.decay_steps <= self.warmup_steps:
             raise ValueError(f"decay_steps ({self.decay_steps}) must be above warmup_steps "
                              f"({self.warmup_steps}); set it to the run's total steps")
-        self.stop = tuple(self.stop)
-        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         self.eval_k = tuple(self.eval_k)
-
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig(self.temperature, self.top_p, self.max_new_tokens, self.stop)
-
-    @classmethod
-    def field_help(cls) -> dict[str, str]:
-        """Field name -> its help line (the docstring under the field), for CLIs."""
-        import ast
-        import inspect
-        import textwrap
-
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        help_ = {}
-        for node, nxt in zip(body, body[1:], strict=False):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
-                help_[node.target.id] = " ".join(str(nxt.value.value).split())
-        return help_
 
 
 # --- The shared math -------------------------------------------------------------------------
@@ -295,93 +209,39 @@ def policy_loss(
     return loss, stats
 
 
-# --- The agent -------------------------------------------------------------------------------
+# --- What every agent trained with this objective shares ------------------------------------
+
+ExtraLoss = Callable[[TokenBatch, torch.Tensor, float],
+                     "tuple[torch.Tensor, dict[str, float]] | None"]
+"""A term added to the policy loss of every micro-batch: (micro-batch, its token log-probs at
+the sampling temperature with gradient, rows of its mini-batch) -> (loss, statistics) or None
+(SEELE's imitation of the hint)."""
 
 
-@dataclass
-class Group:
-    """G completions of one problem with their rewards and verdicts."""
+class PolicyGradient(Trainer):
+    """The trainer of GRPO's objective, which GRPO, SEELE, MRT and IB-TPO share: one iteration
+    collects a `Rollout` (`collect`, the algorithm's part) and runs `update` on it.
 
-    problem_id: str
-    generations: list[Generation]
-    rewards: list[float]
-    usable: list[bool]
-    correct: list[bool]
-
-
-@dataclass
-class Rollout:
-    """What one training step sampled."""
-
-    groups: list[Group]
-    sampled_groups: list[Group] = field(default_factory=list)
-    """Every group sampled this step, also those dropped by dynamic sampling."""
-    generated_tokens: int = 0
-    seconds: float = 0.0
-
-
-Callback = Callable[["GRPO", dict[str, Any]], "bool | None"]
-
-
-class GRPO(RunBookkeeping):
-    """Group Relative Policy Optimisation against a rlvr-gym env.
-
-    Args:
-        policy: a `Policy`, or a path of a local Hugging Face model directory.
-        env: the training env (a `ReasoningEnv`, possibly wrapped); groups are sampled by
-            pinning problems with `reset(options={"problem_id": ...})`. A wrapper may end the
-            observation with a response prefix named in `info["response_prefix"]` (masked
-            from the RL loss); the action is only the generated continuation.
-        config: a `GRPOConfig`.
-        eval_env: optional held-out env (e.g. the same task with dataset `seed=1`), evaluated
-            at the start and end of `learn` and every `config.eval_every` steps.
+    Not an algorithm: it has no way to collect. A subclass implements `collect`, may set
+    per-token advantages on the rollout (`Rollout.advantages`), statistics
+    (`Rollout.stats`) and an `extra_loss`.
     """
 
-    config_class: type[GRPOConfig] = GRPOConfig
-    """The config dataclass `load` rebuilds from agent.json (a subclass's own config)."""
+    config_class = GRPOConfig
+    config: GRPOConfig
+    extra_loss: ExtraLoss | None = None
+    """Added to the policy loss of every micro-batch when set (module docstring of
+    `ExtraLoss`); without one, rows whose advantages are all zero are not forwarded."""
 
-    def __init__(self, policy: Policy | str | Path, env: Any, config: GRPOConfig | None = None,
-                 eval_env: Any = None) -> None:
-        self.config = config or self.config_class()
-        _seed_everything(self.config.seed)
-        self.policy = as_policy(policy, self.config.device, self.config.dtype,
-                                self.config.backend)
-        self.env = env
-        self.eval_env = eval_env
-        self.reference = None
-        if self.config.beta != 0.0:
-            self.reference = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.policy.model.parameters(), lr=self.config.lr,
-                                           betas=self.config.adam_betas,
-                                           weight_decay=self.config.weight_decay)
-        self.num_steps = 0
-        self.eval_history: list[dict[str, float]] = []
-        """Held-out results of `learn`, each with its `step`."""
-        self._env_seeded = False
-
-    # -- public API --
-
-    def learn(self, total_steps: int, callback: Callback | None = None,
-              progress_bar: bool = True) -> GRPO:
-        """Run `total_steps` more training steps (sample a batch of groups, update).
-
-        `callback(agent, metrics)` runs after every step; returning False stops training.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
-        agent to its `agent/` every `config.save_every` steps and at the end. Ctrl-C stops
-        after the current step, saves, and raises `TrainingInterrupted`; a new agent
-        refuses an output_dir that holds another run (`RunExistsError`).
-        """
-        self._training_loop(
-            total_steps, self.train_step, type(self).__name__,
-            lambda m: {"reward": f"{m['reward']:.2f}", "eff": f"{m['eff_rate']:.2f}"},
-            lambda: self.num_steps, callback, progress_bar)
-        return self
+    def collect(self) -> Rollout:
+        """Sample the step's groups through the env."""
+        raise NotImplementedError(f"{type(self).__name__} must implement collect")
 
     def train_step(self) -> dict[str, Any]:
         """One step: sample groups through the env, compute advantages, update the policy."""
         start = time.perf_counter()
         rollout = self.collect()
-        metrics = self._rollout_metrics(rollout)
+        metrics = rollout_metrics(rollout)
         if rollout.groups:
             metrics.update(self.update(rollout))
         else:
@@ -391,141 +251,21 @@ class GRPO(RunBookkeeping):
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics
 
-    def predict(self, observation: str | Sequence[str], deterministic: bool = True,
-                response_prefix: str = "") -> tuple[str | list[str], None]:
-        """Respond to one observation (or a list): greedy when `deterministic`, else sampled.
-        Returns `(response, None)` like stable-baselines3 (no recurrent state)."""
-        single = isinstance(observation, str)
-        prompts = [observation] if isinstance(observation, str) else list(observation)
-        sampling = self.config.sampling()
-        if deterministic:
-            sampling = SamplingConfig(0.0, 1.0, sampling.max_new_tokens, sampling.stop)
-        gens = self.policy.generate(prompts, sampling, [response_prefix] * len(prompts))
-        responses = [g.response for g in gens]
-        return (responses[0] if single else responses), None
+    def _needs_reference(self) -> bool:
+        return self.config.beta != 0.0
 
-    def evaluate(self, env: Any = None, samples: int | None = None,
-                 progress_bar: bool = False) -> dict[str, float]:
-        """Held-out metrics (greedy accuracy, pass@k) on `env` or the agent's `eval_env`, with
-        `samples` completions per problem for pass@k (None: `config.eval_samples`; 0: greedy
-        accuracy only).
-
-        Runs on its own fixed random stream, so evaluating never changes training."""
-        env = env if env is not None else self.eval_env
-        if env is None:
-            raise ValueError("no env to evaluate on: pass one or give GRPO an eval_env")
+    def _held_out(self, env: Any, samples: int, progress_bar: bool) -> dict[str, float]:
         c = self.config
-        devices = [self.policy.device] if self.policy.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(c.seed + 1_000_003)
-            return evaluate(self.policy, env, c.eval_problems,
-                            c.eval_samples if samples is None else samples, c.eval_k,
-                            c.temperature or 1.0, c.max_new_tokens, c.stop, progress_bar)
+        return evaluate(self.policy, env, c.eval_problems, samples, c.eval_k,
+                        c.temperature or 1.0, c.max_new_tokens, c.stop, progress_bar)
 
-    def save(self, path: str | Path) -> Path:
-        """Save everything an exact resume needs: weights (and the reference), optimiser
-        state, step, config and the random states of torch, numpy, random and the env.
-
-        Atomic (see `rlvr_gym.agents.checkpoint`): an interrupted save leaves the previous
-        checkpoint at `path` intact."""
-        return save_checkpoint(path, self._checkpoint_content())
-
-    @classmethod
-    def load(cls, path: str | Path, env: Any, eval_env: Any = None, **overrides: Any) -> GRPO:
-        """Restore an agent saved with `save`; `learn` then continues exactly where it stopped.
-
-        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`). Raises
-        `CheckpointError` (a ValueError naming the file) for a missing, corrupt or
-        inconsistent part."""
-        return cls._from_checkpoint(Checkpoint(path), env, eval_env, overrides)
-
-    def _checkpoint_content(self) -> CheckpointContent:
-        """What `save` writes; subclasses with more state extend it."""
-        models = {"policy": [self.policy.model, self.policy.tokenizer]}
-        if self.reference is not None:
-            models["reference"] = [self.reference]
-        return CheckpointContent(
-            agent=type(self).__name__, step=self.num_steps, config=self.config,
-            state={"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
-                   **self._random_state()},
-            models=models, env=self._env_record())
-
-    @classmethod
-    def _from_checkpoint(cls, checkpoint: Checkpoint, env: Any, eval_env: Any,
-                         overrides: dict[str, Any]) -> GRPO:
-        """The agent of an opened checkpoint; subclasses with more state extend it."""
-        config = checkpoint.config(cls.config_class, overrides)
-        state = checkpoint.state("optimizer", "eval_history")
-        agent = cls(checkpoint.policy(config.device, config.dtype), env, config, eval_env)
-        reference = checkpoint.model_dir("reference")
-        if agent.reference is not None and reference is not None:
-            from transformers import AutoModelForCausalLM
-
-            agent.reference = AutoModelForCausalLM.from_pretrained(
-                reference, dtype=agent.policy.model.dtype, local_files_only=True
-            ).to(agent.policy.device).eval().requires_grad_(False)  # type: ignore[arg-type]
-        agent.optimizer.load_state_dict(state["optimizer"])
-        agent.num_steps = checkpoint.step
-        agent.eval_history = state["eval_history"]
-        agent._restore_random_state(state)
-        return agent
-
-    # -- sampling --
-
-    def collect(self) -> Rollout:
-        """Sample `prompts_per_step` groups (refilling dropped ones with dynamic sampling)."""
-        c = self.config
-        start = time.perf_counter()
-        rollout = Rollout(groups=[])
-        for _ in range(c.max_sampling_rounds if c.dynamic_sampling else 1):
-            groups, tokens = self.sample_groups(c.prompts_per_step - len(rollout.groups))
-            rollout.sampled_groups += groups
-            rollout.generated_tokens += tokens
-            rollout.groups += [g for g in groups if not c.dynamic_sampling
-                               or _varies([r for r, u in zip(g.rewards, g.usable, strict=True)
-                                           if u])]
-            if len(rollout.groups) >= c.prompts_per_step:
-                break
-        rollout.seconds = time.perf_counter() - start
-        return rollout
-
-    def sample_groups(self, num_problems: int) -> tuple[list[Group], int]:
-        """Draw problems from the env, sample G completions each, score them through `step`.
-
-        Returns the groups and the number of generated tokens."""
-        c = self.config
-        self._seed_env()
-        heads = [self.env.reset() for _ in range(num_problems)]
-        split = [split_prefix(obs, info) for obs, info in heads]
-        prompts = [prompt for prompt, _ in split for _ in range(c.group_size)]
-        prefixes = [prefix for _, prefix in split for _ in range(c.group_size)]
-        gens = self.policy.generate(prompts, c.sampling(), prefixes)
-        groups = []
-        for k, (_, info) in enumerate(heads):
-            members = gens[k * c.group_size:(k + 1) * c.group_size]
-            rewards, usable, correct = [], [], []
-            for g in members:
-                self.env.reset(options={"problem_id": info["problem_id"]})
-                _, reward, _, _, step_info = self.env.step(g.text)  # continues the obs
-                verdict = step_info.get("verdict")
-                rewards.append(float(reward))
-                usable.append(verdict is None or verdict.usable)
-                correct.append(verdict.correct if verdict is not None else float(reward) >= 1)
-            groups.append(Group(info["problem_id"], members, rewards, usable, correct))
-        return groups, sum(len(g.completion_ids) for g in gens)
-
-    # -- optimisation --
-
-    def update(self, rollout: Rollout, advantages: torch.Tensor | None = None
-               ) -> dict[str, float]:
-        """Advantages and `num_iterations` passes of clipped policy-gradient updates.
-
-        `advantages`, when given, replaces the group advantages of the rollout's generations
-        (groups in order): shape [B], or [B, L-1] per token aligned with `Policy.batch` of
-        them (IB-TPO's step advantages)."""
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """Advantages (the rollout's own, or group advantages of its rewards) and
+        `num_iterations` passes of clipped policy-gradient updates."""
         c = self.config
         start = time.perf_counter()
         usable = torch.tensor([g.usable for g in rollout.groups])
+        advantages = rollout.advantages
         if advantages is None:
             rewards = torch.tensor([g.rewards for g in rollout.groups])
             advantages = group_advantages(rewards, usable, c.advantage, c.std_eps).flatten()
@@ -538,13 +278,12 @@ class GRPO(RunBookkeeping):
         # still count in the aggregation totals below, so skipping them changes no gradient
         # (a mini-batch with no other row makes no optimiser step). Statistics such as the
         # entropy are then over the trained rows.
-        skip_zero = (c.beta == 0.0 and c.loss_type != "bnpo"
-                     and type(self).extra_loss is GRPO.extra_loss)
+        skip_zero = c.beta == 0.0 and c.loss_type != "bnpo" and self.extra_loss is None
         nonzero = (advantages.reshape(len(gens), -1) != 0).any(1)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.num_steps)
         temperature = c.temperature or 1.0
-        stats = _Mean()
+        stats = Mean()
 
         # With one pass and one mini-batch the policy is still the sampling policy when each
         # token is scored, so the detached current log-probs serve as "old" (ratio = 1).
@@ -552,7 +291,7 @@ class GRPO(RunBookkeeping):
         off_policy = c.num_iterations > 1 or c.num_minibatches > 1
         old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
         ref_logprobs = self._logprobs_no_grad(self.reference, batch) \
-            if self.reference is not None else None
+            if c.beta != 0.0 and self.reference is not None else None
         processed_tokens = trained = 0
         for iteration in range(c.num_iterations):
             for minibatch in np.array_split(np.array(rows), c.num_minibatches):
@@ -585,7 +324,8 @@ class GRPO(RunBookkeeping):
                         ref_logprobs=ref, max_tokens=c.max_new_tokens,
                         total_sequences=float(len(minibatch)), total_tokens=total_tokens,
                         num_micro_batches=len(micro_batches))
-                    extra = self.extra_loss(sub, logprobs, float(len(minibatch)))
+                    extra = self.extra_loss(sub, logprobs, float(len(minibatch))) \
+                        if self.extra_loss is not None else None
                     if extra is not None:
                         loss = loss + extra[0]
                         stats.add(extra[1], 1.0)
@@ -620,17 +360,6 @@ class GRPO(RunBookkeeping):
             rate *= max(0.0, 1 - (step - c.warmup_steps) / max(c.decay_steps - c.warmup_steps, 1))
         return rate
 
-    def extra_loss(self, batch: TokenBatch, logprobs: torch.Tensor, total_sequences: float
-                   ) -> tuple[torch.Tensor, dict[str, float]] | None:
-        """A term added to the policy loss of every micro-batch; GRPO adds none.
-
-        Subclasses override it (SEELE: imitation of the hint tokens). `batch` is the
-        micro-batch, `logprobs` its token log-probs at the sampling temperature (with
-        gradient, aligned with `batch`'s masks), `total_sequences` the rows of its mini-batch.
-        Returns the loss and statistics to log (averaged over micro-batches), or None.
-        """
-        return None
-
     @torch.no_grad()
     def _logprobs_no_grad(self, model: Any, batch: TokenBatch) -> torch.Tensor:
         """Token log-probs of the whole batch under `model` (old policy or reference), [B, L-1]."""
@@ -643,47 +372,48 @@ class GRPO(RunBookkeeping):
             out[index, :logp.shape[1]] = logp.float().cpu()
         return out
 
-    # -- helpers --
 
-    def _rollout_metrics(self, rollout: Rollout) -> dict[str, Any]:
-        sampled = rollout.sampled_groups
-        rewards = [r for g in sampled for r, u in zip(g.rewards, g.usable, strict=True) if u]
-        lengths = [len(gen.completion_ids) for g in sampled for gen in g.generations]
-        return {
-            "reward": float(np.mean(rewards)) if rewards else 0.0,
-            "accuracy": float(np.mean([c for g in sampled for c in g.correct])),
-            "eff_rate": eff_rate([r for r, u in zip(g.rewards, g.usable, strict=True) if u]
-                                 for g in sampled),
-            "response_length": float(np.mean(lengths)),
-            "truncated_frac": float(np.mean([gen.finish_reason == "length" for g in sampled
-                                             for gen in g.generations])),
-            "masked_samples": sum(not u for g in sampled for u in g.usable),
-            "groups_trained": len(rollout.groups),
-            "gen_tokens_per_s": rollout.generated_tokens / max(rollout.seconds, 1e-9),
-        }
-
-
-def _varies(values: Sequence[float]) -> bool:
-    return len(values) > 1 and max(values) != min(values)
+def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
+    """What every policy-gradient step logs about its samples, then the rollout's own `stats`."""
+    sampled = rollout.sampled_groups
+    rewards = [r for g in sampled for r, u in zip(g.rewards, g.usable, strict=True) if u]
+    lengths = [len(gen.completion_ids) for g in sampled for gen in g.generations]
+    return {
+        "reward": float(np.mean(rewards)) if rewards else 0.0,
+        "accuracy": float(np.mean([c for g in sampled for c in g.correct])),
+        "eff_rate": eff_rate([r for r, u in zip(g.rewards, g.usable, strict=True) if u]
+                             for g in sampled),
+        "response_length": float(np.mean(lengths)),
+        "truncated_frac": float(np.mean([gen.finish_reason == "length" for g in sampled
+                                         for gen in g.generations])),
+        "masked_samples": sum(not u for g in sampled for u in g.usable),
+        "groups_trained": len(rollout.groups),
+        "gen_tokens_per_s": rollout.generated_tokens / max(rollout.seconds, 1e-9),
+        **rollout.stats,
+    }
 
 
-class _Mean:
-    """Weighted running means of named statistics."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.weights: dict[str, float] = {}
-
-    def add(self, values: dict[str, float], weight: float) -> None:
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v * weight
-            self.weights[k] = self.weights.get(k, 0.0) + weight
-
-    def means(self) -> dict[str, float]:
-        return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
+# --- The agent -------------------------------------------------------------------------------
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+class GRPO(PolicyGradient):
+    """Group Relative Policy Optimisation against a rlvr-gym env:
+    `GRPO(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
+
+    Each step draws `prompts_per_step` problems, samples `group_size` completions of each
+    and scores them through the env (with `dynamic_sampling`, groups of equal rewards are
+    dropped and refilled), then updates on group advantages.
+    """
+
+    def collect(self) -> Rollout:
+        """Sample `prompts_per_step` groups (refilling dropped ones with dynamic sampling)."""
+        c = self.config
+        return collect(self.sample_groups, c.prompts_per_step, c.dynamic_sampling,
+                       c.max_sampling_rounds)
+
+    def sample_groups(self, num_problems: int) -> tuple[list[Group], int]:
+        """`group_size` independent samples of `num_problems` problems drawn by the env."""
+        self._seed_env()
+        return sample_groups(self.policy, self.env, draw(self.env, num_problems),
+                             self.config.group_size, self.config.sampling())
+

@@ -23,7 +23,6 @@ shares with other paths are counted once per path in the loss.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,9 +32,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rlvr_gym.agents.grpo import GRPO, Group, GRPOConfig, Rollout
-from rlvr_gym.agents.monitors import eff_rate, split_prefix
+from rlvr_gym.agents.grpo import GRPOConfig, PolicyGradient
+from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
+from rlvr_gym.agents.rollout import Group, Head, Rollout, draw, score
 from rlvr_gym.agents.tree import (
     Node,
     RolloutTree,
@@ -44,6 +44,7 @@ from rlvr_gym.agents.tree import (
     split_steps,
     step_probability,
 )
+from rlvr_gym.types import split_prefix
 
 Strategy = Literal["ib", "random", "entropy"]
 STRATEGIES: tuple[str, ...] = ("ib", "random", "entropy")
@@ -125,9 +126,8 @@ class IBTPOConfig(GRPOConfig):
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
-        own = GRPOConfig.field_help.__func__(cls)  # type: ignore[attr-defined]
-        derived = {"group_size": "Derived, not set: the G = B0 + (L - 1) K B leaves of a tree."}
-        return {**GRPOConfig.field_help(), **own, **derived}
+        return {**super().field_help(),
+                "group_size": "Derived, not set: the G = B0 + (L - 1) K B leaves of a tree."}
 
 
 # --- Tree rollouts ---------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class TreeSampler:
     def trajectories_per_tree(self) -> int:
         return self.initial_samples + (self.rounds - 1) * self.top_k * self.branches
 
-    def sample(self, heads: Sequence[tuple[str, dict[str, Any]]]) -> list[ProblemTree]:
+    def sample(self, heads: Sequence[Head]) -> list[ProblemTree]:
         """Trees for the problems of `heads`, the `(observation, info)` pairs of `env.reset`.
 
         All trees grow together: one batched generation call per round. Randomness (sampling,
@@ -236,8 +236,9 @@ class TreeSampler:
         return [candidates[int(i)] for i in order[:k]]
 
     def _expand(self, requests: Sequence[tuple[ProblemTree, Node]]) -> None:
-        """Sample one continuation per (tree, node) to the end of the response, verify it and
-        add it to its tree."""
+        """Sample one continuation per (tree, node) to the end of the response, score them all
+        through the env (one batch: `rlvr_gym.agents.rollout.score`) and add each to its
+        tree."""
         if not requests:
             return
         tok = self.policy.tokenizer
@@ -258,26 +259,23 @@ class TreeSampler:
                                    t.prompt_ids, t.prefix_ids + ids, out, reason))
         logprobs = generated_logprobs(self.policy, gens, self.sampling.temperature or 1.0,
                                       self.micro_batch_size)
-        for (t, node), ids, gen, lp in zip(requests, node_ids, gens, logprobs, strict=True):
-            self.env.reset(options={"problem_id": t.problem_id})
-            response = node.text() + gen.text  # continues the observation
-            _, reward, _, _, info = self.env.step(response)
-            verdict = info.get("verdict")
-            usable = verdict is None or verdict.usable
-            correct = verdict.correct if verdict is not None else float(reward) >= 1
+        responses = [node.text() + gen.text for (_, node), gen in zip(requests, gens, strict=True)]
+        scored = score(self.env, [t.problem_id for t, _ in requests], responses,
+                       [t.prefix for t, _ in requests])
+        for (t, node), ids, gen, lp, response, s in zip(requests, node_ids, gens, logprobs,
+                                                        responses, scored, strict=True):
             trajectory = None
-            if usable and gen.completion_ids:
+            if s.usable and gen.completion_ids:
                 steps = split_steps(gen.completion_ids, lp,
                                     lambda i: tok.decode(i, skip_special_tokens=True),
                                     self.delimiter)
-                trajectory = t.tree.add(node, steps, float(reward))
+                trajectory = t.tree.add(node, steps, s.reward)
             else:
                 t.tree.generated_tokens += len(gen.completion_ids)
             path = Generation(t.prompt, t.prefix, response, t.prompt_ids, t.prefix_ids,
                               ids + gen.completion_ids, gen.finish_reason)
-            t.leaves.append(Leaf(path, float(reward), usable and trajectory is not None,
-                                 bool(correct), trajectory, node.depth,
-                                 len(gen.completion_ids)))
+            t.leaves.append(Leaf(path, s.reward, trajectory is not None, s.correct, trajectory,
+                                 node.depth, len(gen.completion_ids)))
 
 
 def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
@@ -353,18 +351,19 @@ def spread_step_advantages(step_lengths: Sequence[Sequence[int]],
 
 @dataclass
 class TreeRollout(Rollout):
-    """A GRPO rollout whose groups are the leaves of `trees` (one group per tree)."""
+    """A rollout whose groups are the leaves of `trees` (one group per tree)."""
 
     trees: list[ProblemTree] = field(default_factory=list)
 
 
-class IBTPO(GRPO):
-    """IB-TPO: GRPO whose groups are IB-guided rollout trees and whose advantages are
-    step-level, A = A_GL + lambda A_IB (docs/algorithms.md, IB-TPO).
+class IBTPO(PolicyGradient):
+    """IB-TPO: the GRPO objective on IB-guided rollout trees with step-level advantages,
+    A = A_GL + lambda A_IB (docs/algorithms.md, IB-TPO).
 
-    Same interface as `GRPO`: `IBTPO(policy, env, config, eval_env).learn(steps)`, `save`,
-    `load`, `evaluate`, `predict`. Each step grows `prompts_per_step` trees of
-    G = B0 + (L - 1) K B leaves and updates on every root-to-leaf path.
+    `IBTPO(policy, env, config, eval_env).learn(steps)` (arguments: `Trainer`). Each step
+    grows `prompts_per_step` trees of G = B0 + (L - 1) K B leaves and updates on every
+    root-to-leaf path. With `reference_confidence` (or a KL `beta`) a frozen copy of the
+    initial model is kept as `reference`.
     """
 
     config_class = IBTPOConfig
@@ -372,12 +371,7 @@ class IBTPO(GRPO):
 
     def __init__(self, policy: Policy | str | Path, env: Any, config: IBTPOConfig | None = None,
                  eval_env: Any = None) -> None:
-        config = config or IBTPOConfig()
-        if not isinstance(config, IBTPOConfig):
-            raise TypeError(f"IBTPO needs an IBTPOConfig, got {type(config).__name__}")
         super().__init__(policy, env, config, eval_env)
-        if self.config.reference_confidence and self.reference is None:
-            self.reference = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
         c = self.config
         self.sampler = TreeSampler(
             self.policy, env, c.sampling(), initial_samples=c.initial_samples,
@@ -385,65 +379,51 @@ class IBTPO(GRPO):
             beta=c.ib_beta, delimiter=c.delimiter, step_probability=c.step_probability,
             micro_batch_size=c.micro_batch_size)
 
+    def _needs_reference(self) -> bool:
+        return self.config.beta != 0.0 or self.config.reference_confidence
+
     def collect(self) -> TreeRollout:
-        """Grow `prompts_per_step` trees; each becomes one group of its G leaves."""
+        """Grow `prompts_per_step` trees; each becomes one group of its G leaves. The rollout
+        carries the per-token step advantages of the leaves' paths (`token_advantages`; the
+        policy does not change before `update`) and the tree monitors of `tree_metrics` as
+        statistics (Eff-Rate and accuracy are the step's own metrics)."""
         start = time.perf_counter()
         self._seed_env()
-        heads = [self.env.reset() for _ in range(self.config.prompts_per_step)]
-        trees = self.sampler.sample(heads)
+        trees = self.sampler.sample(draw(self.env, self.config.prompts_per_step))
         groups = [Group(t.problem_id, [leaf.generation for leaf in t.leaves],
                         [leaf.reward for leaf in t.leaves], [leaf.usable for leaf in t.leaves],
                         [leaf.correct for leaf in t.leaves]) for t in trees]
+        seconds = time.perf_counter() - start
+        stats = {k: v for k, v in tree_metrics(trees, self.config.ib_beta).items()
+                 if k not in ("eff_rate", "accuracy")}
         return TreeRollout(groups=groups, sampled_groups=groups,
                            generated_tokens=sum(t.tree.generated_tokens for t in trees),
-                           seconds=time.perf_counter() - start, trees=trees)
+                           seconds=seconds, advantages=self.token_advantages(trees),
+                           stats=stats, trees=trees)
 
     def token_advantages(self, trees: Sequence[ProblemTree]) -> torch.Tensor:
         """[B, L-1] advantages of every leaf's path in group order, aligned with
         `Policy.batch` of the leaves' generations (zero outside generated tokens and on
-        unusable leaves). Sets `Node.ref_confidence` from the reference model first."""
-        leaves = [leaf for t in trees for leaf in t.leaves]
-        gens = [leaf.generation for leaf in leaves]
-        width = max(len(g.prompt_ids) + len(g.prefix_ids) + len(g.completion_ids)
-                    for g in gens) - 1
-        if self.reference is not None:
-            self._set_reference_confidence(leaves)
-        per_leaf: dict[int, list[float]] = {}
-        for t in trees:
-            step_adv = t.tree.step_advantages(self.config.ib_beta, self.config.lam,
-                                              self.config.std_eps)
-            for trajectory, advantages in zip(t.tree.trajectories, step_adv, strict=True):
-                per_leaf[id(trajectory)] = advantages
+        unusable leaves). With `reference_confidence` it first sets `Node.ref_confidence`
+        from the reference model."""
+        c = self.config
+        if c.reference_confidence:
+            self._set_reference_confidence([leaf for t in trees for leaf in t.leaves])
         lengths: list[list[int]] = []
         values: list[list[float]] = []
         starts: list[int] = []
-        for leaf, g in zip(leaves, gens, strict=True):
-            starts.append(len(g.prompt_ids) + len(g.prefix_ids) - 1)
-            if leaf.trajectory is None:
-                lengths.append([])
-                values.append([])
-                continue
-            lengths.append([len(n.step.token_ids) for n in leaf.trajectory.nodes
-                            if n.step is not None])
-            values.append(per_leaf[id(leaf.trajectory)])
+        width = 0
+        for t in trees:
+            per_path = dict(zip(map(id, t.tree.trajectories),
+                                t.tree.step_advantages(c.ib_beta, c.lam, c.std_eps), strict=True))
+            for leaf in t.leaves:
+                g = leaf.generation
+                starts.append(len(g.prompt_ids) + len(g.prefix_ids) - 1)
+                width = max(width, starts[-1] + len(g.completion_ids))
+                nodes = leaf.trajectory.nodes if leaf.trajectory is not None else []
+                lengths.append([len(n.step.token_ids) for n in nodes if n.step is not None])
+                values.append(per_path[id(leaf.trajectory)] if nodes else [])
         return spread_step_advantages(lengths, values, starts, width)
-
-    def update(self, rollout: Rollout, advantages: torch.Tensor | None = None
-               ) -> dict[str, float]:
-        """The GRPO update with the trees' per-token step advantages."""
-        if advantages is None:
-            if not isinstance(rollout, TreeRollout):
-                raise TypeError("IBTPO.update needs the TreeRollout of IBTPO.collect or "
-                                "explicit advantages")
-            advantages = self.token_advantages(rollout.trees)
-        return super().update(rollout, advantages)
-
-    def _rollout_metrics(self, rollout: Rollout) -> dict[str, Any]:
-        metrics = super()._rollout_metrics(rollout)
-        if isinstance(rollout, TreeRollout):
-            tm = tree_metrics(rollout.trees, self.config.ib_beta)
-            metrics.update({k: v for k, v in tm.items() if k not in ("eff_rate", "accuracy")})
-        return metrics
 
     def _set_reference_confidence(self, leaves: Sequence[Leaf]) -> None:
         """pi_ref(s) of every node on the leaves' paths, read from the reference model's token
@@ -453,6 +433,7 @@ class IBTPO(GRPO):
                 and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]
         if not todo:
             return
+        assert self.reference is not None  # kept by _needs_reference
         ref_policy = Policy(self.reference, self.policy.tokenizer, self.policy.backend,
                             self.policy.compute_dtype)
         logprobs = generated_logprobs(ref_policy, [leaf.generation for leaf in todo],

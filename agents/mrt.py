@@ -11,8 +11,9 @@ and the regret of a response (Def. 4.1; `rlvr_gym.wrappers.normalized_regret`).
 This module holds:
 
 - `MetaProver`: the forced-termination estimator of J (a `ProgressEstimator`).
-- `MRT`: GRPO whose groups continue a *stale* prefix c sampled from the policy before the
-  update, cut after a random number of episodes (docs/algorithms.md, MRT: the two variants):
+- `MRT`: a policy-gradient agent whose groups continue a *stale* prefix c sampled from the
+  policy before the update, cut after a random number of episodes (docs/algorithms.md, MRT:
+  the two variants):
     'termination'  A_i = r_i - J(c)                          (official RL README)
     'progress'     R_i = r_i + alpha (J(c + y_i^(1)) - J(c)), then GRPO advantages of R
                    (y_i^(1) = the first new episode of continuation i; Eq. 2's dense term).
@@ -27,14 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from rlvr_gym.agents.grpo import GRPO, AdvantageMode, Group, GRPOConfig
-from rlvr_gym.agents.monitors import split_prefix
+from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
-from rlvr_gym.types import Problem, Verifier
+from rlvr_gym.agents.rollout import Group, Rollout, Scored, collect, draw, score
+from rlvr_gym.types import Problem, split_prefix
 from rlvr_gym.verifiers.extract import last_boxed
 from rlvr_gym.wrappers.budget import (
     DEFAULT_MARKERS,
@@ -55,29 +57,33 @@ DEFAULT_TERMINATION_SUFFIX = "\n\\boxed{"
 
 
 class MetaProver:
-    """J(prefix): the share of K forced answers after `prefix` that the verifier accepts.
+    """J(prefix): the share of K forced answers after `prefix` that `env` judges correct.
 
     Implements `rlvr_gym.wrappers.ProgressEstimator`. For each prefix the policy continues
     `prompt + prefix + suffix` K times (the suffix forces an answer; it is encoded, not
-    sampled) and each `prefix + suffix + answer` is verified. A prefix that already holds an
-    answer (`\\boxed{}`) is scored by verifying it as it is: forcing adds nothing.
+    sampled) and `env` judges each whole response `prefix + suffix + answer`, pinned to the
+    problem (`rlvr_gym.agents.rollout.score`): its verdict's score counts (without a verdict,
+    the reward). A prefix that already holds an answer (`\\boxed{}`) is judged as it is.
 
-    Verifier failures (`error`/`timeout`) are left out of the average; a prefix with no usable
-    verdict gets NaN, never 0 (a failure is not a wrong answer). `no_answer_rate` is the share
-    of forced answers in the last `estimate` call with no answer in them (forced termination
-    can fail to produce an answer, so it is tracked).
+    `prefix` is the response from its start, a prefix given by a wrapper included, so `env`
+    must judge a whole response in one `step`: no response prefix of its own (`HintScaffold`
+    would prepend its hint again and count the forced answers as rollouts), no step per
+    episode (`TokenBudget` would cut it). A `ReasoningEnv` fits (`env.unwrapped` of a wrapped
+    one). It is reset and stepped for every answer: no episode may be in progress on it during
+    `estimate` (a `ProgressReward` needs another instance of the env than its estimator's).
 
-    The prefix is re-encoded for every sample: the transformers backend has no prefix KV
-    cache to share between them.
+    Unusable verdicts (verifier `error`/`timeout`) are left out of the average; a prefix with
+    none usable gets NaN, never 0 (a failure is not a wrong answer). `no_answer_rate` is the
+    share of forced answers in the last `estimate` call whose verdict extracted no answer.
+    The prefix is re-encoded for every sample (the transformers backend shares no KV cache).
     """
 
-    def __init__(self, policy: Policy, verifier: Verifier,
-                 suffix: str = DEFAULT_TERMINATION_SUFFIX, samples: int = 4,
-                 max_new_tokens: int = 16, temperature: float = 1.0) -> None:
+    def __init__(self, policy: Policy, env: Any, suffix: str = DEFAULT_TERMINATION_SUFFIX,
+                 samples: int = 4, max_new_tokens: int = 16, temperature: float = 1.0) -> None:
         if samples < 1:
             raise ValueError(f"samples must be at least 1, got {samples}")
         self.policy = policy
-        self.verifier = verifier
+        self.env = env
         self.suffix = suffix
         self.samples = samples
         self.sampling = SamplingConfig(temperature, 1.0, max_new_tokens)
@@ -88,32 +94,33 @@ class MetaProver:
 
     def estimate(self, problems: Sequence[Problem], prompts: Sequence[str],
                  prefixes: Sequence[str]) -> list[float]:
-        """J for many (problem, prompt, prefix) triples in one batched generation."""
+        """J for many (problem, prompt, prefix) triples: one batched generation, one batch of
+        env scoring."""
         if not len(problems) == len(prompts) == len(prefixes):
             raise ValueError("problems, prompts and prefixes must have the same length")
-        values: list[float] = [float("nan")] * len(problems)
-        forced = []
-        for i, prefix in enumerate(prefixes):
-            if last_boxed(prefix) is not None:
-                values[i] = _mean_score([self.verifier.verify(prefix, problems[i])])
-            else:
-                forced.append(i)
+        answered = [i for i, prefix in enumerate(prefixes) if last_boxed(prefix) is not None]
+        forced = sorted(set(range(len(prefixes))) - set(answered))
         k = self.samples
         gens = self.policy.generate(
             [prompts[i] for i in forced for _ in range(k)], self.sampling,
             [prefixes[i] + self.suffix for i in forced for _ in range(k)]) if forced else []
-        missing = 0
+        scored = score(self.env, [problems[i] for i in answered]
+                       + [problems[i] for i in forced for _ in range(k)],
+                       [prefixes[i] for i in answered] + [g.response for g in gens])
+        values = [float("nan")] * len(prefixes)
+        for n, i in enumerate(answered):
+            values[i] = _mean_score(scored[n:n + 1])
+        answers = scored[len(answered):]
         for n, i in enumerate(forced):
-            answers = [g.response for g in gens[n * k:(n + 1) * k]]
-            verdicts = [self.verifier.verify(a, problems[i]) for a in answers]
-            missing += sum(v.extracted is None for v in verdicts)
-            values[i] = _mean_score(verdicts)
-        self.no_answer_rate = missing / max(len(gens), 1)
+            values[i] = _mean_score(answers[n * k:(n + 1) * k])
+        self.no_answer_rate = sum(s.verdict is not None and s.verdict.extracted is None
+                                  for s in answers) / max(len(answers), 1)
         return values
 
 
-def _mean_score(verdicts: Sequence[Any]) -> float:
-    scores = [v.score for v in verdicts if v.usable]
+def _mean_score(scored: Sequence[Scored]) -> float:
+    """Mean verdict score (the reward without a verdict) of the usable ones; NaN if none."""
+    scores = [s.verdict.score if s.verdict is not None else s.reward for s in scored if s.usable]
     return float(np.mean(scores)) if scores else float("nan")
 
 
@@ -163,13 +170,10 @@ class MRTConfig(GRPOConfig):
             raise ValueError(f"max_prefix_episodes must be >= 0, got {self.max_prefix_episodes}")
         self.markers = tuple(self.markers)
 
-    @classmethod
-    def field_help(cls) -> dict[str, str]:
-        return {**GRPOConfig.field_help(), **super().field_help()}
 
-
-class MRT(GRPO):
-    """GRPO on continuations of stale prefixes with MRT's progress-based training signal.
+class MRT(PolicyGradient):
+    """GRPO's loss on continuations of stale prefixes with MRT's progress-based training
+    signal: `MRT(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
 
     Per problem and step: one trace from the current policy (about to be updated, hence
     "stale"), cut after a random number j of its episodes (0 <= j < its episode count) into
@@ -179,39 +183,45 @@ class MRT(GRPO):
     `Group.correct` the outcome. Generation budget: c plus its continuation share
     `max_new_tokens`.
 
-    Args are GRPO's. The env's unwrapped env must expose its `verifier` (every
-    `ReasoningEnv` does); the meta-prover verifies forced answers with it.
+    The meta-prover judges forced answers through the training env's base env
+    (`env.unwrapped`): the forced answers are not rollouts, so the wrappers of the training
+    episode (hints, budgets, penalties) do not see them (`MetaProver`).
     """
 
     config: MRTConfig
     config_class = MRTConfig
 
-    def __init__(self, policy: Policy | str, env: Any, config: MRTConfig | None = None,
+    def __init__(self, policy: Policy | str | Path, env: Any, config: MRTConfig | None = None,
                  eval_env: Any = None) -> None:
-        config = config or MRTConfig()
-        if not isinstance(config, MRTConfig):
-            raise TypeError(f"MRT needs an MRTConfig, got {type(config).__name__}")
         super().__init__(policy, env, config, eval_env)
-        verifier = getattr(env.unwrapped, "verifier", None)
-        if verifier is None:
-            raise ValueError("MRT's meta-prover needs the env's verifier: pass a rlvr-gym env "
-                             "(a ReasoningEnv, possibly wrapped)")
         c = self.config
-        self.meta_prover = MetaProver(self.policy, verifier, c.termination_suffix,
+        self.meta_prover = MetaProver(self.policy, env.unwrapped, c.termination_suffix,
                                       c.termination_samples, c.termination_max_tokens,
                                       c.termination_temperature)
-        self._step_stats: dict[str, float] = {}
 
-    def train_step(self) -> dict[str, Any]:
-        """GRPO's step, plus MRT's statistics: mean J(c), episodes in c, outcome reward,
-        progress of the first new episode ('progress'), forced answers without an answer."""
-        metrics = super().train_step()
-        return {**metrics, **self._step_stats}
+    def collect(self) -> Rollout:
+        """`prompts_per_step` groups (refilled with dynamic sampling) whose `stats` are those
+        of the last sampling round: mean J(c), episodes in c, outcome reward, forced answers
+        without an answer, progress of the first new episode ('progress')."""
+        c = self.config
+        rounds: list[dict[str, float]] = []
 
-    def sample_groups(self, num_problems: int) -> tuple[list[Group], int]:
+        def sample(num_problems: int) -> tuple[list[Group], int]:
+            groups, tokens, stats = self.sample_stale(num_problems)
+            rounds.append(stats)
+            return groups, tokens
+
+        rollout = collect(sample, c.prompts_per_step, c.dynamic_sampling, c.max_sampling_rounds)
+        rollout.stats = rounds[-1]
+        return rollout
+
+    def sample_stale(self, num_problems: int) -> tuple[list[Group], int, dict[str, float]]:
+        """Groups of continuations of stale prefixes of `num_problems` problems drawn by the
+        env (class docstring), the generated tokens (stale traces included) and the round's
+        statistics (`collect`)."""
         c = self.config
         self._seed_env()
-        heads = [self.env.reset() for _ in range(num_problems)]
+        heads = draw(self.env, num_problems)
         split = [split_prefix(obs, info) for obs, info in heads]
         prompts = [p for p, _ in split]
         given = [x for _, x in split]
@@ -224,11 +234,11 @@ class MRT(GRPO):
             limit = max(len(episodes), 1)
             if c.max_prefix_episodes:
                 limit = min(limit, c.max_prefix_episodes + 1)
-            j = int(np.random.randint(limit))  # global RNG: saved and restored by GRPO.save
+            j = int(np.random.randint(limit))  # global RNG: saved and restored by `save`
             own_prefixes.append("".join(episodes[:j]))
             counts.append(j)
         prefixes = [x + own for x, own in zip(given, own_prefixes, strict=True)]
-        j_prefix = self.meta_prover.estimate(problems, prompts, prefixes)
+        j_prefix = np.array(self.meta_prover.estimate(problems, prompts, prefixes))
         no_answer = [self.meta_prover.no_answer_rate]
 
         G = c.group_size
@@ -237,22 +247,14 @@ class MRT(GRPO):
         own_tokens = [len(self.policy.encode(own)) for own in own_prefixes]
         gens = [_trim(self.policy, g, c.max_new_tokens - own_tokens[n // G])
                 for n, g in enumerate(gens)]
+        scored = score(self.env, [info["problem_id"] for _, info in heads for _ in range(G)],
+                       [own_prefixes[n // G] + g.text for n, g in enumerate(gens)],
+                       [given[n // G] for n in range(len(gens))])
 
-        outcomes, usable, correct = [], [], []
-        for n, g in enumerate(gens):
-            k = n // G
-            self.env.reset(options={"problem_id": heads[k][1]["problem_id"]})
-            _, reward, _, _, info = self.env.step(own_prefixes[k] + g.text)
-            verdict = info.get("verdict")
-            outcomes.append(float(reward))
-            usable.append(verdict is None or verdict.usable)
-            correct.append(verdict.correct if verdict is not None else float(reward) >= 1)
-
-        outcome = np.array(outcomes).reshape(num_problems, G)
-        j_c = np.array(j_prefix)
+        outcome = np.array([s.reward for s in scored]).reshape(num_problems, G)
         progress = np.full((num_problems, G), np.nan)
         if c.variant == "termination":
-            signal = termination_signal(outcome, j_c)
+            signal = termination_signal(outcome, j_prefix)
         else:
             firsts = [prefixes[n // G] + (split_episodes(g.text, c.markers) or [""])[0]
                       for n, g in enumerate(gens)]
@@ -260,31 +262,30 @@ class MRT(GRPO):
                 [problems[n // G] for n in range(len(gens))], [g.prompt for g in gens],
                 firsts)).reshape(num_problems, G)
             no_answer.append(self.meta_prover.no_answer_rate)
-            progress = j_first - j_c[:, None]
-            signal = progress_signal(outcome, j_c, j_first, c.alpha)
-        usable = [u and bool(np.isfinite(s)) for u, s in zip(usable, signal.flatten(),
-                                                             strict=True)]
-        signal = np.nan_to_num(signal).tolist()
+            progress = j_first - j_prefix[:, None]
+            signal = progress_signal(outcome, j_prefix, j_first, c.alpha)
+        usable = [s.usable and bool(np.isfinite(x))
+                  for s, x in zip(scored, signal.flatten(), strict=True)]
+        rewards = np.nan_to_num(signal).tolist()
 
-        groups = [Group(heads[k][1]["problem_id"], gens[k * G:(k + 1) * G], signal[k],
-                        usable[k * G:(k + 1) * G], correct[k * G:(k + 1) * G])
-                  for k in range(num_problems)]
-        finite_j = [j for j in j_prefix if not np.isnan(j)]
-        self._step_stats = {
-            "J_prefix": float(np.mean(finite_j)) if finite_j else float("nan"),
+        groups = [Group(info["problem_id"], gens[k * G:(k + 1) * G], rewards[k],
+                        usable[k * G:(k + 1) * G], [s.correct for s in scored[k * G:(k + 1) * G]])
+                  for k, (_, info) in enumerate(heads)]
+        finite_j = j_prefix[~np.isnan(j_prefix)]
+        stats = {
+            "J_prefix": float(np.mean(finite_j)) if len(finite_j) else float("nan"),
             "prefix_episodes": float(np.mean(counts)),
-            "outcome_reward": float(np.mean(outcomes)),
+            "outcome_reward": float(np.mean(outcome)),
             "forced_no_answer": float(np.mean(no_answer)),
             **({"first_episode_progress": float(np.nanmean(progress))}
                if not np.all(np.isnan(progress)) else {}),
         }
-        generated = sum(len(g.completion_ids) for g in stale + gens)
-        return groups, generated
+        return groups, sum(len(g.completion_ids) for g in stale + gens), stats
 
 
 def termination_signal(outcomes: np.ndarray, j_prefix: np.ndarray) -> np.ndarray:
-    """MRT's termination-baseline advantage A_i = r_i - J(c) (CMU-AIRe/MRT train/rl/README:
-    `adv = rewards - termination_rewards`; docs/algorithms.md, MRT).
+    """MRT's termination-baseline advantage A_i = r_i - J(c) (docs/algorithms.md, MRT: the
+    two variants).
 
     `outcomes` [groups, G] are the rewards of the continuations of each group's prefix c,
     `j_prefix` [groups] the meta-prover's J(c). NaN in J(c) propagates (mask those samples).
@@ -393,34 +394,27 @@ def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problem
                   stop: tuple[str, ...] = ()) -> list[RegretTrace]:
     """Sample one response per problem 0..num_problems-1 (pinned by index) within
     `budget_tokens`, cut it into episodes and evaluate J after each (one batched meta-prover
-    call). Responses that were given a prefix by a wrapper are measured from the prefix on."""
-    prompts, given, problems = [], [], []
-    for i in range(num_problems):
-        obs, info = env.reset(options={"index": i})
+    call); whether the whole response is correct is judged through `env`. Responses that were
+    given a prefix by a wrapper are measured from the prefix on."""
+    heads = [env.reset(options={"index": i}) for i in range(num_problems)]
+    prompts, given = [], []
+    for obs, info in heads:
         prompt, prefix = split_prefix(obs, info)
         prompts.append(prompt)
         given.append(prefix)
-        problems.append(info["problem"])
-    sampling = SamplingConfig(temperature, 1.0, budget_tokens, stop)
-    gens = policy.generate(prompts, sampling, given)
-    cuts: list[list[str]] = []
-    flat_problems, flat_prompts, flat_prefixes = [], [], []
-    for k, g in enumerate(gens):
-        episodes = split_episodes(g.text, markers) or [""]
-        partial = [given[k] + "".join(episodes[:n + 1]) for n in range(len(episodes))]
-        cuts.append(partial)
-        flat_problems += [problems[k]] * len(partial)
-        flat_prompts += [prompts[k]] * len(partial)
-        flat_prefixes += partial
-    js = meta_prover.estimate(flat_problems, flat_prompts, flat_prefixes)
+    gens = policy.generate(prompts, SamplingConfig(temperature, 1.0, budget_tokens, stop), given)
+    cuts = [[given[k] + "".join(episodes[:n + 1]) for n in range(len(episodes))]
+            for k, episodes in enumerate(split_episodes(g.text, markers) or [""] for g in gens)]
+    js = meta_prover.estimate([info["problem"] for (_, info), c in zip(heads, cuts, strict=True)
+                               for _ in c],
+                              [p for p, c in zip(prompts, cuts, strict=True) for _ in c],
+                              [x for c in cuts for x in c])
+    scored = score(env, [info["problem_id"] for _, info in heads], [g.text for g in gens], given)
     traces, at = [], 0
     for k, (g, partial) in enumerate(zip(gens, cuts, strict=True)):
-        env.reset(options={"index": k})
-        verdict = env.step(g.text)[4].get("verdict")
         base = len(policy.encode(given[k]))
         tokens = [len(policy.encode(p)) - base for p in partial]
-        traces.append(RegretTrace(k, g.text, tokens, js[at:at + len(partial)],
-                                  bool(verdict is not None and verdict.correct)))
+        traces.append(RegretTrace(k, g.text, tokens, js[at:at + len(partial)], scored[k].correct))
         at += len(partial)
     return traces
 
@@ -442,9 +436,3 @@ def summarize_regret(traces: Sequence[RegretTrace], budget_tokens: float) -> dic
         "accuracy": float(np.mean([t.correct for t in kept])),
         "skipped": float(len(traces) - len(kept)),
     }
-
-
-def j_at(trace: RegretTrace, tokens: float) -> float:
-    """J of a trace at a token count: the curve of `normalized_regret` (from (0, 0), linear
-    between episode boundaries, held after the last)."""
-    return float(np.interp(tokens, [0, *trace.tokens], [0.0, *trace.j_values]))

@@ -402,18 +402,6 @@ class Policy:
                 entropy = -(logp.exp() * logp).sum(-1)
         return token_logp, entropy
 
-    def sequence_logprob(self, batch: TokenBatch, mask: torch.Tensor,
-                         length_normalised: bool = True) -> torch.Tensor:
-        """Sum (or mean, when `length_normalised`) of token log-probs under `mask`, shape [B].
-
-        IB-TPO's step probability uses the length-normalised form by default
-        (docs/algorithms.md, IB-TPO).
-        """
-        logp, _ = self.token_logprobs(batch)
-        mask = mask.to(logp.device)
-        total = (logp * mask).sum(-1)
-        return total / mask.sum(-1).clamp(min=1) if length_normalised else total
-
 
 def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: str = "auto",
               backend: str = "transformers") -> Policy:

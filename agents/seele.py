@@ -1,8 +1,9 @@
 """SEELE: GRPO on problems whose reference-solution hint is sized per problem so that rollout
 accuracy sits near a target (arXiv 2509.06923; docs/algorithms.md, SEELE).
 
-The hint lengths come from `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit); this module is the
-agent side of the paper's Algorithm 1:
+The hint lengths come from the env: a `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit; build the
+one matching a config with `hinted_env`). This module is the agent side of the paper's
+Algorithm 1, reading the hint from `info` (`response_prefix`, `hint_ratio`, `hint_round`):
 
 - Sampling: each training step draws `prompts_per_step` problems and gives each `rounds`
   sequential rounds of `group_size` completions. Every round resets the pinned problem, so the
@@ -26,22 +27,19 @@ Held-out evaluation runs on the `eval_env` as given, i.e. without hints.
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from rlvr_gym.agents.checkpoint import Checkpoint, CheckpointContent
-from rlvr_gym.agents.grpo import GRPO, AdvantageMode, Group, GRPOConfig, LossType, Rollout
-from rlvr_gym.agents.monitors import split_prefix
+from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, LossType, PolicyGradient
 from rlvr_gym.agents.policy import Policy, TokenBatch
+from rlvr_gym.agents.rollout import Group, Rollout, draw, sample_groups
 from rlvr_gym.wrappers.hints import HintScaffold, Unit
-
-HINT_STATE_FILE = "hints.json"
 
 
 @dataclass
@@ -67,7 +65,7 @@ class SEELEConfig(GRPOConfig):
     so here it is 1 (under loss_type='dr_grpo' a hint token then counts like a generated
     token of advantage 1; other loss types scale the RL term differently)."""
     hint_unit: Unit = "tokens"
-    """What the hint ratio counts when SEELE wraps the env itself: 'tokens' (the policy's
+    """What the hint ratio of `hinted_env`'s scaffold counts: 'tokens' (the policy's
     tokenizer; docs/algorithms.md, SEELE), 'steps' (solution lines) or 'chars'."""
     snap_to_steps: bool = False
     """Cut token/char hints back to the last line break (optional)."""
@@ -93,36 +91,33 @@ class SEELEConfig(GRPOConfig):
             raise ValueError("SEELE sizes hints so that groups keep reward variance instead of "
                              "dropping them; set dynamic_sampling=False")
 
-    @classmethod
-    def field_help(cls) -> dict[str, str]:
-        """Help lines of GRPO's fields, overridden by SEELE's own."""
-        return {**GRPOConfig.field_help(), **super().field_help()}
+
+def hinted_env(env: Any, config: SEELEConfig, tokenizer: Any = None) -> HintScaffold:
+    """`env` in the `HintScaffold` that `config` asks for: its `target_accuracy`, `rounds`,
+    `group_size` as samples per round, `hint_unit` and `snap_to_steps`.
+
+    `tokenizer` counts 'tokens' hints (the policy's: a tokenizer, or the path of the model
+    directory to load it from); other units need none. `env`'s `info` needs `problem_id` and
+    `solution`."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    return HintScaffold(env, config.target_accuracy, config.rounds, config.group_size,
+                        config.hint_unit, tokenizer, config.snap_to_steps)
 
 
-@dataclass
-class HintedRollout(Rollout):
-    """A SEELE step's samples: one group per problem holding all its rounds, and for each
-    generation (aligned with `group.generations`) its round (0-based) and hint ratio."""
-
-    rounds: list[list[int]] = field(default_factory=list)
-    ratios: list[list[float]] = field(default_factory=list)
-
-
-class SEELE(GRPO):
-    """GRPO with capability-adaptive hint scaffolding (SEELE, Algorithm 1).
+class SEELE(PolicyGradient):
+    """GRPO with capability-adaptive hint scaffolding (SEELE, Algorithm 1):
+    `SEELE(policy, hinted_env(env, config, tokenizer), config, eval_env).learn(total_steps)`.
 
     Args:
         policy: a `Policy`, or a path of a local Hugging Face model directory.
-        env: the training env. If it contains no `HintScaffold`, SEELE wraps it in one built
-            from the config (`target_accuracy`, `rounds`, `group_size` as samples per round,
-            `hint_unit` with the policy's tokenizer, `snap_to_steps`). If it does (e.g. from
-            `rlvr-gym train --wrapper seele`), that one is used and its target, rounds and
-            samples per round must equal the config's. Its `info` needs `problem_id` and
-            `solution`.
+        env: the training env, giving hints in rounds: a `HintScaffold` whose target, rounds
+            and samples per round are the config's (`hinted_env`), possibly further wrapped.
+            Its state (each problem's stored ratio) is saved and restored with the agent.
         config: a `SEELEConfig`.
         eval_env: optional held-out env, evaluated as given (without hints).
-
-    The hint state (each problem's stored ratio) is saved and restored with the agent.
     """
 
     config_class = SEELEConfig
@@ -130,42 +125,32 @@ class SEELE(GRPO):
 
     def __init__(self, policy: Policy | str | Path, env: Any, config: SEELEConfig | None = None,
                  eval_env: Any = None) -> None:
-        config = config or SEELEConfig()
-        if not isinstance(config, SEELEConfig):
-            raise TypeError(f"SEELE needs a SEELEConfig, got {type(config).__name__}; build one "
-                            "with SEELEConfig(**fields)")
         super().__init__(policy, env, config, eval_env)
-        scaffold = find_scaffold(env)
-        if scaffold is None:
-            scaffold = HintScaffold(env, config.target_accuracy, config.rounds,
-                                    config.group_size, config.hint_unit, self.policy.tokenizer,
-                                    config.snap_to_steps)
-            self.env = scaffold
-        else:
-            ours = (config.target_accuracy, config.rounds, config.group_size)
-            theirs = (scaffold.target_accuracy, scaffold.rounds, scaffold.samples_per_round)
-            if ours != theirs:
-                raise ValueError(
-                    f"the env's HintScaffold has (target_accuracy, rounds, samples_per_round) = "
-                    f"{theirs} but the config has (target_accuracy, rounds, group_size) = {ours}; "
-                    "pass the unwrapped env (SEELE then wraps it) or make them equal")
-        self.scaffold: HintScaffold = scaffold
+        # Set also at imitation_coef 0, where it adds nothing: rows whose advantages are all
+        # zero are then still forwarded, the batches benchmarks/results/seele.md was run with.
+        self.extra_loss = self.imitation_loss
 
     # -- sampling (Algorithm 1, the rounds loop) --
 
-    def collect(self) -> HintedRollout:
+    def collect(self) -> Rollout:
         """Draw `prompts_per_step` distinct problems and sample `rounds` rounds of
-        `group_size` completions each; the wrapper refits the hint between rounds."""
+        `group_size` completions each, in one group per problem; the env refits the hint
+        between rounds. `stats`: rollout accuracy and hint ratio per round, the target, the
+        mean hint ratio and hint length."""
         c = self.config
         start = time.perf_counter()
         self._seed_env()
+        drawn = draw(self.env, c.prompts_per_step)
+        if any("hint_round" not in info for _, info in drawn):
+            raise ValueError("SEELE's env gives no hints (no 'hint_round' in its reset info); "
+                             "wrap it with rlvr_gym.agents.seele.hinted_env(env, config, "
+                             "tokenizer) or a HintScaffold")
         # Distinct problems: the wrapper counts a round per problem, so a duplicate would
         # split one problem's round across two groups.
-        problem_ids = list(dict.fromkeys(self.env.reset()[1]["problem_id"]
-                                         for _ in range(c.prompts_per_step)))
+        problem_ids = list(dict.fromkeys(info["problem_id"] for _, info in drawn))
         groups = [Group(pid, [], [], [], []) for pid in problem_ids]
-        rounds: list[list[int]] = [[] for _ in problem_ids]
-        ratios: list[list[float]] = [[] for _ in problem_ids]
+        ratios: list[list[float]] = [[] for _ in problem_ids]  # per sample, problem by problem
+        stats: dict[str, float] = {}
         tokens = 0
         for r in range(c.rounds):
             heads = [self.env.reset(options={"problem_id": pid}) for pid in problem_ids]
@@ -173,33 +158,38 @@ class SEELE(GRPO):
                 if info.get("hint_round") != r + 1:
                     raise RuntimeError(
                         f"problem {pid!r} is in hint round {info.get('hint_round')} where SEELE "
-                        f"expected {r + 1}: something else stepped the HintScaffold mid-visit; "
-                        "give SEELE an env of its own")
-            split = [split_prefix(obs, info) for obs, info in heads]
-            gens = self.policy.generate(
-                [prompt for prompt, _ in split for _ in range(c.group_size)], c.sampling(),
-                [prefix for _, prefix in split for _ in range(c.group_size)])
-            tokens += sum(len(g.completion_ids) for g in gens)
-            for k, (group, (_, info)) in enumerate(zip(groups, heads, strict=True)):
-                for gen in gens[k * c.group_size:(k + 1) * c.group_size]:
-                    self.env.reset(options={"problem_id": group.problem_id})
-                    _, reward, _, _, step_info = self.env.step(gen.text)  # continues the hint
-                    verdict = step_info.get("verdict")
-                    group.generations.append(gen)
-                    group.rewards.append(float(reward))
-                    group.usable.append(verdict is None or verdict.usable)
-                    group.correct.append(verdict.correct if verdict is not None
-                                         else float(reward) >= 1)
-                    rounds[k].append(r)
-                    ratios[k].append(float(info["hint_ratio"]))
-        return HintedRollout(groups=groups, sampled_groups=groups, generated_tokens=tokens,
-                             seconds=time.perf_counter() - start, rounds=rounds, ratios=ratios)
+                        f"expected {r + 1}: the HintScaffold's rounds or samples per round "
+                        "differ from the config's rounds and group_size (build it with "
+                        "hinted_env), or something else stepped it; give SEELE an env of its "
+                        "own")
+            sampled, count = sample_groups(self.policy, self.env, heads, c.group_size,
+                                           c.sampling())
+            tokens += count
+            round_ratios = [float(info["hint_ratio"]) for _, info in heads]
+            for group, part, ratio, mine in zip(groups, sampled, round_ratios, ratios,
+                                                strict=True):
+                group.generations += part.generations
+                group.rewards += part.rewards
+                group.usable += part.usable
+                group.correct += part.correct
+                mine += [ratio] * c.group_size
+            stats[f"accuracy_round{r + 1}"] = float(np.array(
+                [x for g in sampled for x in g.correct], dtype=float).mean())
+            stats[f"hint_ratio_round{r + 1}"] = float(np.repeat(round_ratios,
+                                                                c.group_size).mean())
+        stats["target_accuracy"] = c.target_accuracy
+        stats["hint_ratio"] = float(np.concatenate(ratios).mean())
+        stats["hint_tokens"] = float(np.mean([len(gen.prefix_ids) for g in groups
+                                              for gen in g.generations]))
+        return Rollout(groups=groups, sampled_groups=groups, generated_tokens=tokens,
+                       seconds=time.perf_counter() - start, stats=stats)
 
     # -- the imitation term --
 
-    def extra_loss(self, batch: TokenBatch, logprobs: torch.Tensor, total_sequences: float
-                   ) -> tuple[torch.Tensor, dict[str, float]] | None:
-        """gamma * (1/N) sum_i (1/L) sum_{hint tokens} -log pi (module docstring; Eq. 47).
+    def imitation_loss(self, batch: TokenBatch, logprobs: torch.Tensor, total_sequences: float
+                       ) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """gamma * (1/N) sum_i (1/L) sum_{hint tokens} -log pi (module docstring; Eq. 47);
+        None at gamma = 0.
 
         Uses the log-probs at the sampling temperature, the model's own at the paper's T = 1.
         Only `prefix_mask` tokens (the hint) enter; prompt and generated tokens do not."""
@@ -210,51 +200,3 @@ class SEELE(GRPO):
         nll = -(logprobs * hint).sum()
         loss = c.imitation_coef * nll / (max(total_sequences, 1.0) * c.max_new_tokens)
         return loss, {"hint_nll": float(nll.detach() / hint.sum().clamp(min=1))}
-
-    # -- monitors --
-
-    def _rollout_metrics(self, rollout: Rollout) -> dict[str, Any]:
-        """GRPO's metrics (Eff-Rate over each problem's all-round group) plus rollout accuracy
-        and mean hint ratio per round, the target, and the mean hint ratio and length."""
-        assert isinstance(rollout, HintedRollout), "SEELE's rollouts come from its collect()"
-        metrics = super()._rollout_metrics(rollout)
-        c = self.config
-        rounds = np.concatenate([np.asarray(r, dtype=int) for r in rollout.rounds])
-        ratios = np.concatenate([np.asarray(r, dtype=float) for r in rollout.ratios])
-        correct = np.array([x for g in rollout.groups for x in g.correct], dtype=float)
-        for r in range(c.rounds):
-            metrics[f"accuracy_round{r + 1}"] = float(correct[rounds == r].mean())
-            metrics[f"hint_ratio_round{r + 1}"] = float(ratios[rounds == r].mean())
-        metrics["target_accuracy"] = c.target_accuracy
-        metrics["hint_ratio"] = float(ratios.mean())
-        metrics["hint_tokens"] = float(np.mean([len(gen.prefix_ids) for g in rollout.groups
-                                                for gen in g.generations]))
-        return metrics
-
-    # -- persistence --
-
-    def _checkpoint_content(self) -> CheckpointContent:
-        """GRPO's checkpoint plus the hint state (hints.json: each problem's stored ratio)."""
-        content = super()._checkpoint_content()
-        content.files[HINT_STATE_FILE] = self.scaffold.state_dict()
-        return content
-
-    @classmethod
-    def _from_checkpoint(cls, checkpoint: Checkpoint, env: Any, eval_env: Any,
-                         overrides: dict[str, Any]) -> SEELE:
-        """GRPO's restore plus the hint state."""
-        hints = checkpoint.json_file(
-            HINT_STATE_FILE, f"{checkpoint.path} was not saved by SEELE.save (a GRPO checkpoint "
-            "can seed SEELE through its policy directory instead)")
-        agent = cast(SEELE, super()._from_checkpoint(checkpoint, env, eval_env, overrides))
-        agent.scaffold.load_state_dict(hints)
-        return agent
-
-
-def find_scaffold(env: Any) -> HintScaffold | None:
-    """The first `HintScaffold` in a chain of Gymnasium wrappers, or None."""
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, HintScaffold):
-            return env
-        env = env.env
-    return None

@@ -168,7 +168,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
     from transformers import GPT2Config, GPT2LMHeadModel
 
     import rlvr_gym  # noqa: F401  (registers the env ids)
-    from rlvr_gym.agents.monitors import evaluate
+    from rlvr_gym.agents.rollout import evaluate
 
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)

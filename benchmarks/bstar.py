@@ -52,19 +52,21 @@ def run(method: str, seed: int, iterations: int, eval_problems: int) -> dict[str
     import rlvr_gym  # noqa: F401  (registers the env ids)
     from rlvr_gym.agents import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
     from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
+    from rlvr_gym.verifiers.steps import ArithmeticStepScorer
 
     steps = 8
     config = BSTaRConfig(
         queries_per_iteration=64, samples_per_query=8, search_queries=40,
         temperature_grid=(0.5, 0.7, 0.9, 1.1), monitor_temperature=1.0, monitor_s=2,
-        step_scorer=True, step_noise=0.5, steps_per_iteration=steps, batch_size=32, lr=2e-4,
+        steps_per_iteration=steps, batch_size=32, lr=2e-4,
         min_lr=2e-5, warmup_steps=2, schedule_steps=steps * iterations, eval_every=1,
         eval_problems=eval_problems, eval_samples=0, seed=seed, device="cpu",
         **METHODS[method])
     env = gym.make(DEFAULT_ENV_ID, seed=0, **DEFAULT_ENV_KWARGS)
     held_out = gym.make(DEFAULT_ENV_ID, seed=1, **DEFAULT_ENV_KWARGS)
     start = time.perf_counter()
-    agent = BSTaR(TINY_MODEL_DIR, env, config, eval_env=held_out)
+    agent = BSTaR(TINY_MODEL_DIR, env, config, eval_env=held_out,
+                  step_scorer=ArithmeticStepScorer(noise=0.5, seed=seed))
     before = agent.evaluate(samples=8)
     agent.learn(steps * iterations, progress_bar=False)
     after = agent.evaluate(samples=8)

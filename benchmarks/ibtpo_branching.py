@@ -47,9 +47,8 @@ import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
 from benchmarks.common import RESULTS_DIR, provenance
-from rlvr_gym.agents import Policy
 from rlvr_gym.agents.ibtpo import ProblemTree, TreeSampler, tree_metrics
-from rlvr_gym.agents.policy import SamplingConfig
+from rlvr_gym.agents.policy import Policy, SamplingConfig
 from rlvr_gym.agents.tiny import BUNDLED_MODELS
 from rlvr_gym.agents.tree import STEP_PROBABILITIES
 

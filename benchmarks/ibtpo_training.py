@@ -48,7 +48,7 @@ import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
 from benchmarks.common import RESULTS_DIR, provenance
-from rlvr_gym.agents.grpo import GRPO, GRPOConfig
+from rlvr_gym.agents.grpo import GRPO, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
 from rlvr_gym.agents.tiny import BUNDLED_MODELS, BundledModel
 from rlvr_gym.agents.tree import STEP_PROBABILITIES
@@ -75,7 +75,7 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict
     eval_env = gym.make(bundled.env_id, seed=1, **bundled.env_kwargs)
     config = configs(bundled, seed, tree, overrides)[method]
     agent_cls = IBTPO if method == "IB-TPO" else GRPO
-    agent: GRPO = agent_cls(str(bundled.directory), env, config, eval_env)
+    agent: PolicyGradient = agent_cls(str(bundled.directory), env, config, eval_env)
     spent, steps = [0.0], []
     if decay:
         scheduled = agent.learning_rate  # warm-up, then the config's own schedule
@@ -85,7 +85,7 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict
 
         agent.learning_rate = learning_rate  # type: ignore[method-assign]
 
-    def count(a: GRPO, metrics: dict[str, Any]) -> bool:
+    def count(a: PolicyGradient, metrics: dict[str, Any]) -> bool:
         c = a.config
         if isinstance(a, IBTPO):
             tokens = metrics["generated_tokens_per_problem"] * c.prompts_per_step

@@ -149,7 +149,7 @@ def warm_start(s: Settings, log: list[str]) -> Policy:
     return policy
 
 
-def make_agent(method: str, base: Policy, seed: int, s: Settings) -> GRPO:
+def make_agent(method: str, base: Policy, seed: int, s: Settings) -> GRPO | MRT:
     policy = Policy(copy.deepcopy(base.model), base.tokenizer)
     common = dict(prompts_per_step=s.prompts_per_step, group_size=s.group_size,
                   max_new_tokens=s.budget, lr=s.lr, seed=seed, eval_samples=0,
@@ -173,7 +173,7 @@ def measure(policy: Policy, s: Settings, seed: int) -> dict[str, Any]:
     """Held-out traces and their metrics (see top)."""
     env = strict_env(1)
     torch.manual_seed(10_000 + seed)
-    prover = MetaProver(policy, env.unwrapped.verifier, samples=s.termination_samples)
+    prover = MetaProver(policy, env.unwrapped, samples=s.termination_samples)
     traces = regret_traces(policy, env, prover, s.eval_problems, s.budget)
     out: dict[str, Any] = {"traces": traces, **summarize_regret(traces, s.budget)}
     for c in s.eval_budgets:

@@ -28,8 +28,11 @@ import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
 from benchmarks.common import RESULTS_DIR, provenance
-from rlvr_gym.agents import GRPO, SEELE, TINY_MODEL_DIR, GRPOConfig, Policy, SEELEConfig, evaluate
-from rlvr_gym.agents.policy import SamplingConfig
+from rlvr_gym.agents.grpo import GRPO, GRPOConfig, PolicyGradient
+from rlvr_gym.agents.policy import Policy, SamplingConfig
+from rlvr_gym.agents.rollout import evaluate
+from rlvr_gym.agents.seele import SEELE, SEELEConfig, hinted_env
+from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 from rlvr_gym.wrappers.hints import hint_text, solution_units
 
 HARD = {"operators": "+", "min_digits": 2, "max_digits": 2, "min_operands": 3,
@@ -56,7 +59,7 @@ def make_env(seed: int) -> gym.Env:
     return gym.make(ENV_ID, seed=seed, **HARD)
 
 
-def build(method: str, seed: int, budget: Budget) -> GRPO:
+def build(method: str, seed: int, budget: Budget) -> PolicyGradient:
     shared = dict(prompts_per_step=budget.problems, max_new_tokens=MAX_NEW_TOKENS, lr=budget.lr,
                   num_minibatches=budget.num_minibatches, seed=seed, device="cpu",
                   eval_problems=budget.eval_problems, eval_samples=budget.eval_samples,
@@ -68,7 +71,8 @@ def build(method: str, seed: int, budget: Budget) -> GRPO:
     gamma = {"seele": SEELEConfig().imitation_coef, "seele-gamma0": 0.0}[method]
     config = SEELEConfig(rounds=budget.rounds, group_size=budget.samples,
                          imitation_coef=gamma, **shared)
-    return SEELE(TINY_MODEL_DIR, make_env(0), config, eval_env=make_env(1))
+    return SEELE(TINY_MODEL_DIR, hinted_env(make_env(0), config, TINY_MODEL_DIR), config,
+                 eval_env=make_env(1))
 
 
 def first_step_hint_accuracy(policy: Policy, problems: int) -> float:

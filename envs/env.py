@@ -8,8 +8,9 @@ episode goes on; it is truncated when the attempts run out.
 
 from __future__ import annotations
 
+import collections
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
@@ -146,6 +147,44 @@ class ReasoningEnv(gym.Env[str, str]):
         self._attempt = 0
         self._done = True
         self._last_verdict: Verdict | None = None
+        self._ahead: dict[tuple[str, str], tuple[Verdict, int]] = {}
+        """Verdicts of `verify_ahead` and how many steps each may still serve."""
+
+    def verify_ahead(self, items: Sequence[tuple[str, str]]) -> int:
+        """Verify many `(problem_id, response)` pairs at once, in parallel where the verifier
+        can (one with `verify_batch`, such as the code sandbox pool), and keep the verdicts for
+        the `step`s that send these responses: a batch of samples is then scored by the usual
+        `reset`/`step` calls, every wrapper seeing every step, at the cost of one parallel
+        verification. `response` is what this env's `step` receives (a wrapper's response
+        prefix included). Each verdict serves as many `step`s as the pair occurs in `items`
+        (identical pairs are verified once), and all are dropped at the next call; a response
+        not verified ahead is verified in `step` as usual. Returns how many distinct pairs were
+        verified ahead (0 for a verifier without `verify_batch`, which makes this a no-op)."""
+        self._ahead = {}
+        batch = getattr(self.verifier, "verify_batch", None)
+        limit = self.action_space.max_length
+        uses = collections.Counter((str(pid), response) for pid, response in items
+                                   if isinstance(response, str) and len(response) <= limit)
+        keys = list(uses)
+        if not callable(batch) or not keys:
+            return 0
+        known = []
+        for pid, response in keys:  # an id not in the source (a pinned `Problem`): left to step
+            try:
+                known.append((self.source[self.source.index_of(pid)], response))
+            except KeyError:
+                continue
+        keys = [(problem.id, response) for problem, response in known]
+        problems = [problem for problem, _ in known]
+        if not keys:
+            return 0
+        try:
+            verdicts = batch([response for _, response in keys], problems)
+        except Exception:  # a verifier must not raise; `step` then verifies one by one
+            return 0
+        self._ahead = {key: (verdict, uses[key]) for key, verdict in zip(keys, verdicts,
+                                                                           strict=True)}
+        return len(keys)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[str, dict[str, Any]]:
@@ -228,6 +267,12 @@ class ReasoningEnv(gym.Env[str, str]):
             return Verdict(Status.INCORRECT, 0.0, None, f"response longer than {limit} "
                            "characters (the action space's max_length; build the env with "
                            "a larger max_response_chars to allow more)", usable=True)
+        key = (self.problem.id, response)
+        if key in self._ahead:
+            verdict, left = self._ahead.pop(key)
+            if left > 1:
+                self._ahead[key] = (verdict, left - 1)
+            return verdict
         try:
             return self.verifier.verify(response, self.problem)
         except Exception as exc:  # a verifier must not raise; if it does, it is its error

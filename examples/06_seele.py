@@ -15,7 +15,9 @@ import gymnasium as gym
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the rlvr/... env ids)
-from rlvr_gym.agents import SEELE, TINY_MODEL_DIR, SEELEConfig, fresh_run_dir
+from rlvr_gym.agents.monitors import fresh_run_dir
+from rlvr_gym.agents.seele import SEELE, SEELEConfig, hinted_env
+from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 from rlvr_gym.wrappers import HintScaffold, IRTCurve
 
 #: A fresh run directory each time (runs/example-seele, then -2, -3, ...): runs never mix.
@@ -47,8 +49,8 @@ curve = IRTCurve(k=12.0, mu=-0.7, b=0.0)
 print(f"  a curve with midpoint 0.7 asks for ratio {curve.inverse(0.5):.2f} to reach 50%")
 
 # 3. The agent: per step, 4 problems x 4 rounds x 4 completions (64 completions, what GRPO
-#    with group_size=16 would sample). SEELE wraps the env itself, counting hints in tokens.
-#    Every field has a help line: `rlvr-gym train --agent seele --help-config`.
+#    with group_size=16 would sample). Every field has a help line:
+#    `rlvr-gym train --agent seele --help-config`.
 config = SEELEConfig(
     prompts_per_step=2 if SMOKE else 4,
     rounds=4,
@@ -64,7 +66,10 @@ config = SEELEConfig(
     eval_k=(1, 2) if SMOKE else (1, 4),
     output_dir=str(RUN_DIR),
 )
-agent = SEELE(TINY_MODEL_DIR, env, config, eval_env=held_out)
+# SEELE reads the hints from the env: `hinted_env` wraps it in the HintScaffold the config asks
+# for (target, rounds, group_size completions per round), counting hints in tokens of the
+# model's tokenizer.
+agent = SEELE(TINY_MODEL_DIR, hinted_env(env, config, TINY_MODEL_DIR), config, eval_env=held_out)
 
 # 4. Learn, and watch the monitors: rollout accuracy per round against the target, the mean
 #    hint ratio and Eff-Rate (share of problems whose rollouts disagree, i.e. carry gradient).
@@ -82,9 +87,11 @@ before, after = agent.eval_history[0], agent.eval_history[-1]
 print(f"held-out greedy accuracy without hints: {before['accuracy']:.2f} -> "
       f"{after['accuracy']:.2f}")
 
-# 6. Save: the checkpoint holds the hint state too (each problem's stored ratio), so a
-#    resumed run hands out the same hints.
+# 6. Save: the checkpoint holds the scaffold's state too (each problem's stored ratio), so a
+#    resumed run, given the env wrapped the same way, hands out the same hints.
 agent.save(RUN_DIR / "agent")
-resumed = SEELE.load(RUN_DIR / "agent", gym.make("rlvr/Arithmetic-v0", seed=0, **HARD))
-print(f"resumed at step {resumed.num_steps} with {len(resumed.scaffold.state_dict())} "
+resumed = SEELE.load(RUN_DIR / "agent",
+                     hinted_env(gym.make("rlvr/Arithmetic-v0", seed=0, **HARD), config,
+                                TINY_MODEL_DIR))
+print(f"resumed at step {resumed.num_steps} with {len(resumed.env.state_dict())} "
       "problems' hint state")

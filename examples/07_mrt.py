@@ -42,11 +42,18 @@ torch.manual_seed(0)
 # The bundled tiny model answers "a + b = c\n\boxed{c}". Verify on \boxed{} only, so that a
 # response cut before its box counts as no answer.
 policy = Policy.from_pretrained(TINY_MODEL_DIR, "cpu")
-env = gym.make(DEFAULT_ENV_ID, seed=1, verifier=MathVerifier(last_number_fallback=False),
-               **DEFAULT_ENV_KWARGS)
 
-# 1. The meta-prover: append "\n\boxed{" to a prefix, sample K answers, verify, average.
-prover = MetaProver(policy, env.unwrapped.verifier, suffix="\n\\boxed{", samples=8)
+
+def strict_env(seed: int) -> gym.Env:
+    return gym.make(DEFAULT_ENV_ID, seed=seed, verifier=MathVerifier(last_number_fallback=False),
+                    **DEFAULT_ENV_KWARGS)
+
+
+env = strict_env(1)
+
+# 1. The meta-prover: append "\n\boxed{" to a prefix, sample K answers, have the env judge
+#    each whole response, average. Its env must take whole responses (no hint wrapper).
+prover = MetaProver(policy, env.unwrapped, suffix="\n\\boxed{", samples=8)
 prompt, info = env.reset(options={"index": 0})
 problem = info["problem"]
 expression = problem.meta["expression"]
@@ -57,8 +64,10 @@ for prefix in ("", f"{expression} = {int(problem.answer) + 10}",
 # 2. Episodes as env steps: TokenBudget makes one step per episode within a token budget;
 #    ProgressReward adds alpha * (J(after) - J(before)) to each step's reward. The bundled
 #    model has never seen a re-check, so J may stay low after one; benchmarks/mrt.py first
-#    teaches it to retry.
-stepwise = ProgressReward(TokenBudget(env, policy.tokenizer, budget_tokens=96), prover, alpha=1)
+#    teaches it to retry. The prover resets and steps its own env for every forced answer, so
+#    the stepwise episode runs on a second instance of the env.
+stepwise = ProgressReward(TokenBudget(strict_env(1), policy.tokenizer, budget_tokens=96), prover,
+                          alpha=1)
 obs, info = stepwise.reset(options={"index": 0})
 episodes = [f"{expression} = {int(problem.answer) + 10}",
             f"\n\nWait, let me recheck.\n{expression} = {problem.answer}",
@@ -83,8 +92,7 @@ print(f"budget forcing: {forced[0].text!r} ({forced[0].tokens} tokens, "
 # 5. Training: GRPO's loss on continuations of stale prefixes. 'termination' uses
 #    A = r - J(c); 'progress' uses R = r + alpha (J after the first new episode - J(c)).
 #    Every field has a help line: `rlvr-gym train --agent mrt --help-config`.
-train_env = gym.make(DEFAULT_ENV_ID, seed=0, verifier=MathVerifier(last_number_fallback=False),
-                     **DEFAULT_ENV_KWARGS)
+train_env = strict_env(0)
 config = MRTConfig(variant="termination", prompts_per_step=2 if SMOKE else 16, group_size=4,
                    max_new_tokens=48, termination_samples=2 if SMOKE else 4,
                    eval_problems=10 if SMOKE else 200, eval_samples=0,

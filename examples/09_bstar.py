@@ -47,7 +47,8 @@ print(f"best threshold {choice.threshold:+.1f} (score {choice.score:.3f})")
 #    temperature of the grid, picks (T, tau) by the balance score, samples fresh questions at
 #    T, keeps reward > tau and fine-tunes for a fixed number of steps, continuing optimiser
 #    and learning-rate schedule. mode="online_rft" keeps (temperature, threshold) fixed
-#    instead; "iterative_rft" and "restart" are the paper's other baselines.
+#    instead; "iterative_rft" and "restart" are the paper's other baselines. The step scorer
+#    is passed to the agent (without one the reward is the answer check alone).
 env = gym.make(DEFAULT_ENV_ID, seed=0, **DEFAULT_ENV_KWARGS)
 held_out = gym.make(DEFAULT_ENV_ID, seed=1, **DEFAULT_ENV_KWARGS)
 iterations = 1 if SMOKE else 6
@@ -65,7 +66,7 @@ config = BSTaRConfig(
     eval_samples=0,  # greedy accuracy during training; sampled monitors at the end
     output_dir=str(RUN_DIR),
 )
-agent = BSTaR(TINY_MODEL_DIR, env, config, eval_env=held_out)
+agent = BSTaR(TINY_MODEL_DIR, env, config, eval_env=held_out, step_scorer=scorer)
 agent.learn(total_steps=config.steps_per_iteration * iterations)
 
 # 4. What it chose and what it saw: the monitors are measured on the policy each iteration

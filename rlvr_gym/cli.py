@@ -25,14 +25,21 @@ from typing import Any
 
 import rlvr_gym
 
+Setup = Callable[[Any, Any, str], "tuple[Any, dict[str, Any]]"]
+"""`setup(env, config, model_dir) -> (env, extra constructor arguments)`: what an agent needs
+besides the standard arguments (SEELE: the env wrapped with hints; B-STaR: a step scorer)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class AgentSpec:
-    """How the CLI builds an agent: `agent_cls(policy, env, config, eval_env=...)`, a config
-    dataclass whose fields `--set` overrides, and `agent_cls.load(path, env, eval_env)`."""
+    """How the CLI builds an agent: `agent_cls(policy, env, config, eval_env=..., **extra)`,
+    a config dataclass whose fields `--set` overrides, `agent_cls.load(path, env, eval_env,
+    **extra, **overrides)`, and an optional `setup` giving the env and `extra` (run for new
+    and resumed runs alike)."""
 
     agent_cls: type[Any]
     config_cls: type
+    setup: Setup | None = None
 
 
 AGENTS: dict[str, AgentSpec] = {}
@@ -42,8 +49,9 @@ WRAPPERS: dict[str, Callable[[Any], Any]] = {}
 """Env wrappers selectable with `--wrapper NAME`: a function from env to wrapped env."""
 
 
-def register_agent(name: str, agent_cls: type, config_cls: type) -> None:
-    AGENTS[name] = AgentSpec(agent_cls, config_cls)
+def register_agent(name: str, agent_cls: type, config_cls: type,
+                   setup: Setup | None = None) -> None:
+    AGENTS[name] = AgentSpec(agent_cls, config_cls, setup)
 
 
 def register_wrapper(name: str, wrap: Callable[[Any], Any]) -> None:
@@ -59,11 +67,35 @@ def _register_builtin() -> None:
     from rlvr_gym.wrappers.hints import HintScaffold
 
     register_agent("grpo", GRPO, GRPOConfig)
-    register_agent("seele", SEELE, SEELEConfig)
+    register_agent("seele", SEELE, SEELEConfig, _seele_setup)
     register_agent("mrt", MRT, MRTConfig)
     register_agent("ibtpo", IBTPO, IBTPOConfig)
-    register_agent("bstar", BSTaR, BSTaRConfig)
+    register_agent("bstar", BSTaR, BSTaRConfig, _bstar_setup)
     register_wrapper("seele", HintScaffold)
+
+
+def _seele_setup(env: Any, config: Any, model_dir: str) -> tuple[Any, dict[str, Any]]:
+    """SEELE's hints: the env as given when it already gives them (`--wrapper seele`), else
+    wrapped as the config says, counting tokens of the model's tokenizer."""
+    import gymnasium as gym
+
+    from rlvr_gym.agents.seele import hinted_env
+    from rlvr_gym.wrappers.hints import HintScaffold
+
+    inner = env
+    while isinstance(inner, gym.Wrapper):
+        if isinstance(inner, HintScaffold):
+            return env, {}
+        inner = inner.env
+    return hinted_env(env, config, model_dir), {}
+
+
+def _bstar_setup(env: Any, config: Any, model_dir: str) -> tuple[Any, dict[str, Any]]:
+    """B-STaR's reward adds the arithmetic step score (noise 0.5, seeded by the run), the
+    stand-in for the paper's process reward model."""
+    from rlvr_gym.verifiers.steps import ArithmeticStepScorer
+
+    return env, {"step_scorer": ArithmeticStepScorer(0.5, config.seed)}
 
 
 # --- argument helpers ------------------------------------------------------------------------
@@ -251,16 +283,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                            resumed)
     overrides["output_dir"] = str(output)
     start, start_cpu = time.perf_counter(), time.process_time()
+    model_dir = str(Path(args.resume) / "policy" if args.resume else args.model or TINY_MODEL_DIR)
+    known = {f.name for f in dataclasses.fields(spec.config_cls)}
+    saved = {k: v for k, v in record.get("config", {}).items() if k in known} if record else {}
+    config = spec.config_cls(**{"seed": args.seed, **saved, **overrides})
+    env, extra = spec.setup(env, config, model_dir) if spec.setup is not None else (env, {})
     if args.resume:
         from rlvr_gym.agents.checkpoint import CheckpointError
 
         try:
-            agent = spec.agent_cls.load(args.resume, env, eval_env, **overrides)
+            agent = spec.agent_cls.load(args.resume, env, eval_env, **extra, **overrides)
         except CheckpointError as exc:
             raise SystemExit(f"error: --resume {args.resume}: {exc}") from None
     else:
-        config = spec.config_cls(**{"seed": args.seed, **overrides})
-        agent = spec.agent_cls(str(args.model or TINY_MODEL_DIR), env, config, eval_env=eval_env)
+        agent = spec.agent_cls(model_dir, env, config, eval_env=eval_env, **extra)
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     if "decay_steps" in fields and "decay_steps" not in overrides:
         end = agent.num_steps + args.steps
@@ -306,8 +342,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     _setup_torch(args.threads)
     from rlvr_gym.agents.checkpoint import AGENT_FILE, Checkpoint, CheckpointError
-    from rlvr_gym.agents.monitors import evaluate
     from rlvr_gym.agents.policy import Policy
+    from rlvr_gym.agents.rollout import evaluate
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
     path = Path(args.checkpoint or TINY_MODEL_DIR)
@@ -333,7 +369,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.regret_budget is not None:
         from rlvr_gym.agents.mrt import MetaProver, regret_traces, summarize_regret
 
-        prover = MetaProver(policy, eval_env.unwrapped.verifier, samples=args.regret_samples)
+        prover = MetaProver(policy, eval_env.unwrapped, samples=args.regret_samples)
         traces = regret_traces(policy, eval_env, prover, args.problems, args.regret_budget,
                                args.temperature)
         metrics.update({f"regret/{k}": v for k, v in

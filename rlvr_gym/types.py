@@ -1,4 +1,5 @@
-"""The types every part of rlvr-gym speaks: a `Problem`, a `Verdict` on an answer, a `Verifier`."""
+"""The types every part of rlvr-gym speaks: a `Problem`, a `Verdict` on an answer, a `Verifier`,
+and the one rule between envs and agents about response prefixes (`split_prefix`)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,23 @@ class Verifier(Protocol):
     malformed answer is a `no_answer`/`incorrect` verdict, a crash inside is an `error` verdict."""
 
     def verify(self, response: str, problem: Problem) -> Verdict: ...
+
+
+RESPONSE_PREFIX_KEY = "response_prefix"
+"""`info` key a wrapper sets when the response starts with given text (a SEELE hint, an MRT
+prefix). The rule for every env and wrapper: the action continues the observation. A wrapper
+that gives a prefix puts it at the end of the observation and under this key; the agent
+continues from it, sends only what it generated, and masks the prefix out of the RL loss
+(docs/env_agent_contract.md)."""
+
+
+def split_prefix(observation: str, info: Mapping[str, Any]) -> tuple[str, str]:
+    """(prompt, response prefix) of an observation: the prefix is `info[RESPONSE_PREFIX_KEY]`,
+    which must end the observation."""
+    prefix = info.get(RESPONSE_PREFIX_KEY, "")
+    if not prefix:
+        return observation, ""
+    if not observation.endswith(prefix):
+        raise ValueError(f"info[{RESPONSE_PREFIX_KEY!r}] must end the observation (the action "
+                         "continues the observation); the wrapper that set it breaks that rule")
+    return observation[: len(observation) - len(prefix)], prefix

@@ -235,3 +235,36 @@ def test_ctrl_c_during_learn_saves_a_loadable_agent_and_says_how_to_resume(tmp_p
     assert message == (f"interrupted at step {agent.num_steps}: agent saved to {out / 'agent'}; "
                        f"continue with `rlvr-gym train --resume {out / 'agent'} --steps "
                        f"{500 - agent.num_steps}`")
+
+
+SMALL = ["--no-progress", "--threads", "1", "--set", "eval_problems=3", "--set",
+         "eval_samples=2", "--set", "warmup_steps=0"]
+
+
+def test_seele_from_the_cli_gets_its_hints_and_resumes_them(tmp_path, capsys):
+    out = tmp_path / "seele"
+    run = ["--agent", "seele", "--steps", "1", *SMALL, "--set", "prompts_per_step=2",
+           "--set", "group_size=2", "--set", "rounds=2", "--set", "eval_k=1,2"]
+    assert main(["train", "--output", str(out), *run]) == 0
+    hints = json.loads((out / "agent" / "env_state.json").read_text())["HintScaffold"]
+    # the step's two problems, each with the ratio refitted for its next visit
+    assert sum(state["stored_ratio"] is not None for state in hints.values()) == 2
+    assert main(["train", "--resume", str(out / "agent"), *run]) == 0
+    assert json.loads((out / "agent" / "agent.json").read_text())["num_steps"] == 2
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "hint_ratio" in m] == [1, 2]
+
+
+def test_bstar_from_the_cli_uses_the_step_scorer(tmp_path):
+    out = tmp_path / "bstar"
+    assert main(["train", "--agent", "bstar", "--output", str(out), "--steps", "2", *SMALL,
+                 "--set", "steps_per_iteration=2", "--set", "queries_per_iteration=2",
+                 "--set", "samples_per_query=2", "--set", "search_queries=2",
+                 "--set", "batch_size=2", "--set", "temperature_grid=1.0",
+                 "--set", "threshold_grid=0.5"]) == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    trained = [m for m in metrics if "threshold" in m]
+    assert len(trained) == 1 and trained[0]["threshold"] == 0.5
+    # rewards carry the (noisy) step score besides the 0/1 answer reward, so their mean is
+    # not the accuracy as it would be with the answer reward alone
+    assert trained[0]["reward"] != trained[0]["accuracy"]

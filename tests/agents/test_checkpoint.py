@@ -17,7 +17,7 @@ import torch
 from rlvr_gym.agents import checkpoint as ckpt_module
 from rlvr_gym.agents.checkpoint import MANIFEST_FILE, CheckpointError
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig
-from rlvr_gym.agents.seele import SEELE, SEELEConfig
+from rlvr_gym.agents.seele import SEELE, SEELEConfig, hinted_env
 from rlvr_gym.envs.registry import make_task_env
 from rlvr_gym.types import Status, Verdict
 
@@ -232,14 +232,19 @@ def test_a_directory_that_is_not_a_checkpoint_is_never_replaced(micro_model_dir,
 def test_seele_hint_state_is_part_of_the_checked_checkpoint(micro_model_dir, tmp_path):
     env = make_task_env("arithmetic", prompt="{question}\n", verifier=FirstCharIsDigit(),
                         operators="+", max_operands=2)
-    agent = SEELE(micro_model_dir, env, SEELEConfig(prompts_per_step=2, group_size=2,
-                                                    max_new_tokens=4, device="cpu"))
+    seele_config = SEELEConfig(prompts_per_step=2, group_size=2, max_new_tokens=4,
+                               device="cpu")
+    env = hinted_env(env, seele_config, micro_model_dir)
+    agent = SEELE(micro_model_dir, env, seele_config)
     agent.learn(1, progress_bar=False)
     agent.save(tmp_path / "s")
     manifest = json.loads((tmp_path / "s" / MANIFEST_FILE).read_text())
-    assert "hints.json" in manifest["files"]
-    (tmp_path / "s" / "hints.json").unlink()
-    with pytest.raises(CheckpointError, match=f"{tmp_path / 's' / 'hints.json'} is missing"):
+    assert "env_state.json" in manifest["files"]
+    saved = json.loads((tmp_path / "s" / "env_state.json").read_text())
+    assert saved == {"HintScaffold": json.loads(json.dumps(env.state_dict()))}
+    (tmp_path / "s" / "env_state.json").unlink()
+    with pytest.raises(CheckpointError,
+                       match=f"{tmp_path / 's' / 'env_state.json'} is missing"):
         SEELE.load(tmp_path / "s", env)
 
 

@@ -16,6 +16,7 @@ from rlvr_gym.agents.ibtpo import (
     tree_metrics,
 )
 from rlvr_gym.agents.policy import GenerationBackend, Policy, SamplingConfig
+from rlvr_gym.agents.rollout import score
 from rlvr_gym.agents.tree import RolloutTree, Step, step_probability
 from rlvr_gym.envs.registry import make_task_env
 from rlvr_gym.types import Status, Verdict
@@ -101,6 +102,23 @@ def test_tree_rollouts_count_tokens_once_and_grow_g_leaves(micro_model_dir, stra
     assert sorted(verifier.responses) == sorted(leaf.generation.response for t in trees
                                                 for leaf in t.leaves)
     assert any(len(c) > len(t.prompt_ids) for t in trees for c in policy.backend.contexts)
+
+
+def test_each_round_scores_its_leaves_in_one_batch(micro_model_dir, monkeypatch):
+    import rlvr_gym.agents.ibtpo as ibtpo
+
+    batches = []
+
+    def counted(env, problems, actions, prefixes=None):
+        batches.append(len(actions))
+        return score(env, problems, actions, prefixes)
+
+    monkeypatch.setattr(ibtpo, "score", counted)
+    torch.manual_seed(0)
+    policy, env, _ = scripted(micro_model_dir)
+    TreeSampler(policy, env, SamplingConfig(max_new_tokens=8), initial_samples=3, rounds=4,
+                top_k=2, branches=1, strategy="random").sample(heads(env, 2))
+    assert batches == [2 * 3, 2 * 2, 2 * 2, 2 * 2]
 
 
 def test_a_root_to_leaf_response_keeps_the_token_budget_of_a_sample(micro_model_dir):
@@ -191,12 +209,12 @@ def small_config(**overrides):
     return IBTPOConfig(**{**values, **overrides})
 
 
-def test_token_advantages_match_each_leafs_step_advantages(micro_model_dir):
+def test_collect_carries_each_leafs_step_advantages_and_the_tree_monitors(micro_model_dir):
     torch.manual_seed(0)
     policy, env, _ = scripted(micro_model_dir)
     agent = IBTPO(policy, env, small_config())
     rollout = agent.collect()
-    advantages = agent.token_advantages(rollout.trees)
+    advantages = rollout.advantages
     gens = [g for group in rollout.groups for g in group.generations]
     batch = policy.batch(gens)
     assert advantages.shape == batch.completion_mask.shape
@@ -213,6 +231,22 @@ def test_token_advantages_match_each_leafs_step_advantages(micro_model_dir):
     # pi_ref came from the frozen reference: every node on a path has its confidence
     assert all(n.ref_confidence is not None for t in rollout.trees for n in t.tree.nodes()
                if n.step is not None)
+    monitors = tree_metrics(rollout.trees, 5.0)
+    assert rollout.stats == {k: v for k, v in monitors.items()
+                             if k not in ("eff_rate", "accuracy")}
+    assert rollout.generated_tokens == sum(t.tree.generated_tokens for t in rollout.trees)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_without_reference_confidence_pi_ref_is_the_sampling_policys(micro_model_dir, beta):
+    torch.manual_seed(0)
+    policy, env, _ = scripted(micro_model_dir)
+    agent = IBTPO(policy, env, small_config(reference_confidence=False, beta=beta))
+    # The frozen copy is kept only for the KL term.
+    assert (agent.reference is not None) == (beta != 0)
+    rollout = agent.collect()
+    assert all(n.ref_confidence is None for t in rollout.trees for n in t.tree.nodes())
+    assert IBTPO(policy, env, small_config()).reference is not None
 
 
 def test_product_step_probability_reaches_the_trees_and_pi_ref(micro_model_dir):
@@ -220,7 +254,6 @@ def test_product_step_probability_reaches_the_trees_and_pi_ref(micro_model_dir):
     policy, env, _ = scripted(micro_model_dir)
     agent = IBTPO(policy, env, small_config(step_probability="product"))
     rollout = agent.collect()
-    agent.token_advantages(rollout.trees)
     nodes = [n for t in rollout.trees for n in t.tree.nodes() if n.step is not None]
     assert all(t.tree.step_probability == "product" for t in rollout.trees)
     # Before any update the reference is the sampling policy: pi_ref(s) = pi(s) = prod p.

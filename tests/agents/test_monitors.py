@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from rlvr_gym.agents.monitors import MetricsLogger, eff_rate, evaluate, pass_at_k
+from rlvr_gym.agents.monitors import MetricsLogger, eff_rate, pass_at_k
+from rlvr_gym.agents.rollout import evaluate
 
 
 @pytest.mark.parametrize("n, c, k, expected", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,8 @@ from rlvr_gym.agents.mrt import (
     termination_signal,
 )
 from rlvr_gym.agents.policy import Generation, SamplingConfig
-from rlvr_gym.agents.tiny import build_char_tokenizer
+from rlvr_gym.agents.rollout import Group
+from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, build_char_tokenizer
 from rlvr_gym.cli import main
 from rlvr_gym.verifiers.math import MathVerifier
 from rlvr_gym.wrappers.budget import normalized_regret
@@ -57,6 +59,28 @@ class ScriptedPolicy:
         return out
 
 
+def strict_env(seed: int = 1):
+    """The default task verified on `\\boxed{}` only (an unclosed box is no answer)."""
+    return gym.make(DEFAULT_ENV_ID, seed=seed, verifier=MathVerifier(last_number_fallback=False),
+                    **DEFAULT_ENV_KWARGS)
+
+
+class Recorder(gym.Wrapper):
+    """Records every action `step` receives; `reward`/`drop_verdict` script what it returns."""
+
+    def __init__(self, env, reward=None, drop_verdict=False):
+        super().__init__(env)
+        self.actions, self.reward, self.drop_verdict = [], reward, drop_verdict
+
+    def step(self, action):
+        self.actions.append(action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.drop_verdict:
+            info = {k: v for k, v in info.items() if k != "verdict"}
+        return (obs, reward if self.reward is None else self.reward, terminated, truncated,
+                info)
+
+
 @pytest.fixture
 def problem(make_env):
     env = make_env(seed=1)
@@ -72,26 +96,39 @@ def test_meta_prover_averages_verified_forced_answers(problem):
         return (f"{prob.answer}}}" if "Wait" in prefix else f"{next(answers)}}}"), "stop"
 
     policy = ScriptedPolicy(respond)
-    prover = MetaProver(policy, MathVerifier(last_number_fallback=False), SUFFIX, samples=4)
+    env = Recorder(strict_env(), reward=-5.0)  # the verdict's score counts, not the reward
+    prover = MetaProver(policy, env, SUFFIX, samples=4)
     j = prover.estimate([prob, prob], [prompt, prompt], ["1 + 1 = 3", "x\n\nWait, again"])
     assert j == [0.5, 1.0]
     assert all(prefix.endswith(SUFFIX) for _, prefix in policy.calls)  # forced, not sampled
     assert len(policy.calls) == 8 and prover.no_answer_rate == 0.0
+    assert env.actions[0] == f"1 + 1 = 3{SUFFIX}{prob.answer}}}"  # whole responses, judged
+    assert len(env.actions) == 8                                     # through the env
 
 
-def test_meta_prover_scores_an_answered_prefix_without_sampling(problem):
+def test_meta_prover_falls_back_to_the_reward_without_a_verdict(problem):
+    prob, prompt = problem
+    policy = ScriptedPolicy(lambda *_: ("", "stop"))  # never an answer
+    prover = MetaProver(policy, Recorder(strict_env(), reward=1.0, drop_verdict=True), SUFFIX,
+                        samples=2)
+    assert prover(prob, prompt, "") == 1.0
+    assert prover.no_answer_rate == 0.0  # without a verdict nothing says the answer is missing
+
+
+def test_meta_prover_scores_an_answered_prefix_without_sampling(problem, make_env):
     prob, prompt = problem
     policy = ScriptedPolicy(lambda *_: ("never used}", "stop"))
-    prover = MetaProver(policy, MathVerifier(), SUFFIX, samples=4)
+    env = Recorder(make_env())
+    prover = MetaProver(policy, env, SUFFIX, samples=4)
     assert prover(prob, prompt, f"so \\boxed{{{prob.answer}}}") == 1.0
     assert prover(prob, prompt, "so \\boxed{-1}") == 0.0
-    assert policy.calls == []
+    assert policy.calls == [] and env.actions == [f"so \\boxed{{{prob.answer}}}", "so \\boxed{-1}"]
 
 
 def test_meta_prover_counts_forced_answers_without_an_answer(problem):
     prob, prompt = problem
     policy = ScriptedPolicy(lambda *_: ("", "stop"))  # the box is never closed
-    prover = MetaProver(policy, MathVerifier(last_number_fallback=False), SUFFIX, samples=2)
+    prover = MetaProver(policy, strict_env(), SUFFIX, samples=2)
     assert prover(prob, prompt, "") == 0.0
     assert prover.no_answer_rate == 1.0
 
@@ -154,7 +191,7 @@ def test_regret_of_a_scripted_trace_matches_hand_computation(make_env):
         return first + second, "stop"
 
     policy = ScriptedPolicy(respond)
-    prover = MetaProver(policy, env.unwrapped.verifier, SUFFIX, samples=2)
+    prover = MetaProver(policy, env.unwrapped, SUFFIX, samples=2)
     [trace] = regret_traces(policy, env, prover, 1, budget_tokens=200)
     n1, n = len(first), len(first + second)
     assert trace.tokens == [n1, n] and trace.j_values == [0.0, 1.0] and trace.correct
@@ -173,7 +210,8 @@ def _config(**kwargs):
 
 
 def test_groups_carry_outcome_minus_prefix_value(policy, make_env):
-    agent = MRT(policy, make_env(), _config())
+    env = Recorder(make_env())
+    agent = MRT(policy, env, _config())
 
     class Half:
         no_answer_rate = 0.0
@@ -182,13 +220,60 @@ def test_groups_carry_outcome_minus_prefix_value(policy, make_env):
             return [0.5] * len(prefixes)
 
     agent.meta_prover = Half()
-    groups, tokens = agent.sample_groups(2)
+    groups, tokens, stats = agent.sample_stale(2)
     for g in groups:
         outcomes = [float(c) for c in g.correct]
         assert g.rewards == pytest.approx([r - 0.5 for r in outcomes])
         assert all(len(gen.completion_ids) + len(policy.encode(gen.prefix)) <= 12
                    for gen in g.generations)
-    assert tokens > 0
+    assert tokens > 0 and stats["J_prefix"] == 0.5
+    assert env.actions == [gen.prefix + gen.text for g in groups for gen in g.generations]
+
+
+def test_meta_prover_answers_do_not_reach_the_training_wrappers(policy, make_env):
+    env = Recorder(make_env())
+    agent = MRT(policy, env, _config(variant="progress", advantage="group"))
+    agent.sample_stale(2)
+    assert len(env.actions) == 2 * 2  # the continuations; forced answers go to env.unwrapped
+    assert agent.meta_prover.env is env.unwrapped
+
+
+class GivePrefix(gym.Wrapper):
+    """Gives the response prefix "7": the observation ends with it, the action continues it."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs + "7", {**info, "response_prefix": "7"}
+
+    def step(self, action):
+        return self.env.step("7" + action)
+
+
+def test_a_prefix_the_env_gives_is_generated_from_and_judged_once(policy, make_env):
+    env = Recorder(GivePrefix(make_env()))
+    agent = MRT(policy, env, _config())
+    judged = agent.meta_prover.env = Recorder(env.unwrapped)
+    groups, _, _ = agent.sample_stale(2)
+    gens = [gen for g in groups for gen in g.generations]
+    assert all(gen.prefix.startswith("7") for gen in gens)
+    assert env.actions == [gen.prefix[1:] + gen.text for gen in gens]  # the wrapper adds "7"
+    prefixes = {gen.prefix for gen in gens}  # c, whole: the meta-prover's env adds nothing
+    assert judged.actions and all(any(a.startswith(c + SUFFIX) for c in prefixes)
+                                  for a in judged.actions)
+
+
+def test_rollout_stats_are_the_last_sampling_rounds(policy, make_env):
+    agent = MRT(policy, make_env(), _config(dynamic_sampling=True, max_sampling_rounds=3))
+    rounds = iter(range(3))
+
+    def same_rewards(n):  # every group is dropped by dynamic sampling, so 3 rounds run
+        r = next(rounds)
+        return [Group("p", [], [0.0, 0.0], [True, True], [False, False])] * n, n, {"J": r}
+
+    agent.sample_stale = same_rewards
+    rollout = agent.collect()
+    assert rollout.groups == [] and len(rollout.sampled_groups) == 3 * 2
+    assert rollout.stats == {"J": 2}
 
 
 @pytest.mark.parametrize("variant,advantage", [("termination", "none"), ("progress", "group")])
@@ -204,13 +289,6 @@ def test_short_learn_run_then_save_and_load(policy, make_env, tmp_path, variant,
     loaded = MRT.load(agent.save(tmp_path / "agent"), make_env())
     assert isinstance(loaded.config, MRTConfig) and loaded.config.variant == variant
     assert loaded.num_steps == 2
-
-
-def test_mrt_needs_a_verifier_env(policy):
-    import gymnasium as gym
-
-    with pytest.raises(ValueError, match="verifier"):
-        MRT(policy, gym.make("CartPole-v1"), _config())
 
 
 def test_cli_train_mrt_and_eval_regret(micro_model_dir, tmp_path, capsys):

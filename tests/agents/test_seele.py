@@ -1,5 +1,6 @@
 """The SEELE agent: rounds, all-round advantages, the imitation term on hint tokens only,
-monitors, save/load of the hint state and the command line."""
+monitors, the hint state in the checkpoint, envs without hints or with other rounds, and the
+command line."""
 
 import json
 
@@ -8,7 +9,7 @@ import torch
 
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig
 from rlvr_gym.agents.policy import cross_entropy_on
-from rlvr_gym.agents.seele import SEELE, HintedRollout, SEELEConfig
+from rlvr_gym.agents.seele import SEELE, SEELEConfig, hinted_env
 from rlvr_gym.cli import main
 from rlvr_gym.envs.registry import make_task_env
 from rlvr_gym.types import Status, Verdict
@@ -38,6 +39,11 @@ def small_config(**overrides):
     return SEELEConfig(**{**values, **overrides})
 
 
+def seele(model_dir, env, config):
+    """SEELE on `env` wrapped in the scaffold `config` asks for."""
+    return SEELE(model_dir, hinted_env(env, config), config)
+
+
 def weights(agent):
     return [p.detach().clone() for p in agent.policy.model.parameters()]
 
@@ -47,27 +53,30 @@ def moved(before, agent):
 
 
 def test_a_step_samples_rounds_sequentially_with_refitted_hints(micro_model_dir):
-    agent = SEELE(micro_model_dir, env_with(KnowsTheSolution()), small_config())
+    agent = seele(micro_model_dir, env_with(KnowsTheSolution()), small_config())
     rollout = agent.collect()
-    assert isinstance(rollout, HintedRollout) and len(rollout.groups) == 2
-    for group, rounds, ratios in zip(rollout.groups, rollout.rounds, rollout.ratios,
-                                     strict=True):
+    assert len(rollout.groups) == 2
+    cold_start = []
+    for group in rollout.groups:
         assert len(group.generations) == 4 * 3  # rounds x group_size in ONE group
-        assert rounds == [r for r in range(4) for _ in range(3)]
+        hints = [gen.prefix for gen in group.generations]
+        assert all(hints[r * 3:(r + 1) * 3] == [hints[r * 3]] * 3 for r in range(4))
         solution = agent.env.unwrapped.source[int(group.problem_id.split("/")[-1])].solution
-        n = len(solution)
-        assert ratios[0] == pytest.approx((n - 1) / n)  # cold start: all but one unit
-        assert group.generations[0].prefix == solution[:-1]
-        assert ratios[3] < ratios[0]  # round 1 was all right: the refit shortens the hint
-        assert all(solution.startswith(gen.prefix) for gen in group.generations)
+        assert hints[0] == solution[:-1]  # cold start: all but one unit
+        cold_start.append((len(solution) - 1) / len(solution))
+        assert len(hints[9]) < len(hints[0])  # round 1 was all right: the refit shortens it
+        assert all(solution.startswith(hint) for hint in hints)
         assert group.rewards[:3] == [1.0] * 3 and group.rewards[3:] == [0.0] * 9
+    assert rollout.stats["hint_ratio_round1"] == pytest.approx(sum(cold_start) / 2)
+    assert rollout.stats["hint_ratio_round4"] < rollout.stats["hint_ratio_round1"]
+    assert rollout.stats["accuracy_round1"] == 1.0 and rollout.stats["accuracy_round2"] == 0.0
 
 
 def test_advantages_are_centred_over_all_rounds_not_per_round(micro_model_dir):
     # Every round is uniform (round 1 right, rounds 2-4 wrong): per-round baselines would give
     # zero advantages and no gradient; SEELE's baseline over all rounds gives 1 - 1/4 and
     # -1/4, so the policy moves even without the imitation term.
-    agent = SEELE(micro_model_dir, env_with(KnowsTheSolution()),
+    agent = seele(micro_model_dir, env_with(KnowsTheSolution()),
                   small_config(imitation_coef=0.0))
     before = weights(agent)
     metrics = agent.train_step()
@@ -80,12 +89,12 @@ def test_advantages_are_centred_over_all_rounds_not_per_round(micro_model_dir):
 def test_without_reward_variance_only_the_imitation_term_moves_the_policy(micro_model_dir,
                                                                           constant_verifier):
     env = env_with(constant_verifier(Status.INCORRECT))
-    silent = SEELE(micro_model_dir, env, small_config(imitation_coef=0.0))
+    silent = seele(micro_model_dir, env, small_config(imitation_coef=0.0))
     before = weights(silent)
     silent.train_step()
     assert not moved(before, silent)
 
-    imitating = SEELE(micro_model_dir, env_with(constant_verifier(Status.INCORRECT)),
+    imitating = seele(micro_model_dir, env_with(constant_verifier(Status.INCORRECT)),
                       small_config(imitation_coef=1.0))
     before = weights(imitating)
     metrics = imitating.train_step()
@@ -93,14 +102,15 @@ def test_without_reward_variance_only_the_imitation_term_moves_the_policy(micro_
 
 
 def test_the_imitation_term_is_gamma_times_hint_nll_over_n_and_L(micro_model_dir):
-    agent = SEELE(micro_model_dir, env_with(KnowsTheSolution()),
+    agent = seele(micro_model_dir, env_with(KnowsTheSolution()),
                   small_config(imitation_coef=0.5, max_new_tokens=6))
+    assert agent.extra_loss == agent.imitation_loss
     policy = agent.policy
     prompts = ["Compute 1 + 2.\n", "Compute 30 + 4.\n"]
     hints, texts = ["1 + 2 =", "30 + "], ["x 3", "4 = 34"]
     batch = policy.batch(policy.samples(prompts, texts, hints))
     logprobs, _ = policy.token_logprobs(batch)
-    loss, stats = agent.extra_loss(batch, logprobs, total_sequences=2.0)
+    loss, stats = agent.imitation_loss(batch, logprobs, total_sequences=2.0)
 
     hint_tokens = sum(len(h) for h in hints)  # one token per character
     expected = 0.5 * cross_entropy_on(policy, batch, batch.prefix_mask) * hint_tokens / (2 * 6)
@@ -118,7 +128,7 @@ def test_the_imitation_term_is_gamma_times_hint_nll_over_n_and_L(micro_model_dir
 
 
 def test_metrics_report_rounds_target_hint_ratio_and_eff_rate(micro_model_dir, tmp_path):
-    agent = SEELE(micro_model_dir, env_with(KnowsTheSolution()),
+    agent = seele(micro_model_dir, env_with(KnowsTheSolution()),
                   small_config(output_dir=str(tmp_path)))
     agent.learn(2, progress_bar=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text()
@@ -135,7 +145,7 @@ def test_metrics_report_rounds_target_hint_ratio_and_eff_rate(micro_model_dir, t
 
 def test_save_load_restores_the_hint_state_and_resumes_exactly(micro_model_dir, tmp_path):
     def make():
-        return SEELE(micro_model_dir, env_with(KnowsTheSolution()), small_config())
+        return seele(micro_model_dir, env_with(KnowsTheSolution()), small_config())
 
     straight = make()
     straight.learn(2, progress_bar=False)
@@ -143,28 +153,40 @@ def test_save_load_restores_the_hint_state_and_resumes_exactly(micro_model_dir, 
     first = make()
     first.learn(1, progress_bar=False)
     first.save(tmp_path / "ckpt")
-    stored = json.loads((tmp_path / "ckpt" / "hints.json").read_text())
+    stored = json.loads((tmp_path / "ckpt" / "env_state.json").read_text())["HintScaffold"]
     assert any(s["stored_ratio"] is not None for s in stored.values())
-    resumed = SEELE.load(tmp_path / "ckpt", env_with(KnowsTheSolution()))
+    resumed = SEELE.load(tmp_path / "ckpt", hinted_env(env_with(KnowsTheSolution()),
+                                                       small_config()))
     assert isinstance(resumed.config, SEELEConfig) and resumed.config.rounds == 4
-    assert resumed.scaffold.state_dict() == first.scaffold.state_dict()
+    assert resumed.env.state_dict() == first.env.state_dict()
     resumed.learn(1, progress_bar=False)
 
     for a, b in zip(weights(straight), weights(resumed), strict=True):
         assert torch.equal(a, b)
-    assert resumed.scaffold.state_dict() == straight.scaffold.state_dict()
+    assert resumed.env.state_dict() == straight.env.state_dict()
 
 
-def test_a_given_scaffold_is_used_and_must_agree_with_the_config(micro_model_dir):
-    wrapped = HintScaffold(env_with(KnowsTheSolution()), rounds=4, samples_per_round=3)
-    agent = SEELE(micro_model_dir, wrapped, small_config())
-    assert agent.scaffold is wrapped and agent.env is wrapped
-    with pytest.raises(ValueError, match="pass the unwrapped env"):
-        SEELE(micro_model_dir, HintScaffold(env_with(KnowsTheSolution())), small_config())
+def test_hinted_env_builds_the_scaffold_of_the_config(micro_model_dir):
+    config = small_config(hint_unit="tokens", target_accuracy=0.25, snap_to_steps=True)
+    scaffold = hinted_env(env_with(KnowsTheSolution()), config, micro_model_dir)
+    assert (scaffold.target_accuracy, scaffold.rounds, scaffold.samples_per_round,
+            scaffold.unit, scaffold.snap_to_steps) == (0.25, 4, 3, "tokens", True)
+    _, info = scaffold.reset(seed=0)
+    assert info["solution"].startswith(info["hint"]) and info["hint_ratio"] > 0.5
+
+
+def test_an_env_without_hints_or_with_other_rounds_is_refused(micro_model_dir):
+    plain = SEELE(micro_model_dir, env_with(KnowsTheSolution()), small_config())
+    with pytest.raises(ValueError, match="gives no hints.*hinted_env"):
+        plain.collect()
+    # a scaffold of 8 samples per round where the config samples rounds of 3
+    other = SEELE(micro_model_dir, HintScaffold(env_with(KnowsTheSolution())), small_config())
+    with pytest.raises(RuntimeError, match="in hint round 1 where SEELE expected 2"):
+        other.collect()
 
 
 def test_verifier_failures_still_close_the_round(micro_model_dir, constant_verifier):
-    agent = SEELE(micro_model_dir, env_with(constant_verifier(Status.ERROR)), small_config())
+    agent = seele(micro_model_dir, env_with(constant_verifier(Status.ERROR)), small_config())
     metrics = agent.train_step()  # would raise if a round never completed
     assert metrics["masked_samples"] == 2 * 4 * 3 and metrics["trained_sequences"] == 0
 
@@ -195,7 +217,7 @@ def test_cli_trains_seele_and_resumes_it(tmp_path, capsys):
     assert "held-out after:" in capsys.readouterr().out
     saved = out / "agent"
     assert json.loads((saved / "agent.json").read_text())["agent"] == "SEELE"
-    assert (saved / "hints.json").exists()
+    assert "HintScaffold" in json.loads((saved / "env_state.json").read_text())
     assert main(["train", "--agent", "seele", "--resume", str(saved), "--output",
                  str(tmp_path / "more"), *TINY_RUN]) == 0
     records = [json.loads(line) for line in
