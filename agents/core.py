@@ -1,12 +1,6 @@
 """The trainer core: what every agent shares, so that an algorithm says only how it collects
-and how it updates (docs/adding_an_agent.md).
-
-`TrainerConfig` holds the fields common to all agents (sampling, optimiser, evaluation,
-seeding, device, run directory). `Trainer` owns the rest: the learn loop with its progress
-bar, held-out evaluations, metrics files, periodic and Ctrl-C checkpoints; seeding and the
-random states an exact resume needs; `save`/`load`, `evaluate` and `predict`. A subclass
-implements `train_step` (one iteration: sample through the env, update, return metrics) and,
-when it has more state than the core, `_extra_state`/`_restore_extra_state`.
+and how it updates (docs/adding_an_agent.md, The trainer core): `TrainerConfig`, the common
+fields, and `Trainer`, the base class of every agent.
 """
 
 from __future__ import annotations
@@ -58,11 +52,9 @@ class TrainerConfig:
     stop: tuple[str, ...] = ()
     """Extra stop strings (the end-of-sequence token always stops)."""
     lr: float = 2e-4
-    """Peak AdamW learning rate. Tiny model: 2e-4 (5e-4 collapsed GRPO to one repeated
-    answer); 1B+ models: about 1e-6."""
+    """Peak AdamW learning rate. Tiny model: 2e-4 (5e-4 collapsed GRPO); 1B+ models: ~1e-6."""
     warmup_steps: int = 20
-    """Optimiser steps of linear learning-rate warm-up (0: none). Adam's first updates are
-    full-size whatever the gradient's noise."""
+    """Optimiser steps of linear learning-rate warm-up (0: none)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     adam_betas: tuple[float, float] = (0.9, 0.99)
@@ -70,15 +62,12 @@ class TrainerConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 disables)."""
     micro_batch_size: int = 64
-    """Sequences per forward/backward; gradients accumulate over micro-batches. Lower it for
-    large models or vocabularies (the logits of a micro-batch live in memory)."""
+    """Sequences per forward/backward (gradients accumulate); lower it for large models."""
     eval_every: int = 0
-    """Held-out evaluation every this many iterations (0: only at the start and end of
-    `learn`)."""
+    """Held-out evaluation every this many iterations (0: at the start and end of `learn`)."""
     greedy_eval_every: int = 0
-    """Greedy held-out accuracy alone (about a tenth of a full evaluation's cost) every this
-    many iterations, for the curves between full evaluations (0: none; `rlvr-gym train` asks
-    for about ten points per run)."""
+    """Greedy held-out accuracy alone (a tenth of a full evaluation's cost) every this many
+    iterations, for the curves between full evaluations (0: none)."""
     eval_problems: int = 200
     """Held-out problems per evaluation."""
     eval_samples: int = 8
@@ -95,20 +84,15 @@ class TrainerConfig:
     """Generation backend: 'transformers', 'vllm' (colocated, `pip install "rlvr-gym[vllm]"`)
     or 'auto' (vLLM on a CUDA GPU where it is installed, else transformers)."""
     output_dir: str | None = None
-    """The run directory: metrics.jsonl / metrics.csv / curves.png and the saved agent
-    (`agent/`) go there (None: nowhere). A new agent refuses one that holds another run."""
+    """The run directory of metrics files and the saved agent `agent/` (None: nowhere)."""
     save_every: int = 25
     """Save the agent to `output_dir`/agent every this many iterations (0: never in between);
     it is also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "micro_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "greedy_eval_every", "save_every", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 turns it off), got "
-                                 f"{getattr(self, name)}")
+        check_minimum(self, ("max_new_tokens", "micro_batch_size"))
+        check_minimum(self, ("eval_every", "greedy_eval_every", "save_every", "warmup_steps"), 0,
+                      " (0 turns it off)")
         self.stop = tuple(self.stop)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
 
@@ -119,8 +103,8 @@ class TrainerConfig:
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
-        """Field name -> its help line (the docstring under the field), for CLIs; a subclass's
-        line replaces its base's."""
+        """Field name -> its help line (the docstring under the field; a subclass's line
+        replaces its base's), for CLIs."""
         help_: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             if klass is object or not is_dataclass(klass):
@@ -134,6 +118,15 @@ class TrainerConfig:
         return help_
 
 
+def check_minimum(config: Any, names: Sequence[str], minimum: float = 1, note: str = "") -> None:
+    """ValueError naming the first field of `names` whose value in `config` is below `minimum`
+    (`note` says what a value at the minimum means)."""
+    for name in names:
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{name} must be at least {minimum}{note}, got "
+                             f"{getattr(config, name)}")
+
+
 TrainerT = TypeVar("TrainerT", bound="Trainer")
 Callback = Callable[[Any, dict[str, Any]], "bool | None"]
 
@@ -143,16 +136,12 @@ class Trainer:
 
     Args:
         policy: a `Policy`, or a path of a local Hugging Face model directory.
-        env: the training env (a `ReasoningEnv`, possibly wrapped). Agents draw problems with
-            `reset()`, pin them with `reset(options={"problem_id": ...})` and score responses
-            with `step` (`rlvr_gym.agents.rollout`). A wrapper may end the observation with a
-            response prefix (`info["response_prefix"]`): the action continues it.
+        env: the training env (a `ReasoningEnv`, possibly wrapped; docs/env_agent_contract.md).
         config: the agent's config (an instance of its `config_class`).
         eval_env: optional held-out env (e.g. the same task with dataset `seed=1`), evaluated
             at the start and end of `learn` and every `config.eval_every` iterations.
 
-    A subclass implements `train_step`; `steps_per_iteration` says how many of the budget's
-    steps one iteration uses (1 for a policy-gradient step).
+    A subclass implements `train_step` and `_held_out` (docs/adding_an_agent.md).
     """
 
     config_class: ClassVar[type[TrainerConfig]] = TrainerConfig
@@ -167,7 +156,9 @@ class Trainer:
                             f"{type(config).__name__}; build one with "
                             f"{self.config_class.__name__}(**fields)")
         self.config = config
-        seed_everything(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        torch.manual_seed(config.seed)
         self.policy = as_policy(policy, config.device, config.dtype, config.backend)
         self.env = env
         self.eval_env = eval_env
@@ -438,13 +429,6 @@ class Trainer:
             tqdm.write(f"step {self.num_steps} held-out: " + "  ".join(
                 f"{k} {v:.3f}" for k, v in result.items()))
         return {f"eval/{k}": v for k, v in result.items()}
-
-
-def seed_everything(seed: int) -> None:
-    """Seed `random`, numpy's global generator and torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class Mean:

@@ -1,15 +1,6 @@
-"""GRPO and its variants (Dr. GRPO, DAPO, BNPO aggregation, clip-higher, dynamic sampling).
-
-Read top to bottom: the config, the two pieces of math every policy-gradient agent here
-reuses (`group_advantages`, `policy_loss`), then the agent with the stable-baselines3 shape
-`GRPO(policy, env, config).learn(total_steps)`.
-
-Objective (DeepSeekMath, arXiv 2402.03300, eq. 3; docs/algorithms.md, GRPO), maximised:
-
-    J = E[ agg_{i,t} min(rho_it A_it, clip(rho_it, 1-eps_low, 1+eps_high) A_it) - beta KL_it ]
-
-with rho the token ratio pi_theta / pi_old, A the advantage, KL the k3 estimator to a frozen
-reference, and `agg` the loss aggregation (`loss_type`; docs/algorithms.md, GRPO).
+"""GRPO and its variants (Dr. GRPO, DAPO, BNPO aggregation, clip-higher, dynamic sampling;
+docs/algorithms.md, GRPO): the config, the math every policy-gradient agent here reuses
+(`group_advantages`, `policy_loss`), their trainer `PolicyGradient`, and the agent `GRPO`.
 """
 
 from __future__ import annotations
@@ -22,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_minimum
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Policy, TokenBatch
 from rlvr_gym.agents.rollout import Group, Rollout, collect, draw, evaluate, sample_groups
@@ -33,9 +24,8 @@ LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
 
 @dataclass
 class GRPOConfig(TrainerConfig):
-    """Hyper-parameters of GRPO's objective, which SEELE, MRT and IB-TPO train with too (their
-    configs extend this one). Defaults suit the bundled tiny model on a CPU; the comments give
-    the published values for billion-parameter models."""
+    """Hyper-parameters of GRPO's objective, which SEELE, MRT and IB-TPO extend. The comments
+    give the published values for billion-parameter models."""
 
     prompts_per_step: int = 32
     """Problems per training step (DAPO: 512; on a CPU with the tiny model: 32)."""
@@ -47,9 +37,7 @@ class GRPOConfig(TrainerConfig):
     std_eps: float = 1e-4
     """Added to the group std in 'group' advantages (TRL: 1e-4)."""
     loss_type: LossType = "grpo"
-    """Aggregation of the token losses: 'grpo' mean per sequence then over sequences;
-    'dr_grpo' sum / (sequences x max_new_tokens); 'dapo' mean over all tokens of the batch;
-    'bnpo' token mean per micro-batch (docs/algorithms.md, GRPO, Aggregation)."""
+    """Aggregation of the token losses: 'grpo', 'dr_grpo', 'dapo' or 'bnpo' (`policy_loss`)."""
     epsilon_low: float = 0.2
     """Lower clip range of the ratio, 1 - eps (PPO/GRPO: 0.2)."""
     epsilon_high: float = 0.2
@@ -63,15 +51,13 @@ class GRPOConfig(TrainerConfig):
     max_sampling_rounds: int = 3
     """Sampling rounds per step with dynamic sampling; the step trains on what it has then."""
     decay_steps: int = 0
-    """After warm-up the learning rate falls linearly to 0 at this step (0: constant), so
-    the run ends on small updates instead of wherever the last noisy step left it. Set it to
-    the run's length; `rlvr-gym train` does so unless told otherwise."""
+    """After warm-up the learning rate falls linearly to 0 at this step (0: constant); set it
+    to the run's length, as `rlvr-gym train` does unless told otherwise."""
     num_iterations: int = 1
     """Optimisation passes over each sampled batch (mu in GRPO; 1 = on-policy, ratio = 1)."""
     num_minibatches: int = 1
-    """Optimiser steps per pass: the batch is split into this many mini-batches; the later
-    ones are off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 1, which gained more
-    held-out accuracy than 2 in benchmarks/results/grpo*.md)."""
+    """Optimiser steps per pass over the batch, split into this many mini-batches, the later
+    ones off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 1, better than 2)."""
     eval_k: tuple[int, ...] = (1, 8)
     """k values of the unbiased pass@k estimate of held-out evaluations."""
 
@@ -83,15 +69,12 @@ class GRPOConfig(TrainerConfig):
         if self.loss_type not in ("grpo", "dr_grpo", "dapo", "bnpo"):
             raise ValueError(f"loss_type must be 'grpo', 'dr_grpo', 'dapo' or 'bnpo', got "
                              f"{self.loss_type!r}")
-        for name in ("prompts_per_step", "group_size", "num_iterations", "num_minibatches",
-                     "max_sampling_rounds"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_minimum(self, ("prompts_per_step", "group_size", "num_iterations",
+                             "num_minibatches", "max_sampling_rounds"))
         if self.group_size < 2 and self.advantage != "none":
             raise ValueError("group advantages need group_size >= 2; use advantage='none' "
                              "for single samples")
-        if self.decay_steps < 0:
-            raise ValueError("decay_steps must be >= 0 (0 turns it off)")
+        check_minimum(self, ("decay_steps",), 0, " (0 turns it off)")
         if 0 < self.decay_steps <= self.warmup_steps:
             raise ValueError(f"decay_steps ({self.decay_steps}) must be above warmup_steps "
                              f"({self.warmup_steps}); set it to the run's total steps")
@@ -220,25 +203,21 @@ the sampling temperature with gradient, rows of its mini-batch) -> (loss, statis
 
 class PolicyGradient(Trainer):
     """The trainer of GRPO's objective, which GRPO, SEELE, MRT and IB-TPO share: one iteration
-    collects a `Rollout` (`collect`, the algorithm's part) and runs `update` on it.
-
-    Not an algorithm: it has no way to collect. A subclass implements `collect`, may set
-    per-token advantages on the rollout (`Rollout.advantages`), statistics
-    (`Rollout.stats`) and an `extra_loss`.
+    collects a `Rollout` and runs `update` on it. Not an algorithm: a subclass implements
+    `collect` and may set `Rollout.advantages`, `Rollout.stats` and an `extra_loss`.
     """
 
     config_class = GRPOConfig
     config: GRPOConfig
     extra_loss: ExtraLoss | None = None
-    """Added to the policy loss of every micro-batch when set (module docstring of
-    `ExtraLoss`); without one, rows whose advantages are all zero are not forwarded."""
+    """Added to the policy loss of every micro-batch when set; without one, rows whose
+    advantages are all zero are not forwarded."""
 
     def collect(self) -> Rollout:
         """Sample the step's groups through the env."""
         raise NotImplementedError(f"{type(self).__name__} must implement collect")
 
     def train_step(self) -> dict[str, Any]:
-        """One step: sample groups through the env, compute advantages, update the policy."""
         start = time.perf_counter()
         rollout = self.collect()
         metrics = rollout_metrics(rollout)
@@ -274,10 +253,8 @@ class PolicyGradient(Trainer):
         mask = batch.completion_mask * usable.flatten()[:, None].float()
         rows = [i for i in range(len(gens)) if mask[i].sum() > 0]
         # Rows whose advantages are all zero add nothing to the loss or its gradient unless a
-        # KL term, an extra loss or per-micro-batch normalisation (bnpo) involves them; they
-        # still count in the aggregation totals below, so skipping them changes no gradient
-        # (a mini-batch with no other row makes no optimiser step). Statistics such as the
-        # entropy are then over the trained rows.
+        # KL term, an extra loss or bnpo's per-micro-batch normalisation involves them; they
+        # still count in the aggregation totals, so skipping them changes no gradient.
         skip_zero = c.beta == 0.0 and c.loss_type != "bnpo" and self.extra_loss is None
         nonzero = (advantages.reshape(len(gens), -1) != 0).any(1)
         for group in self.optimizer.param_groups:
@@ -285,9 +262,7 @@ class PolicyGradient(Trainer):
         temperature = c.temperature or 1.0
         stats = Mean()
 
-        # With one pass and one mini-batch the policy is still the sampling policy when each
-        # token is scored, so the detached current log-probs serve as "old" (ratio = 1).
-        # Otherwise later mini-batches are off-policy and need the sampling log-probs.
+        # On-policy (one pass, one mini-batch) the detached current log-probs serve as "old".
         off_policy = c.num_iterations > 1 or c.num_minibatches > 1
         old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
         ref_logprobs = self._logprobs_no_grad(self.reference, batch) \
@@ -397,16 +372,11 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
 
 
 class GRPO(PolicyGradient):
-    """Group Relative Policy Optimisation against a rlvr-gym env:
-    `GRPO(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
-
-    Each step draws `prompts_per_step` problems, samples `group_size` completions of each
-    and scores them through the env (with `dynamic_sampling`, groups of equal rewards are
-    dropped and refilled), then updates on group advantages.
-    """
+    """Group Relative Policy Optimisation: `GRPO(policy, env, config, eval_env).learn(steps)`
+    (arguments: `Trainer`). Each step samples `group_size` completions of `prompts_per_step`
+    problems (refilling dropped groups with `dynamic_sampling`) and updates on them."""
 
     def collect(self) -> Rollout:
-        """Sample `prompts_per_step` groups (refilling dropped ones with dynamic sampling)."""
         c = self.config
         return collect(self.sample_groups, c.prompts_per_step, c.dynamic_sampling,
                        c.max_sampling_rounds)
