@@ -3,22 +3,7 @@ advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, I
 
 Read top to bottom: the config, the tree sampler (the paper's IBTree), the monitors, the
 spreading of step advantages over tokens, then the agent `IBTPO(policy, env, config).learn(n)`.
-
-Tree rollouts, per problem: B0 independent samples from the root, then L - 1 rounds that each
-pick the top-K branchable nodes by a strategy (`ib`: IB-Score; `entropy`: mean token
-surprisal of the node's children, TreeRL-style; `random`) and sample B continuations from
-each node's prefix to the end of the response. A tree has G = B0 + (L - 1) K B leaves.
-
-A continuation is sampled from the token ids of `prompt + response prefix + node prefix`:
-shared prefixes are never regenerated and their tokens are counted once in
-`RolloutTree.generated_tokens`. The transformers backend does re-encode the context (one
-prefill forward pass per branch; no KV cache is shared between branches); a prefix-caching
-backend such as vLLM would also skip that pass.
-
-Training: every root-to-leaf path is one sequence of the GRPO batch; each token gets the
-advantage A(s) = A_GL(s) + lambda A_IB(s) of the step s it belongs to, with pi_ref the
-length-normalised step probability under a frozen copy of the initial policy. Tokens a path
-shares with other paths are counted once per path in the loss.
+The tree itself, the IB-Score and the step advantages are in `rlvr_gym.agents.tree`.
 """
 
 from __future__ import annotations
@@ -27,11 +12,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from rlvr_gym.agents.core import check_minimum
 from rlvr_gym.agents.grpo import GRPOConfig, PolicyGradient
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
@@ -46,7 +32,6 @@ from rlvr_gym.agents.tree import (
 )
 from rlvr_gym.types import split_prefix
 
-Strategy = Literal["ib", "random", "entropy"]
 STRATEGIES: tuple[str, ...] = ("ib", "random", "entropy")
 
 
@@ -56,11 +41,9 @@ class IBTPOConfig(GRPOConfig):
     evaluation, ...) keep their meaning. `group_size` is derived: the G leaves of a tree."""
 
     prompts_per_step: int = 32
-    """Problems (trees) per training step. In the paper a tree of 12 leaves costs about as
-    many generated tokens as 8 independent samples (Table 3); on the `tiny` model's two-step
-    solutions it costs 1.15x (steps at '=') to 1.47x (steps at lines) of 8 samples, on
-    `tiny-chain`'s 3-5 step solutions 1.00x ('=') to 1.11x (lines)
-    (benchmarks/results/ibtpo_branching*.md)."""
+    """Problems (trees) per training step. A tree of 12 leaves costs about as many generated
+    tokens as 8 independent samples in the paper (Table 3), 1.00x-1.47x of them on the
+    bundled models (benchmarks/results/ibtpo_branching*.md)."""
     initial_samples: int = 4
     """B0: independent samples from the root of each tree (paper: 4)."""
     rounds: int = 9
@@ -79,23 +62,17 @@ class IBTPOConfig(GRPOConfig):
     """lambda in A = A_GL + lambda A_IB (paper: 0.1; 0.5 collapsed training)."""
     delimiter: str = "\n"
     """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
-    line). '=' splits "a + b = c" after the operation, so that a branch can resample only
-    the result (the benchmarks' choice: more trajectories per token than lines on both
-    bundled models)."""
+    line). '=', the benchmarks' choice, lets a branch resample only an operation's result."""
     step_probability: str = "mean"
-    """How pi(s | v) of a step (eta2 of the IB-Score, pi_ref of A_IB) is read from its token
-    log-probabilities: 'mean', the length-normalised exp(mean log p) (safe for steps
-    of any length), or 'product', the paper's literal exp(sum log p), for steps of a few
-    tokens (on tiny-chain's "=" steps it branches deeper; benchmarks/results/
-    ibtpo_branching_chain.md)."""
+    """How pi(s | v) of a step (eta2, pi_ref) is read from its token log-probabilities:
+    'mean', exp(mean log p), safe for steps of any length, or 'product', the paper's
+    exp(sum log p), for steps of a few tokens."""
     reference_confidence: bool = True
     """Take pi_ref(s) of A_IB from a frozen copy of the initial policy (paper); False uses the
     sampling policy's own step confidence (saves a model copy and a forward pass)."""
 
     def __post_init__(self) -> None:
-        for name in ("initial_samples", "rounds", "top_k", "branches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_minimum(self, ("initial_samples", "rounds", "top_k", "branches"))
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.ib_beta <= 0:
@@ -109,7 +86,7 @@ class IBTPOConfig(GRPOConfig):
         if self.advantage != "group":
             raise ValueError("IB-TPO's global advantage is std-normalised (docs/algorithms.md, "
                              "IB-TPO); keep advantage='group'")
-        if self.initial_samples + (self.rounds - 1) * self.top_k * self.branches < 2:
+        if self.trajectories_per_tree < 2:
             raise ValueError("a tree needs at least 2 leaves for a global advantage; raise "
                              "initial_samples or rounds")
         if self.group_size not in (GRPOConfig.group_size, self.trajectories_per_tree):
@@ -165,23 +142,15 @@ class ProblemTree:
 
 
 class TreeSampler:
-    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO).
+    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO):
+    B0 independent samples from the root, then L - 1 rounds that each continue the top-K
+    branchable nodes by the strategy B times, to the end of the response. With `rounds=1` it
+    is plain independent sampling, the baseline of the branching benchmark.
 
-    With `rounds=1` it is plain independent sampling of `initial_samples` per problem, which
-    makes the baselines of the branching benchmark the same code path.
-
-    Args:
-        policy: samples continuations and scores their tokens.
-        env: verifies leaves; problems are pinned with `reset(options={"problem_id": ...})`
-            and the action continues the observation (node prefix + new text).
-        sampling: temperature, top-p, stop strings and the token budget of a whole
-            root-to-leaf response (a branch gets what its node's prefix left of it).
-        initial_samples, rounds, top_k, branches: B0, L, K, B.
-        strategy: 'ib', 'entropy' or 'random'.
-        beta: beta of the IB-Score.
-        delimiter: text that ends a step.
-        step_probability: 'mean' (length-normalised) or 'product', see `IBTPOConfig`.
-        micro_batch_size: sequences per forward pass when scoring tokens.
+    A continuation is sampled from the token ids of `prompt + response prefix + node prefix`:
+    shared prefixes are never regenerated, and their tokens count once in
+    `RolloutTree.generated_tokens`. `sampling` holds the token budget of a whole root-to-leaf
+    response; the keyword arguments are `IBTPOConfig`'s fields (`beta` is its `ib_beta`).
     """
 
     def __init__(self, policy: Policy, env: Any, sampling: SamplingConfig, *,
@@ -249,13 +218,12 @@ class TreeSampler:
         outputs = self.policy.backend.generate(contexts, self.sampling)
         gens = []
         for (t, node), ids, (out, reason) in zip(requests, node_ids, outputs, strict=True):
-            # A root-to-leaf response gets max_new_tokens, as an independent sample does: a
-            # continuation keeps what its node's prefix left. (All rows are sampled with the
-            # full budget, so a row that stops in time draws exactly as before.)
+            # A root-to-leaf response gets max_new_tokens: a continuation keeps what its
+            # node's prefix left (sampled with the full budget, then cut).
             room = self.sampling.max_new_tokens - len(ids)
             if len(out) > room:
                 out, reason = out[:room], "length"
-            gens.append(Generation(t.prompt, t.prefix + node.text(), _decode(tok, out),
+            gens.append(Generation(t.prompt, t.prefix + node.text(), self.policy.decode(out),
                                    t.prompt_ids, t.prefix_ids + ids, out, reason))
         logprobs = generated_logprobs(self.policy, gens, self.sampling.temperature or 1.0,
                                       self.micro_batch_size)
@@ -276,11 +244,6 @@ class TreeSampler:
                               ids + gen.completion_ids, gen.finish_reason)
             t.leaves.append(Leaf(path, s.reward, trajectory is not None, s.correct, trajectory,
                                  node.depth, len(gen.completion_ids)))
-
-
-def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
-    eos = tokenizer.eos_token_id
-    return tokenizer.decode([i for i in ids if i != eos], skip_special_tokens=True)
 
 
 @torch.no_grad()
@@ -357,14 +320,10 @@ class TreeRollout(Rollout):
 
 
 class IBTPO(PolicyGradient):
-    """IB-TPO: the GRPO objective on IB-guided rollout trees with step-level advantages,
-    A = A_GL + lambda A_IB (docs/algorithms.md, IB-TPO).
-
+    """The GRPO objective on IB-guided rollout trees with step-level advantages:
     `IBTPO(policy, env, config, eval_env).learn(steps)` (arguments: `Trainer`). Each step
-    grows `prompts_per_step` trees of G = B0 + (L - 1) K B leaves and updates on every
-    root-to-leaf path. With `reference_confidence` (or a KL `beta`) a frozen copy of the
-    initial model is kept as `reference`.
-    """
+    grows `prompts_per_step` trees and trains on every root-to-leaf path, each token with the
+    advantage A = A_GL + lambda A_IB of its step (`RolloutTree.step_advantages`)."""
 
     config_class = IBTPOConfig
     config: IBTPOConfig

@@ -6,22 +6,10 @@ success probability J(z_{0:j}) gives the progress of an episode (Def. 6.1)
 
     r_prg(z_j; c) = J(c + z_j) - J(c),        c = (x, z_{0:j-1}),
 
-and the regret of a response (Def. 4.1; `rlvr_gym.wrappers.normalized_regret`).
-
-This module holds:
-
-- `MetaProver`: the forced-termination estimator of J (a `ProgressEstimator`).
-- `MRT`: a policy-gradient agent whose groups continue a *stale* prefix c sampled from the
-  policy before the update, cut after a random number of episodes (docs/algorithms.md, MRT:
-  the two variants):
-    'termination'  A_i = r_i - J(c)                          (official RL README)
-    'progress'     R_i = r_i + alpha (J(c + y_i^(1)) - J(c)), then GRPO advantages of R
-                   (y_i^(1) = the first new episode of continuation i; Eq. 2's dense term).
-  The loss, aggregation, clipping and KL are GRPO's (`rlvr_gym.agents.grpo.policy_loss`).
-- `budget_forcing`: test-time extension with a continuation marker (s1, arXiv 2501.19393), as
-  MRT extrapolates past its training budget.
-- `regret_traces` / `summarize_regret`: J curves at episode boundaries and the regret metrics
-  `rlvr-gym eval --regret-budget` prints.
+and the regret of a response (Def. 4.1; `rlvr_gym.wrappers.normalized_regret`). This module
+holds the meta-prover (`MetaProver`), the agent (`MRT`), test-time budget forcing
+(`budget_forcing`, as MRT extrapolates past its training budget) and the regret of a policy
+(`regret_traces`, `summarize_regret`, which `rlvr-gym eval --regret-budget` prints).
 """
 
 from __future__ import annotations
@@ -33,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rlvr_gym.agents.core import check_minimum
 from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
 from rlvr_gym.agents.rollout import Group, Rollout, Scored, collect, draw, score
@@ -60,22 +49,20 @@ class MetaProver:
     """J(prefix): the share of K forced answers after `prefix` that `env` judges correct.
 
     Implements `rlvr_gym.wrappers.ProgressEstimator`. For each prefix the policy continues
-    `prompt + prefix + suffix` K times (the suffix forces an answer; it is encoded, not
-    sampled) and `env` judges each whole response `prefix + suffix + answer`, pinned to the
-    problem (`rlvr_gym.agents.rollout.score`): its verdict's score counts (without a verdict,
-    the reward). A prefix that already holds an answer (`\\boxed{}`) is judged as it is.
+    `prompt + prefix + suffix` K times (the suffix forces an answer) and `env` judges each
+    whole response `prefix + suffix + answer`, pinned to the problem: its verdict's score
+    counts (without a verdict, the reward). A prefix that already holds an answer
+    (`\\boxed{}`) is judged as it is.
 
-    `prefix` is the response from its start, a prefix given by a wrapper included, so `env`
-    must judge a whole response in one `step`: no response prefix of its own (`HintScaffold`
-    would prepend its hint again and count the forced answers as rollouts), no step per
-    episode (`TokenBudget` would cut it). A `ReasoningEnv` fits (`env.unwrapped` of a wrapped
-    one). It is reset and stepped for every answer: no episode may be in progress on it during
-    `estimate` (a `ProgressReward` needs another instance of the env than its estimator's).
+    `prefix` is the response from its start, a wrapper's prefix included, so `env` must judge
+    a whole response in one `step`, with no response prefix of its own (`HintScaffold` would
+    prepend its hint again) and no step per episode (`TokenBudget` would cut it): a
+    `ReasoningEnv` fits. It is reset and stepped for every answer: no episode may be in
+    progress on it during `estimate` (a `ProgressReward` needs another instance of the env).
 
     Unusable verdicts (verifier `error`/`timeout`) are left out of the average; a prefix with
-    none usable gets NaN, never 0 (a failure is not a wrong answer). `no_answer_rate` is the
-    share of forced answers in the last `estimate` call whose verdict extracted no answer.
-    The prefix is re-encoded for every sample (the transformers backend shares no KV cache).
+    none usable gets NaN, never 0. `no_answer_rate` is the share of forced answers in the last
+    `estimate` call whose verdict extracted no answer.
     """
 
     def __init__(self, policy: Policy, env: Any, suffix: str = DEFAULT_TERMINATION_SUFFIX,
@@ -129,13 +116,11 @@ def _mean_score(scored: Sequence[Scored]) -> float:
 
 @dataclass
 class MRTConfig(GRPOConfig):
-    """GRPO's fields plus MRT's. `advantage` defaults to 'none': in the 'termination' variant
-    the advantage is r - J(c) itself."""
+    """GRPO's fields plus MRT's."""
 
     advantage: AdvantageMode = "none"
-    """Advantage of the training signal: 'none' uses it as is (required by 'termination':
-    J(c) is shared by the whole group, so group centring would cancel it and leave plain
-    GRPO); 'group' or 'mean' normalise the 'progress' variant's R over the group."""
+    """'none' uses the training signal as the advantage (required by 'termination': group
+    centring would cancel J(c)); 'group' or 'mean' normalise the 'progress' variant's R."""
     variant: Variant = "termination"
     """'termination': A = r - J(c), the official RL README's termination-reward baseline;
     'progress': R = r + alpha (J after the first new episode - J(c)), Eq. 2's dense bonus
@@ -164,10 +149,8 @@ class MRTConfig(GRPOConfig):
         if self.variant == "termination" and self.advantage != "none":
             raise ValueError("variant='termination' needs advantage='none': A = r - J(c) is "
                              "the advantage, and group centring would cancel J(c)")
-        if self.termination_samples < 1 or self.termination_max_tokens < 1:
-            raise ValueError("termination_samples and termination_max_tokens must be >= 1")
-        if self.max_prefix_episodes < 0:
-            raise ValueError(f"max_prefix_episodes must be >= 0, got {self.max_prefix_episodes}")
+        check_minimum(self, ("termination_samples", "termination_max_tokens"))
+        check_minimum(self, ("max_prefix_episodes",), 0, " (0: no cap)")
         self.markers = tuple(self.markers)
 
 
@@ -175,17 +158,12 @@ class MRT(PolicyGradient):
     """GRPO's loss on continuations of stale prefixes with MRT's progress-based training
     signal: `MRT(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
 
-    Per problem and step: one trace from the current policy (about to be updated, hence
-    "stale"), cut after a random number j of its episodes (0 <= j < its episode count) into
-    the prefix c; J(c) from the meta-prover; G continuations of c, sent to the env as
-    c + continuation (the action continues the observation) and masked so that only the
-    continuation is trained. `Group.rewards` hold the training signal (r - J(c), or R);
-    `Group.correct` the outcome. Generation budget: c plus its continuation share
-    `max_new_tokens`.
-
-    The meta-prover judges forced answers through the training env's base env
-    (`env.unwrapped`): the forced answers are not rollouts, so the wrappers of the training
-    episode (hints, budgets, penalties) do not see them (`MetaProver`).
+    Per problem and step: one trace of the policy before the update ("stale"), cut after a
+    random number j of its episodes into the prefix c; J(c) from the meta-prover; G
+    continuations of c, trained on the continuation only, with the `variant`'s signal in
+    `Group.rewards` and the outcome in `Group.correct`. c and its continuation share
+    `max_new_tokens`. Forced answers are judged on `env.unwrapped`: they are not rollouts,
+    so the training env's wrappers do not see them.
     """
 
     config: MRTConfig
@@ -397,11 +375,9 @@ def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problem
     call); whether the whole response is correct is judged through `env`. Responses that were
     given a prefix by a wrapper are measured from the prefix on."""
     heads = [env.reset(options={"index": i}) for i in range(num_problems)]
-    prompts, given = [], []
-    for obs, info in heads:
-        prompt, prefix = split_prefix(obs, info)
-        prompts.append(prompt)
-        given.append(prefix)
+    split = [split_prefix(obs, info) for obs, info in heads]
+    prompts = [p for p, _ in split]
+    given = [x for _, x in split]
     gens = policy.generate(prompts, SamplingConfig(temperature, 1.0, budget_tokens, stop), given)
     cuts = [[given[k] + "".join(episodes[:n + 1]) for n in range(len(episodes))]
             for k, episodes in enumerate(split_episodes(g.text, markers) or [""] for g in gens)]

@@ -325,6 +325,11 @@ class Policy:
         """Token ids of text, without special tokens."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated token ids, without the end-of-sequence and special tokens."""
+        eos = self.tokenizer.eos_token_id
+        return self.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
+
     def generate(self, prompts: Sequence[str], sampling: SamplingConfig,
                  prefixes: Sequence[str] | None = None) -> list[Generation]:
         """Sample one completion per prompt, each continuing from its response prefix."""
@@ -340,12 +345,9 @@ class Policy:
 
         contexts = [ids(p) + ids(x) for p, x in zip(prompts, prefixes, strict=True)]
         outputs, logprobs = self.backend.generate_with_logprobs(contexts, sampling)
-        eos = self.tokenizer.eos_token_id
-        return [Generation(prompt=p, prefix=x,
-                           text=self.tokenizer.decode([t for t in out if t != eos],
-                                                      skip_special_tokens=True),
-                           prompt_ids=ids(p), prefix_ids=ids(x), completion_ids=out,
-                           finish_reason=reason, logprobs=lp)
+        return [Generation(prompt=p, prefix=x, text=self.decode(out), prompt_ids=ids(p),
+                           prefix_ids=ids(x), completion_ids=out, finish_reason=reason,
+                           logprobs=lp)
                 for p, x, (out, reason), lp in zip(prompts, prefixes, outputs,
                                                    logprobs if logprobs else [None] * len(outputs),
                                                    strict=True)]
