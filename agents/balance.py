@@ -1,15 +1,8 @@
 """B-STaR's monitors and its exploration/exploitation balance (arXiv 2412.17256;
-docs/algorithms.md, B-STaR).
-
-Everything here works on scored samples, after generation: which responses a threshold keeps,
+docs/algorithms.md, B-STaR, which lists the choices made): which responses a threshold keeps,
 how many distinct correct ones a query gets, and the balance score that B-STaR maximises over
-a temperature grid and a threshold grid each iteration.
-
-Choices (docs/algorithms.md, B-STaR): n* = ceil(N / M) as in the paper (the official code
-hard-codes 8; pass `n_star` to override); "unique" means exact-string distinct responses, and
-responses are deduplicated per query before the balance score counts them, as the official
-code does (`determine_hyper.py`), so that with an answer-only reward the purity factor is 1;
-the gold solution is not injected as an extra candidate.
+a temperature grid and a threshold grid each iteration. "Distinct" means exact-string
+distinct, and responses are deduplicated per query as the official code does.
 """
 
 from __future__ import annotations

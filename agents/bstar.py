@@ -1,27 +1,12 @@
 """B-STaR: online rejection fine-tuning that balances exploration and exploitation
 (Zeng et al., arXiv 2412.17256, ICLR 2025; docs/algorithms.md, B-STaR).
 
-Read top to bottom: the config, then the agent `BSTaR(policy, env, config).learn(total_steps)`.
-One iteration (the paper's Algorithm 1):
-
-1. sample K responses per query of a fixed small subset of training queries with the current
-   policy P_{i-1}, at every temperature of the grid, and score them;
-2. pick (T_i, tau_i) = argmax_{T, tau} BS, the balance score (`balance.search_balance`)
-       bs_x = min(n'_x / n*, 1) * n'_x / n_x,   BS = mean_x bs_x,   n* = ceil(N / M)
-   with n_x the distinct responses of query x that the threshold keeps (reward > tau) and n'_x
-   the distinct correct ones among them;
-3. sample K responses for M fresh queries at T_i, score, keep reward > tau_i (deduplicated);
-4. fine-tune for a fixed number of steps on what was kept, continuing the optimiser and the
-   learning-rate schedule (Algorithm 1 line 18).
-
-Reward: r = 1(answer correct), plus, given a `step_scorer` (e.g. `ArithmeticStepScorer`, the
-minimum step score in [-1, 1] with noise that lets selection be fooled, standing in for the
-paper's process reward model), its score of the response, so r lies in [-1, 2].
-
-The baselines of the paper's Table 1 are modes of the same loop (`mode`): online RFT with a
-fixed (T, tau) inherits weights, optimiser and schedule; iterative RFT inherits the weights
-only; restart (STaR / ReST-EM) fine-tunes the initial model again every iteration on data
-sampled by the latest one.
+One iteration (the paper's Algorithm 1, `BSTaR.train_step`): sample K responses per query of a
+fixed subset of training queries at every temperature of the grid; pick the (temperature T,
+threshold tau) of highest balance score (`balance.search_balance`); sample K responses for M
+fresh queries at T, keep those with reward > tau (deduplicated) and fine-tune on them,
+continuing the optimiser and the learning-rate schedule. The paper's baselines are modes of
+the same loop (`BSTaRConfig.mode`).
 """
 
 from __future__ import annotations
@@ -45,7 +30,7 @@ from rlvr_gym.agents.balance import (
     select,
     unique_responses,
 )
-from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_minimum
 from rlvr_gym.agents.policy import Generation, Policy, cross_entropy_on
 from rlvr_gym.agents.rollout import Head, draw, evaluate, sample_groups
 
@@ -53,7 +38,8 @@ Mode = Literal["bstar", "online_rft", "iterative_rft", "restart"]
 MODES = ("bstar", "online_rft", "iterative_rft", "restart")
 
 StepScorer = Callable[[str], float]
-"""Response text (prefix + generated text) -> step score, added to the answer reward."""
+"""Response text (prefix + generated text) -> step score, added to the answer reward
+1(correct): e.g. `ArithmeticStepScorer`, in [-1, 1], for the paper's process reward model."""
 
 
 def _mean_or_nan(values: Sequence[float]) -> float:
@@ -93,9 +79,8 @@ class BSTaRConfig(TrainerConfig):
     """Size of the fixed subset of training queries (indices 0..n-1 of the training env) used
     by the search and the per-iteration monitors (paper: 600)."""
     monitor_temperature: float = 1.0
-    """Temperature of the per-iteration monitors, of the held-out monitors and of
-    `predict(deterministic=False)`, the same for every mode so that curves compare (paper's
-    case study: 1.0)."""
+    """Temperature of the monitors and of `predict(deterministic=False)`, the same for every
+    mode so that curves compare (paper's case study: 1.0)."""
     monitor_s: int = 2
     """S of Pass@K-S and Reward@K-S (paper: 4 with K = 32)."""
     n_star: int = 0
@@ -114,28 +99,19 @@ class BSTaRConfig(TrainerConfig):
     warmup_steps: int = 2
     """Linear warm-up steps at the start of a schedule."""
     schedule_steps: int = 100
-    """Length of the cosine schedule in optimiser steps for the online modes, which run one
-    schedule across all iterations (set it to the planned total). The modes that reset the
-    optimiser run one whole schedule of `steps_per_iteration` steps per iteration."""
-    eval_samples: int = 8
-    """Sampled responses per held-out problem at `monitor_temperature` for the held-out
-    monitors (Pass@K, Pass@K-S, diversity); 0: greedy accuracy only."""
-    save_every: int = 1
-    """Save the agent to `output_dir`/agent every this many iterations (0: never in between);
-    it is also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
+    """Length in optimiser steps of the cosine schedule that the online modes run across all
+    iterations (set it to the planned total); the other modes run one per iteration."""
+    save_every: int = 1  # help: TrainerConfig's
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("queries_per_iteration", "samples_per_query", "search_queries",
-                     "monitor_s", "steps_per_iteration", "batch_size", "schedule_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_minimum(self, ("queries_per_iteration", "samples_per_query", "search_queries",
+                             "monitor_s", "steps_per_iteration", "batch_size", "schedule_steps"))
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if self.n_star < 0:
-            raise ValueError(f"n_star must be >= 0 (0: ceil(N / M)), got {self.n_star}")
+        check_minimum(self, ("n_star",), 0, " (0: ceil(N / M))")
         self.temperature_grid = tuple(float(t) for t in self.temperature_grid)
         self.threshold_grid = tuple(float(t) for t in self.threshold_grid)
         if self.mode == "bstar" and not (self.temperature_grid and self.threshold_grid):
@@ -161,15 +137,12 @@ class ScoredResponse(Sample):
 
 
 class BSTaR(Trainer):
-    """B-STaR (and its baselines, see `BSTaRConfig.mode`) against a rlvr-gym env:
+    """B-STaR and its baselines (`BSTaRConfig.mode`):
     `BSTaR(policy, env, config, eval_env, step_scorer).learn(total_steps)` (the first four
-    arguments: `Trainer`; `step_scorer`: `StepScorer`, None for the answer-only reward).
+    arguments: `Trainer`; `step_scorer`: a `StepScorer`, None for the answer-only reward).
 
-    One iteration (`train_step`) uses `steps_per_iteration` steps of the `learn` budget;
-    `iteration` counts iterations (saved in state.pt). `history` holds one record per
-    iteration, with its `step`: the chosen temperature and threshold, the balance score, the
-    monitors of the subset (measured on the policy that the iteration starts from), the pool
-    statistics and the fine-tuning loss.
+    An iteration (`train_step`) uses `steps_per_iteration` steps of the `learn` budget;
+    `iteration` counts them, and `history` holds each one's metrics with its `step`.
     """
 
     config_class = BSTaRConfig
@@ -219,7 +192,9 @@ class BSTaR(Trainer):
 
         self._seed_env()
         responses = self.sample(draw(self.env, c.queries_per_iteration), temperature)
-        pool = self.training_pool(responses, threshold)
+        # Rejection fine-tuning's data: one response per distinct (query, text) above tau.
+        pool: list[ScoredResponse] = unique_responses(  # type: ignore[assignment]
+            select(responses, threshold))
         metrics.update({
             "reward": _mean_or_nan([r.reward for r in responses]),
             "accuracy": _mean_or_nan([r.correct for r in responses]),
@@ -255,13 +230,6 @@ class BSTaR(Trainer):
                 for g in groups
                 for gen, usable, correct in zip(g.generations, g.usable, g.correct, strict=True)
                 if usable]
-
-    @staticmethod
-    def training_pool(responses: Sequence[ScoredResponse], threshold: float
-                      ) -> list[ScoredResponse]:
-        """What rejection fine-tuning trains on: responses with reward > threshold, one per
-        distinct (query, text) as in the official code's selection."""
-        return unique_responses(select(responses, threshold))  # type: ignore[return-value]
 
     def fine_tune(self, pool: Sequence[ScoredResponse]) -> dict[str, float]:
         """`steps_per_iteration` supervised steps on the pool (cross-entropy on the generated
@@ -304,10 +272,8 @@ class BSTaR(Trainer):
     # -- the core's hooks --
 
     def _held_out(self, env: Any, samples: int, progress_bar: bool) -> dict[str, float]:
-        """Greedy `accuracy` (Pass@1) and `mean_length`, and with `samples` > 0 the monitors of
-        that many responses per problem at `monitor_temperature` (Pass@K, Pass@K-S, Best-of-K,
-        Reward@K-S, distinct equations, sample accuracy). `progress_bar` shows the greedy
-        pass."""
+        """Greedy `accuracy` (Pass@1) and `mean_length`, and with `samples` > 0 the monitors
+        (`balance.monitors`) of that many responses per problem at `monitor_temperature`."""
         c = self.config
         result = evaluate(self.policy, env, c.eval_problems, 0, (),
                           max_new_tokens=c.max_new_tokens, stop=c.stop, progress_bar=progress_bar)

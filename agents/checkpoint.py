@@ -2,28 +2,21 @@
 
 A checkpoint is a directory holding
 
-- `agent.json`: the agent's class, its step (`num_steps`), its config, the env it trains on
-  (when known) (human-readable; it may be edited by hand as long as the step stays the
-  same);
+- `agent.json`: the agent's class, its step (`num_steps`), its config and the env it trains
+  on (when known), human-readable and editable by hand as long as the step stays the same;
 - `state.pt`: optimiser and scheduler state, history, random states, and the step again;
 - model directories (`policy/`, and `reference/` for a KL reference) in Hugging Face format;
-- extra JSON files (`env_state.json`: the state of the env's stateful wrappers, such as
-  SEELE's hint ratios);
+- extra JSON files (`env_state.json`: the state of the env's stateful wrappers);
 - `checkpoint.json`, the manifest: the format, the step and the size and SHA-256 of every
   other file (`agent.json` excepted).
 
-Saving writes the whole checkpoint into a temporary sibling directory, fsyncs every file and
-directory, and only then puts it in place: an existing checkpoint is swapped out in one
-atomic `renameat2(RENAME_EXCHANGE)` and deleted afterwards. A save that is killed, or that
-raises, at any point leaves the previous checkpoint as it was (and at most a hidden
-`.NAME.tmp-*` sibling, removed by the next save to the same path).
+Saving writes the whole checkpoint into a temporary sibling directory, fsyncs it, and only
+then swaps it in with one atomic `renameat2(RENAME_EXCHANGE)`: a save that is killed or raises
+at any point leaves the previous checkpoint as it was (and at most a hidden `.NAME.tmp-*`
+sibling, removed by the next save to the same path). It needs room for a second copy, and
+hashing reads every file once more (about 1 GB/s) at save and at load.
 
-Saving needs room for a second copy while it runs, and hashing reads every file once more
-(about 1 GB/s) at save and at load.
-
-Loading checks, before anything is built, that every file of the manifest is there with its
-size and hash, and that `agent.json`, `state.pt` and the manifest name the same step; every
-missing or corrupt part raises a `CheckpointError` (a `ValueError`) naming the file.
+Loading checks the files against the manifest before anything is built (`Checkpoint`).
 Checkpoints written before the manifest existed load with a warning and without these checks.
 """
 
@@ -222,9 +215,10 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 class Checkpoint:
-    """A checkpoint directory opened for loading: the manifest is checked on opening (every
-    file present with its recorded size and SHA-256), `agent.json` is parsed, and its step
-    must match the manifest's.
+    """A checkpoint directory opened for loading. Opening checks that every file of the
+    manifest is there with its size and SHA-256 and that `agent.json` names the manifest's
+    step; a missing, corrupt or inconsistent part, then or in a later read, raises a
+    `CheckpointError` (a `ValueError`) naming the file.
 
     Attributes:
         path: the directory.

