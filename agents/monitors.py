@@ -1,9 +1,6 @@
 """Monitors shared by all agents: the statistics they log and the files a run writes
-(metrics.jsonl, metrics.csv, TensorBoard events when installed, a PNG of the training curves
-at the end of every `learn`, and the agent's checkpoint `agent/`).
-
-A run directory belongs to one run: a new agent refuses a directory that holds another run's
-files (`holds_run`), and an agent loaded from a checkpoint continues the run it came from.
+(`MetricsLogger`). A run directory belongs to one run: a new agent refuses one that holds
+another run's files (`holds_run`), and an agent loaded from a checkpoint continues its run.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
 """The policy: a Hugging Face causal LM with its tokenizer, sampling through a backend, and
 the log-probabilities every RL loss needs.
 
-Three ideas carry the rest of the package:
-
-- A *response prefix* is text the response starts with that the policy did not generate
-  (a SEELE hint, an MRT prefix, an IB-TPO tree branch point). Sampling continues from
-  `prompt + prefix`; the training batch marks the prefix tokens so that RL losses skip them
-  and imitation losses can use them.
-- Generated tokens are kept as ids, never re-tokenized from text, so the importance ratio is
-  computed on exactly the tokens and context that were sampled.
-- Generation goes through a `GenerationBackend` that sees only token ids; the transformers
-  backend is always available, `rlvr_gym.agents.vllm_backend.VLLMBackend` is the optional
-  vLLM one (`backend="vllm"`).
+Generated tokens are kept as ids, never re-tokenized from text, so that importance ratios are
+computed on exactly the tokens and context that were sampled. A *response prefix* (a SEELE
+hint, an MRT prefix, an IB-TPO branch point) is text the response starts with that the policy
+did not generate: sampling continues from `prompt + prefix`, and `TokenBatch` marks its tokens.
+Generation goes through a `GenerationBackend` that sees only token ids (`TransformersBackend`,
+or the optional `rlvr_gym.agents.vllm_backend.VLLMBackend`).
 """
 
 from __future__ import annotations
@@ -72,10 +67,9 @@ class Generation:
     completion_ids: list[int]
     finish_reason: FinishReason
     logprobs: list[float] | None = None
-    """log-probability of each completion token under the distribution it was sampled from
-    (after temperature and top-p), as the backend computed it while sampling (vLLM); None
-    where the backend computes none (transformers: score with `Policy.token_logprobs`).
-    Losses score tokens with the training model, never with these."""
+    """Each completion token's log-probability after temperature and top-p, as the backend
+    computed it while sampling (vLLM; None from transformers). Losses never use these: they
+    score tokens with the training model (`Policy.token_logprobs`)."""
 
     @property
     def response(self) -> str:
@@ -111,12 +105,9 @@ class GenerationBackend(abc.ABC):
 
 @contextmanager
 def _without_spurious_mask_warning() -> Iterator[None]:
-    """Drops transformers' "passing in an `attention_mask`" warning during our `generate`.
-
-    The mask is always passed; transformers 5 drops it when it is all ones (no padding), and
-    once a row has finished, the pad tokens it is fed make the model's check warn. Those rows'
-    outputs are cut away (`_cut`), and left-padded batches give the same tokens as each
-    prompt alone (tests/agents/test_policy.py)."""
+    """Drops transformers' "passing in an `attention_mask`" warning during our `generate`: it
+    fires on the pad tokens a finished row is fed, whose outputs `_cut` removes (left-padded
+    batches give the same tokens as each prompt alone: tests/agents/test_policy.py)."""
 
     def quiet(record: logging.LogRecord) -> bool:
         return "passing in an `attention_mask`" not in record.getMessage()
@@ -237,12 +228,10 @@ def select_device(requested: str = "auto") -> torch.device:
 
 @dataclass
 class TokenBatch:
-    """Prompt + prefix + completion sequences, right-padded, with masks aligned to targets.
-
-    `input_ids` and `attention_mask` have shape [B, L]. The masks have shape [B, L-1] and are
-    aligned with `targets = input_ids[:, 1:]`, i.e. with what `Policy.token_logprobs` returns:
-    `completion_mask` marks generated tokens (the RL loss), `prefix_mask` marks given
-    response-prefix tokens (never in the RL loss; SEELE's imitation term uses them).
+    """Prompt + prefix + completion sequences, right-padded: `input_ids` and `attention_mask`
+    [B, L], and masks [B, L-1] aligned with `input_ids[:, 1:]` as `Policy.token_logprobs` is:
+    `completion_mask` marks generated tokens (the RL loss), `prefix_mask` the response prefix
+    (never in the RL loss; SEELE's imitation term uses it).
     """
 
     input_ids: torch.Tensor
@@ -268,12 +257,10 @@ class TokenBatch:
 
 @dataclass
 class Policy:
-    """A causal LM, its tokenizer and a generation backend.
-
-    Build one with `Policy.from_pretrained(path)` (any local Hugging Face model directory;
-    `rlvr_gym.agents.tiny.TINY_MODEL_DIR` is the bundled one). The model is kept in eval mode
-    (dropout off) also while training, so that the log-probabilities of the sampling pass, the
-    old-policy pass and the training pass agree exactly.
+    """A causal LM, its tokenizer and a generation backend; `Policy.from_pretrained(path)`
+    loads a local Hugging Face model directory (`rlvr_gym.agents.tiny.TINY_MODEL_DIR`: the
+    bundled one). The model stays in eval mode (dropout off) also while training, so that the
+    sampling, old-policy and training passes give the same log-probabilities.
     """
 
     model: Any

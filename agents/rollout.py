@@ -1,11 +1,5 @@
 """Sampling through the env: the one place where agents generate responses for problems and
-score them through `reset`/`step`.
-
-Every agent, `evaluate` and the regret traces go through `score`: it pins each problem with
-`reset(options={"problem_id": ...})` and sends the response with `step`, so every wrapper
-(hints, budgets, penalties) sees every sample, and it first hands the whole batch to the env's
-`verify_ahead`, so that a verifier that can run in parallel (the code sandbox pool) verifies
-the batch at once instead of one `step` at a time. Rewards are the same either way.
+score them (`score`), so that every wrapper (hints, budgets, penalties) sees every sample.
 
 The action continues the observation: a response prefix given by a wrapper
 (`rlvr_gym.types.split_prefix`) is generated from, masked out of the loss, and not sent.
@@ -76,9 +70,10 @@ def draw(env: Any, n: int) -> list[Head]:
 def score(env: Any, problems: Sequence[str | Problem], actions: Sequence[str],
           prefixes: Sequence[str] | None = None) -> list[Scored]:
     """Judge `actions[i]` on `problems[i]` (a problem id, or a `Problem` pinned as it is)
-    through `reset` + `step`. `prefixes[i]` is the response prefix the env gave (its `step`
-    receives prefix + action); it lets the env verify the whole batch ahead, in parallel
-    where its verifier can."""
+    through `reset(options=...)` + `step`, after handing the whole batch to the env's
+    `verify_ahead`, so that a verifier that can run in parallel (the code sandbox pool)
+    verifies it at once; rewards are the same either way. `prefixes[i]` is the response
+    prefix the env gave (its `step` receives prefix + action)."""
     prefixes = prefixes if prefixes is not None else [""] * len(actions)
     ahead = getattr(getattr(env, "unwrapped", env), "verify_ahead", None)
     if callable(ahead):

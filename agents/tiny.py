@@ -1,15 +1,9 @@
 """The bundled tiny models: character-level GPT-2s (about 0.84M parameters) trained here by
-supervised learning on the project's own procedural tasks, so that the agents run on a laptop
-CPU with no download.
-
-- `tiny` (`TINY_MODEL_DIR`) learned the default task of the main job, 2-3 digit addition,
-  whose solutions are one working line and the answer line;
-- `tiny-chain` (`TINY_CHAIN_MODEL_DIR`) learned sums of 4-6 one-digit terms with + and -,
-  solved in 3-5 working lines: multi-step solutions for step-level methods such as IB-TPO.
-
-Both are deliberately under-trained: starting accuracy on their task is moderate, which
-leaves RL room to show. Rebuild them with `rlvr-gym pretrain [--preset tiny-chain]`
-(deterministic for a given thread count; the committed files came from `BUNDLED_MODELS`).
+supervised learning on the project's own procedural tasks (`BUNDLED_MODELS`: `tiny` on 2-3
+digit addition, `tiny-chain` on 3-5 step sums for step-level methods such as IB-TPO), so that
+the agents run on a laptop CPU with no download. Both are deliberately under-trained, which
+leaves RL room to show; `rlvr-gym pretrain [--preset tiny-chain]` rebuilds them
+(deterministic for a given thread count).
 """
 
 from __future__ import annotations
@@ -219,12 +213,8 @@ def _save(policy: Policy, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     policy.model.save_pretrained(out_dir)
     policy.tokenizer.save_pretrained(out_dir)
-    _make_tokenizer_config_portable(out_dir)
-
-
-def _make_tokenizer_config_portable(out_dir: Path) -> None:
-    """transformers 5 records its own backend class name, which 4.x cannot resolve;
-    `PreTrainedTokenizerFast` loads the same tokenizer.json in both."""
+    # transformers 5 records its own backend class name, which 4.x cannot resolve;
+    # `PreTrainedTokenizerFast` loads the same tokenizer.json in both.
     path = out_dir / "tokenizer_config.json"
     config = json.loads(path.read_text())
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
