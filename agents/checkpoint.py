@@ -42,6 +42,8 @@ FORMAT = 1
 """Version of the layout recorded in the manifest."""
 
 _UNHASHED = frozenset({AGENT_FILE, MANIFEST_FILE})
+_INCOMPLETE = "the checkpoint is incomplete; load another checkpoint or start a new run"
+_CORRUPT = "the file is truncated or corrupt; load another checkpoint or start a new run"
 
 
 class CheckpointError(ValueError):
@@ -265,14 +267,12 @@ class Checkpoint:
 
         file = self.path / STATE_FILE
         if not file.is_file():
-            raise CheckpointError(f"{file} is missing: the checkpoint is incomplete; load "
-                                  "another checkpoint or start a new run")
+            raise CheckpointError(f"{file} is missing: {_INCOMPLETE}")
         try:
             state = torch.load(file, weights_only=False)
         except Exception as exc:  # any failure to unpickle means the file is unusable
             raise CheckpointError(f"{file} is unreadable ({type(exc).__name__}: "
-                                  f"{_one_line(exc)}): the file is truncated or corrupt; "
-                                  "load another checkpoint or start a new run") from exc
+                                  f"{_one_line(exc)}): {_CORRUPT}") from exc
         missing = [k for k in keys if not isinstance(state, dict) or k not in state]
         if missing:
             raise CheckpointError(f"{file} lacks {missing}: it was not saved by this agent "
@@ -290,8 +290,7 @@ class Checkpoint:
         directory = self.model_dir("policy")
         if directory is None:
             raise CheckpointError(f"{self.path / 'policy'} is missing or has no config.json: "
-                                  "the checkpoint is incomplete; load another checkpoint or "
-                                  "start a new run")
+                                  f"{_INCOMPLETE}")
         return Policy.from_pretrained(directory, device, dtype)
 
     def model_dir(self, name: str) -> Path | None:
@@ -322,8 +321,7 @@ class Checkpoint:
         for rel, expected in manifest["files"].items():
             file = self.path / rel
             if not file.is_file():
-                raise CheckpointError(f"{file} is missing: the checkpoint is incomplete; "
-                                      "load another checkpoint or start a new run")
+                raise CheckpointError(f"{file} is missing: {_INCOMPLETE}")
             size = file.stat().st_size
             if size != expected.get("size"):
                 raise CheckpointError(f"{file} has {size} bytes, {expected.get('size')} were "

@@ -43,8 +43,7 @@ class TrainerConfig:
     config extends this one and may change a default."""
 
     temperature: float = 1.0
-    """Sampling temperature of the rollouts (1.0 keeps the ratio on the model's own
-    distribution; papers use 0.6-1.0)."""
+    """Sampling temperature of the rollouts (papers: 0.6-1.0)."""
     top_p: float = 1.0
     """Nucleus sampling mass of the rollouts (1.0 recommended for RL)."""
     max_new_tokens: int = 40
@@ -71,8 +70,7 @@ class TrainerConfig:
     eval_problems: int = 200
     """Held-out problems per evaluation."""
     eval_samples: int = 8
-    """Sampled responses per held-out problem (pass@k and the agent's monitors; 0: greedy
-    accuracy only)."""
+    """Sampled responses per held-out problem (pass@k, monitors; 0: greedy accuracy only)."""
     seed: int = 0
     """Seeds torch, numpy, random and the env's problem draws."""
     device: str = "auto"
@@ -86,8 +84,7 @@ class TrainerConfig:
     output_dir: str | None = None
     """The run directory of metrics files and the saved agent `agent/` (None: nowhere)."""
     save_every: int = 25
-    """Save the agent to `output_dir`/agent every this many iterations (0: never in between);
-    it is also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
+    """Save the agent to `output_dir`/agent every this many iterations (0: only at the end)."""
 
     def __post_init__(self) -> None:
         check_minimum(self, ("max_new_tokens", "micro_batch_size"))
@@ -264,11 +261,9 @@ class Trainer:
 
     def evaluate(self, env: Any = None, samples: int | None = None,
                  progress_bar: bool = False) -> dict[str, float]:
-        """Held-out metrics on `env` or the agent's `eval_env` (greedy accuracy, and from
-        `samples` sampled responses per problem, default `config.eval_samples`, pass@k or the
-        agent's monitors; 0: greedy accuracy only).
-
-        Runs on its own fixed random stream, so evaluating never changes training."""
+        """Held-out metrics on `env` (default: `eval_env`): greedy accuracy, and pass@k or the
+        agent's monitors of `samples` (default `config.eval_samples`; 0: none) sampled
+        responses per problem. Runs on its own random stream: it never changes training."""
         env = env if env is not None else self.eval_env
         if env is None:
             raise ValueError(f"no env to evaluate on: pass one or give {type(self).__name__} "

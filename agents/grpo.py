@@ -32,8 +32,7 @@ class GRPOConfig(TrainerConfig):
     group_size: int = 8
     """Completions sampled per problem, G (DeepSeekMath: 64; DAPO: 16; common: 8)."""
     advantage: AdvantageMode = "group"
-    """'group': (r - mean) / (std + std_eps) within the group (GRPO); 'mean': r - mean
-    (Dr. GRPO, arXiv 2503.20783, removes the difficulty bias; SEELE uses it); 'none': raw r."""
+    """'group': GRPO's (r - mean) / (std + std_eps); 'mean': Dr. GRPO's r - mean; 'none': r."""
     std_eps: float = 1e-4
     """Added to the group std in 'group' advantages (TRL: 1e-4)."""
     loss_type: LossType = "grpo"
@@ -46,8 +45,7 @@ class GRPOConfig(TrainerConfig):
     """Weight of the k3 KL to the frozen initial policy (DeepSeekMath: 0.04; TRL, DAPO,
     Dr. GRPO: 0). Above 0 a copy of the model is kept as the reference."""
     dynamic_sampling: bool = False
-    """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more
-    problems to refill the batch (up to `max_sampling_rounds`)."""
+    """DAPO dynamic sampling: replace the groups whose rewards are all equal by new ones."""
     max_sampling_rounds: int = 3
     """Sampling rounds per step with dynamic sampling; the step trains on what it has then."""
     decay_steps: int = 0

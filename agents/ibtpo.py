@@ -206,8 +206,7 @@ class TreeSampler:
 
     def _expand(self, requests: Sequence[tuple[ProblemTree, Node]]) -> None:
         """Sample one continuation per (tree, node) to the end of the response, score them all
-        through the env (one batch: `rlvr_gym.agents.rollout.score`) and add each to its
-        tree."""
+        through the env in one batch and add each to its tree."""
         if not requests:
             return
         tok = self.policy.tokenizer
@@ -267,15 +266,9 @@ def generated_logprobs(policy: Policy, generations: Sequence[Generation], temper
 
 
 def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
-    """Monitors of a batch of trees.
-
-    - `eff_rate`: share of trees whose leaf rewards differ (non-zero GRPO signal);
-    - `accuracy`: mean correctness of the leaves;
-    - `eta_cov`: mean over trees of the visit-weighted Cov(eta1, eta2), positive
-      when the policy is more confident in steps that lead to the answer;
-    - `generated_tokens_per_problem` (shared prefixes counted once);
-    - `trajectories_per_1k_tokens`: leaves per 1,000 generated tokens.
-    """
+    """Monitors of a batch of trees: `eff_rate` (share of trees whose leaf rewards differ),
+    leaf `accuracy`, `eta_cov` (mean of `RolloutTree.eta_covariance`),
+    `generated_tokens_per_problem` (shared prefixes once) and `trajectories_per_1k_tokens`."""
     tokens = sum(t.tree.generated_tokens for t in trees)
     leaves = sum(len(t.leaves) for t in trees)
     return {
@@ -342,10 +335,8 @@ class IBTPO(PolicyGradient):
         return self.config.beta != 0.0 or self.config.reference_confidence
 
     def collect(self) -> TreeRollout:
-        """Grow `prompts_per_step` trees; each becomes one group of its G leaves. The rollout
-        carries the per-token step advantages of the leaves' paths (`token_advantages`; the
-        policy does not change before `update`) and the tree monitors of `tree_metrics` as
-        statistics (Eff-Rate and accuracy are the step's own metrics)."""
+        """Grow `prompts_per_step` trees, one group of G leaves each, with the step advantages
+        of their paths (`token_advantages`) and the `tree_metrics` not among the step's own."""
         start = time.perf_counter()
         self._seed_env()
         trees = self.sampler.sample(draw(self.env, self.config.prompts_per_step))

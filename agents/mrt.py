@@ -1,15 +1,10 @@
 """MRT: Meta Reinforcement Fine-Tuning (Qu et al., arXiv 2503.07572; docs/algorithms.md, MRT).
 
 A response is a sequence of episodes (attempts, re-checks). MRT measures how well it spends
-tokens with a *meta-prover* mu: the same policy forced to answer after a prefix z_{0:j}. Its
-success probability J(z_{0:j}) gives the progress of an episode (Def. 6.1)
-
-    r_prg(z_j; c) = J(c + z_j) - J(c),        c = (x, z_{0:j-1}),
-
-and the regret of a response (Def. 4.1; `rlvr_gym.wrappers.normalized_regret`). This module
-holds the meta-prover (`MetaProver`), the agent (`MRT`), test-time budget forcing
-(`budget_forcing`, as MRT extrapolates past its training budget) and the regret of a policy
-(`regret_traces`, `summarize_regret`, which `rlvr-gym eval --regret-budget` prints).
+tokens with a *meta-prover*: the same policy forced to answer after a prefix, whose success
+probability J gives the progress of an episode (Def. 6.1) and the regret of a response
+(Def. 4.1). This module holds the meta-prover (`MetaProver`), the agent (`MRT`), test-time
+budget forcing (`budget_forcing`) and the regret of a policy (`regret_traces`).
 """
 
 from __future__ import annotations
@@ -138,8 +133,7 @@ class MRTConfig(GRPOConfig):
     markers: tuple[str, ...] = DEFAULT_MARKERS
     """Words that, after a blank line, open a new episode (segmentation of prefixes)."""
     max_prefix_episodes: int = 0
-    """Cap on the random episode count of the stale prefix (0: any episode before the
-    last of the stale trace)."""
+    """Cap on the random episode count of the stale prefix (0: no cap)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
