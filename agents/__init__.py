@@ -3,13 +3,7 @@ and B-STaR on it."""
 
 from rlvr_gym.agents.bstar import BSTaR, BSTaRConfig
 from rlvr_gym.agents.core import Trainer, TrainerConfig
-from rlvr_gym.agents.grpo import (
-    GRPO,
-    GRPOConfig,
-    PolicyGradient,
-    group_advantages,
-    policy_loss,
-)
+from rlvr_gym.agents.grpo import GRPO, GRPOConfig, PolicyGradient, group_advantages, policy_loss
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig, TreeSampler, tree_metrics
 from rlvr_gym.agents.monitors import (
     MetricsLogger,

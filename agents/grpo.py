@@ -79,9 +79,6 @@ class GRPOConfig(TrainerConfig):
         self.eval_k = tuple(self.eval_k)
 
 
-# --- The shared math -------------------------------------------------------------------------
-
-
 def group_advantages(rewards: torch.Tensor, usable: torch.Tensor, mode: AdvantageMode = "group",
                      std_eps: float = 1e-4) -> torch.Tensor:
     """Per-sample advantages from rewards of shape [groups, G].
@@ -189,8 +186,6 @@ def policy_loss(
             stats["kl"] = float((kl * mask).sum() / n)
     return loss, stats
 
-
-# --- What every agent trained with this objective shares ------------------------------------
 
 ExtraLoss = Callable[[TokenBatch, torch.Tensor, float],
                      "tuple[torch.Tensor, dict[str, float]] | None"]
@@ -364,9 +359,6 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
         "gen_tokens_per_s": rollout.generated_tokens / max(rollout.seconds, 1e-9),
         **rollout.stats,
     }
-
-
-# --- The agent -------------------------------------------------------------------------------
 
 
 class GRPO(PolicyGradient):

@@ -107,9 +107,6 @@ class IBTPOConfig(GRPOConfig):
                 "group_size": "Derived, not set: the G = B0 + (L - 1) K B leaves of a tree."}
 
 
-# --- Tree rollouts ---------------------------------------------------------------------------
-
-
 @dataclass
 class Leaf:
     """One root-to-leaf response: the whole path as a `Generation` (prefix = the env's
@@ -262,9 +259,6 @@ def generated_logprobs(policy: Policy, generations: Sequence[Generation], temper
     return out
 
 
-# --- Monitors --------------------------------------------------------------------------------
-
-
 def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
     """Monitors of a batch of trees: `eff_rate` (share of trees whose leaf rewards differ),
     leaf `accuracy`, `eta_cov` (mean of `RolloutTree.eta_covariance`),
@@ -278,9 +272,6 @@ def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
         "generated_tokens_per_problem": tokens / max(len(trees), 1),
         "trajectories_per_1k_tokens": 1000.0 * leaves / max(tokens, 1),
     }
-
-
-# --- Step advantages over tokens -------------------------------------------------------------
 
 
 def spread_step_advantages(step_lengths: Sequence[Sequence[int]],
@@ -300,9 +291,6 @@ def spread_step_advantages(step_lengths: Sequence[Sequence[int]],
         if col > width:
             raise ValueError(f"row {i} needs {col} columns, more than width {width}")
     return out
-
-
-# --- The agent -------------------------------------------------------------------------------
 
 
 @dataclass

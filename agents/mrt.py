@@ -37,9 +37,6 @@ Variant = Literal["termination", "progress"]
 DEFAULT_TERMINATION_SUFFIX = "\n\\boxed{"
 
 
-# --- The meta-prover -------------------------------------------------------------------------
-
-
 class MetaProver:
     """J(prefix): the share of K forced answers after `prefix` that `env` judges correct.
 
@@ -104,9 +101,6 @@ def _mean_score(scored: Sequence[Scored]) -> float:
     """Mean verdict score (the reward without a verdict) of the usable ones; NaN if none."""
     scores = [s.verdict.score if s.verdict is not None else s.reward for s in scored if s.usable]
     return float(np.mean(scores)) if scores else float("nan")
-
-
-# --- The agent -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -288,9 +282,6 @@ def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
                       "length")
 
 
-# --- Test-time budget forcing ----------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ForcedResponse:
     """A response produced under budget forcing."""
@@ -340,9 +331,6 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
                 still.append(i)
         active = still
     return [ForcedResponse(t, n, e) for t, n, e in zip(texts, tokens, extensions, strict=True)]
-
-
-# --- Regret of a policy ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -97,12 +97,10 @@ class Trajectory:
 
 
 class RolloutTree:
-    """Trajectories of one question, sharing prefixes.
-
-    Build it with `add(parent, steps, reward)`: `steps` continue the response after `parent`
-    (the root for an independent sample). Leaves' rewards propagate to every ancestor.
-    `step_probability` ('mean' or 'product', see `step_probability`) is how eta2 and pi_ref
-    of a step are read from its token log-probabilities.
+    """Trajectories of one question, sharing prefixes. Build it with `add(parent, steps,
+    reward)`: `steps` continue the response after `parent` (the root for an independent
+    sample), and the reward propagates to every ancestor. `step_probability` is how eta2 and
+    pi_ref of a step are read from its token log-probabilities (`step_probability`).
     """
 
     def __init__(self, step_probability: str = "mean") -> None:
@@ -186,16 +184,9 @@ class RolloutTree:
 
     def step_advantages(self, beta: float, lam: float, eps: float = 1e-4
                         ) -> list[list[float]]:
-        """Per trajectory, the advantage of each of its steps (docs/algorithms.md, IB-TPO):
-
-            A_GL(s) = (p(s) - p(root)) / (std of the trajectories' rewards + eps)
-            A_IB(s) = (p~(s) / p~(parent) - (1 + 1/beta)) * pi_ref(s)
-            A(s)    = A_GL(s) + lam * A_IB(s)
-
-        p is the plain share of correct trajectories, p~ the smoothed one, pi_ref(s) the
-        reference policy's step probability (`Node.ref_confidence`, read as the tree's
-        `step_probability`; the sampling policy's stands in where it was not set).
-        """
+        """Per trajectory, the advantage A(s) = A_GL(s) + lam * A_IB(s) of each of its steps
+        (docs/algorithms.md, IB-TPO), pi_ref(s) of A_IB being the node's `ref_confidence`, or
+        where it was not set the sampling policy's step probability (`eta`)."""
         _check_beta(beta)
         rewards = np.array([t.reward for t in self.trajectories], dtype=float)
         scale = (rewards.std(ddof=1) if len(rewards) > 1 else 0.0) + eps

@@ -78,21 +78,18 @@ class VLLMBackend(GenerationBackend):
     """Sampling through a colocated `vllm.LLM` whose weights follow the training model.
 
     Args:
-        model: the Hugging Face causal LM being trained (its architecture must be one vLLM
-            supports); its config and current weights define the vLLM model.
+        model: the Hugging Face causal LM being trained (of an architecture vLLM supports).
         tokenizer: its tokenizer; its end-of-sequence token ends completions.
-        compute_dtype: dtype of vLLM's weights and activations (the policy's compute dtype:
-            fp32 on a CPU, bf16 on a GPU with `dtype="auto"`).
+        compute_dtype: dtype of vLLM's weights and activations (the policy's compute dtype).
         gpu_memory_utilization: share of the GPU's memory vLLM may take for its weights and
             KV cache (on a CPU: of all RAM). Colocated with training, keep it well below 1;
             None: 0.3 on a GPU, on a CPU a fixed KV cache of `CPU_KV_CACHE_BYTES`.
         kv_cache_memory_bytes: fixed KV-cache size; overrides `gpu_memory_utilization`.
         max_model_len: longest prompt + completion in tokens (None: the model's positions).
-        sleep_mode: put vLLM to sleep after every generation (weights offloaded to CPU, KV
-            cache freed, level 1) so the update has the GPU's memory; woken before the next
-            generation. CUDA only (`ValueError` elsewhere).
-        enforce_eager: no CUDA graphs / torch.compile (None: True on a CPU, where compiling
-            costs minutes; False on a GPU).
+        sleep_mode: put vLLM to sleep (level 1) after every generation so the update has the
+            GPU's memory; woken before the next one. CUDA only (`ValueError` elsewhere).
+        enforce_eager: no CUDA graphs / torch.compile (None: only on a CPU, where compiling
+            costs minutes).
         seeded: a seed per request drawn from torch's global RNG (repeatable runs).
         logprobs: return the sampled tokens' log-probabilities.
         llm_kwargs: passed to `vllm.LLM` as they are (e.g. `max_num_seqs`).
