@@ -53,8 +53,7 @@ def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
 
 @dataclass
 class BSTaRConfig(TrainerConfig):
-    """Hyper-parameters of B-STaR and its baselines. Defaults suit the bundled tiny model on a
-    CPU; the comments give the paper's values (Mistral-7B on MATH)."""
+    """Hyper-parameters of B-STaR and its baselines; the comments give the paper's values."""
 
     mode: Mode = "bstar"
     """'bstar': search (T, tau) every iteration; 'online_rft': fixed (temperature, threshold),
@@ -92,8 +91,7 @@ class BSTaRConfig(TrainerConfig):
     """Responses per optimiser step, drawn from the iteration's pool without replacement and
     reshuffled when it runs out (paper: 128)."""
     lr: float = 1e-4
-    """Peak AdamW learning rate (paper: 4.12e-6 for Mistral-7B). The tiny model was
-    pre-trained at 1e-3; GRPO collapses it above 3e-4."""
+    """Peak AdamW learning rate (paper: 4.12e-6; GRPO collapses the tiny model above 3e-4)."""
     min_lr: float = 1e-5
     """Learning rate at the end of the cosine decay (paper code: 2e-7)."""
     warmup_steps: int = 2
@@ -139,11 +137,9 @@ class ScoredResponse(Sample):
 class BSTaR(Trainer):
     """B-STaR and its baselines (`BSTaRConfig.mode`):
     `BSTaR(policy, env, config, eval_env, step_scorer).learn(total_steps)` (the first four
-    arguments: `Trainer`; `step_scorer`: a `StepScorer`, None for the answer-only reward).
-
-    An iteration (`train_step`) uses `steps_per_iteration` steps of the `learn` budget;
-    `iteration` counts them, and `history` holds each one's metrics with its `step`.
-    """
+    arguments: `Trainer`; `step_scorer`: a `StepScorer`, None for the answer-only reward). An
+    iteration uses `steps_per_iteration` steps of the `learn` budget; `iteration` counts them
+    and `history` holds each one's metrics with its `step`."""
 
     config_class = BSTaRConfig
     config: BSTaRConfig
@@ -168,8 +164,7 @@ class BSTaR(Trainer):
         return self.config.steps_per_iteration
 
     def train_step(self) -> dict[str, Any]:
-        """One iteration of Algorithm 1: monitor and choose (T, tau) on the subset, sample and
-        select the training pool, fine-tune. Returns the iteration's metrics."""
+        """One iteration of Algorithm 1 (module docstring); returns its metrics."""
         c = self.config
         start = time.perf_counter()
         subset = self.queries(self.env, range(c.search_queries))
@@ -218,9 +213,8 @@ class BSTaR(Trainer):
     def sample(self, queries: Sequence[Head], temperature: float, env: Any = None,
                k: int | None = None) -> list[ScoredResponse]:
         """k (default `samples_per_query`) responses per query at `temperature`, scored on
-        `env` (default: the training env): reward = 1(correct) [+ step score of the response].
-        Responses whose verdict is unusable (a verifier error or timeout) are dropped, never
-        scored as wrong."""
+        `env` (default: the training env) with reward 1(correct) [+ step score]. Responses
+        whose verdict is unusable are dropped, never scored as wrong."""
         groups, _ = sample_groups(self.policy, env if env is not None else self.env, queries,
                                   k or self.config.samples_per_query,
                                   self.config.sampling(temperature))
@@ -232,10 +226,9 @@ class BSTaR(Trainer):
                 if usable]
 
     def fine_tune(self, pool: Sequence[ScoredResponse]) -> dict[str, float]:
-        """`steps_per_iteration` supervised steps on the pool (cross-entropy on the generated
-        tokens). Restart mode first restores the initial weights; restart and iterative RFT
-        start a fresh optimiser and schedule; the online modes continue both. The generation
-        backend gets the new weights at the end."""
+        """`steps_per_iteration` supervised steps on the pool's generated tokens, from the
+        initial weights in restart mode and with a fresh optimiser and schedule in the modes
+        that reset them; the generation backend gets the new weights at the end."""
         c = self.config
         if c.mode == "restart":
             assert self.initial_state is not None
@@ -305,9 +298,8 @@ class BSTaR(Trainer):
     # -- helpers --
 
     def _new_schedule(self) -> torch.optim.lr_scheduler.LambdaLR:
-        """Linear warm-up then cosine decay from `lr` to `min_lr` over the schedule
-        (`schedule_steps` for the online modes, one iteration for the resetting ones), flat at
-        `min_lr` afterwards."""
+        """Linear warm-up, then cosine decay from `lr` to `min_lr` over the schedule's horizon
+        (`schedule_steps`, or one iteration in the resetting modes), then flat at `min_lr`."""
         c = self.config
         horizon = (c.steps_per_iteration if c.mode in ("restart", "iterative_rft")
                    else c.schedule_steps)

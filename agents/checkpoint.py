@@ -47,8 +47,8 @@ _CORRUPT = "the file is truncated or corrupt; load another checkpoint or start a
 
 
 class CheckpointError(ValueError):
-    """A checkpoint directory is missing, incomplete, corrupt or inconsistent. The message is
-    one line that names the file and says what to do."""
+    """A checkpoint is missing, incomplete, corrupt or inconsistent: one line naming the file
+    and saying what to do."""
 
 
 @dataclass
@@ -77,11 +77,9 @@ class CheckpointContent:
 
 
 def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path:
-    """Write `content` to the directory `path` atomically and return `path`.
-
-    `path` may not exist yet, be empty or hold an earlier checkpoint (replaced as a whole: any
-    other file in it goes too); a directory that holds something else is refused, so that a
-    run directory with metrics is never swapped away. Raises whatever writing raised, with
+    """Write `content` to the directory `path` atomically and return `path`. `path` may not
+    exist yet, be empty or hold an earlier checkpoint (replaced as a whole); a directory that
+    holds something else (a run's metrics) is refused. Raises whatever writing raised, with
     the previous checkpoint untouched.
     """
     import torch
@@ -343,9 +341,8 @@ class Checkpoint:
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed agent.json of the checkpoint at `path`, checked to be an agent record, without
-    checking the other files (for a quick look: its agent, step, env and config). Raises
-    `CheckpointError` when it is missing or malformed."""
+    """The parsed agent.json of the checkpoint at `path` (a quick look: the other files are not
+    checked); `CheckpointError` when it is missing or not an agent record."""
     file = Path(path) / AGENT_FILE
     saved = _read_json(file, "pass the directory given to the agent's save()")
     if not isinstance(saved, dict) or not isinstance(saved.get("num_steps"), int) \

@@ -39,8 +39,7 @@ ENV_STATE_FILE = "env_state.json"
 
 @dataclass
 class TrainerConfig:
-    """Fields every agent has. Defaults suit the bundled tiny model on a CPU; an agent's own
-    config extends this one and may change a default."""
+    """Fields every agent has, with defaults for the bundled tiny model on a CPU."""
 
     temperature: float = 1.0
     """Sampling temperature of the rollouts (papers: 0.6-1.0)."""
@@ -214,13 +213,11 @@ class Trainer:
 
     def learn(self: TrainerT, total_steps: int, callback: Callback | None = None,
               progress_bar: bool = True) -> TrainerT:
-        """Run ceil(total_steps / steps_per_iteration) more iterations.
-
-        `callback(agent, metrics)` runs after every iteration; returning False stops.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
-        agent to its `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops
-        after the current iteration, saves, and raises `TrainingInterrupted`; a new agent
-        refuses an output_dir that holds another run (`RunExistsError`).
+        """Run ceil(total_steps / steps_per_iteration) more iterations; `callback(agent,
+        metrics)` runs after each, and returning False stops. Metrics go to `config.output_dir`
+        (`MetricsLogger`; a new agent refuses one that holds another run), and the agent to its
+        `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops after the
+        current iteration, saves, and raises `TrainingInterrupted`.
         """
         from tqdm.auto import tqdm
 
@@ -295,10 +292,8 @@ class Trainer:
     def save(self, path: str | Path) -> Path:
         """Save everything an exact resume needs: weights (and the reference), optimiser
         state, step, config, the random states of torch, numpy, random and the env, the state
-        of the env's stateful wrappers, and the agent's own state.
-
-        Atomic (see `rlvr_gym.agents.checkpoint`): an interrupted save leaves the previous
-        checkpoint at `path` intact."""
+        of the env's stateful wrappers, and the agent's own state. Atomic: an interrupted save
+        leaves the previous checkpoint at `path` intact."""
         models: dict[str, list[Any]] = {"policy": [self.policy.model, self.policy.tokenizer]}
         if self.reference is not None:
             models["reference"] = [self.reference]
@@ -315,11 +310,9 @@ class Trainer:
     def load(cls: type[TrainerT], path: str | Path, env: Any, eval_env: Any = None,
              **overrides: Any) -> TrainerT:
         """Restore an agent saved with `save`; `learn` then continues exactly where it stopped.
-
         `env` must be wrapped as the saved one was (a stateful wrapper's state is restored).
-        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`). Raises
-        `CheckpointError` (a ValueError naming the file) for a missing, corrupt or
-        inconsistent part."""
+        `overrides` replace config fields (e.g. `device="cpu"`). Raises `CheckpointError` for
+        a missing, corrupt or inconsistent part."""
         checkpoint = Checkpoint(path)
         config = checkpoint.config(cls.config_class, overrides)
         state = checkpoint.state("optimizer", "eval_history")

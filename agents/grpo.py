@@ -81,11 +81,9 @@ class GRPOConfig(TrainerConfig):
 
 def group_advantages(rewards: torch.Tensor, usable: torch.Tensor, mode: AdvantageMode = "group",
                      std_eps: float = 1e-4) -> torch.Tensor:
-    """Per-sample advantages from rewards of shape [groups, G].
-
-    'group' is GRPO's outcome advantage (r - mean) / (std + eps) with the sample std;
-    'mean' is Dr. GRPO's r - mean; 'none' passes r through. Statistics use only `usable`
-    samples (verdict not error/timeout); unusable samples get advantage 0.
+    """Per-sample advantages from rewards of shape [groups, G]: 'group' (r - mean) / (std +
+    eps) with the sample std, 'mean' r - mean, 'none' r. Statistics use only `usable` samples
+    (verdict not error/timeout); unusable samples get advantage 0.
     """
     usable = usable.to(rewards.dtype)
     if mode == "none":
@@ -197,8 +195,7 @@ the sampling temperature with gradient, rows of its mini-batch) -> (loss, statis
 class PolicyGradient(Trainer):
     """The trainer of GRPO's objective, which GRPO, SEELE, MRT and IB-TPO share: one iteration
     collects a `Rollout` and runs `update` on it. Not an algorithm: a subclass implements
-    `collect` and may set `Rollout.advantages`, `Rollout.stats` and an `extra_loss`.
-    """
+    `collect` and may set `Rollout.advantages`, `Rollout.stats` and an `extra_loss`."""
 
     config_class = GRPOConfig
     config: GRPOConfig

@@ -1,9 +1,8 @@
 """IB-TPO: tree rollouts branched where the IB-Score is highest, trained with step-level
 advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, IB-TPO).
-
 Read top to bottom: the config, the tree sampler (the paper's IBTree), the monitors, the
-spreading of step advantages over tokens, then the agent `IBTPO(policy, env, config).learn(n)`.
-The tree itself, the IB-Score and the step advantages are in `rlvr_gym.agents.tree`.
+spreading of step advantages over tokens, then the agent `IBTPO(policy, env, config).learn(n)`;
+the tree itself, the IB-Score and the step advantages are in `rlvr_gym.agents.tree`.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ STRATEGIES: tuple[str, ...] = ("ib", "random", "entropy")
 
 @dataclass
 class IBTPOConfig(GRPOConfig):
-    """Hyper-parameters of IB-TPO; the GRPO fields (learning rate, clipping, loss aggregation,
-    evaluation, ...) keep their meaning. `group_size` is derived: the G leaves of a tree."""
+    """GRPO's fields plus IB-TPO's; `group_size` is derived: the G leaves of a tree."""
 
     prompts_per_step: int = 32
     """Problems (trees) per training step. A tree of 12 leaves costs about as many generated
@@ -56,8 +54,7 @@ class IBTPOConfig(GRPOConfig):
     """Where to branch: 'ib' (highest IB-Score), 'entropy' (highest mean token
     surprisal of the node's children, the TreeRL/EPTree baseline) or 'random'."""
     ib_beta: float = 5.0
-    """beta of the IB-Score and of A_IB (paper: 5): weight of answer relevance against
-    diversity. Not the KL weight, which is `beta`."""
+    """beta of the IB-Score and of A_IB (paper: 5); not the KL weight, which is `beta`."""
     lam: float = 0.1
     """lambda in A = A_GL + lambda A_IB (paper: 0.1; 0.5 collapsed training)."""
     delimiter: str = "\n"
@@ -142,9 +139,8 @@ class TreeSampler:
     """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO):
     B0 independent samples from the root, then L - 1 rounds that each continue the top-K
     branchable nodes by the strategy B times, to the end of the response. With `rounds=1` it
-    is plain independent sampling, the baseline of the branching benchmark.
-
-    A continuation is sampled from the token ids of `prompt + response prefix + node prefix`:
+    is plain independent sampling, the baseline of the branching benchmark. A continuation is
+    sampled from the token ids of `prompt + response prefix + node prefix`:
     shared prefixes are never regenerated, and their tokens count once in
     `RolloutTree.generated_tokens`. `sampling` holds the token budget of a whole root-to-leaf
     response; the keyword arguments are `IBTPOConfig`'s fields (`beta` is its `ib_beta`).
@@ -171,10 +167,9 @@ class TreeSampler:
         return self.initial_samples + (self.rounds - 1) * self.top_k * self.branches
 
     def sample(self, heads: Sequence[Head]) -> list[ProblemTree]:
-        """Trees for the problems of `heads`, the `(observation, info)` pairs of `env.reset`.
-
-        All trees grow together: one batched generation call per round. Randomness (sampling,
-        random branching, tie-breaking) comes from torch's global RNG."""
+        """Trees for the problems of `heads`, the `(observation, info)` pairs of `env.reset`,
+        grown together (one batched generation call per round). Randomness (sampling, random
+        branching, tie-breaking) comes from torch's global RNG."""
         trees = []
         for observation, info in heads:
             prompt, prefix = split_prefix(observation, info)
@@ -340,10 +335,9 @@ class IBTPO(PolicyGradient):
                            stats=stats, trees=trees)
 
     def token_advantages(self, trees: Sequence[ProblemTree]) -> torch.Tensor:
-        """[B, L-1] advantages of every leaf's path in group order, aligned with
-        `Policy.batch` of the leaves' generations (zero outside generated tokens and on
-        unusable leaves). With `reference_confidence` it first sets `Node.ref_confidence`
-        from the reference model."""
+        """[B, L-1] advantages of every leaf's path in group order, aligned with `Policy.batch`
+        of the leaves' generations (zero outside generated tokens and on unusable leaves),
+        after setting `Node.ref_confidence` from the reference with `reference_confidence`."""
         c = self.config
         if c.reference_confidence:
             self._set_reference_confidence([leaf for t in trees for leaf in t.leaves])
@@ -364,9 +358,8 @@ class IBTPO(PolicyGradient):
         return spread_step_advantages(lengths, values, starts, width)
 
     def _set_reference_confidence(self, leaves: Sequence[Leaf]) -> None:
-        """pi_ref(s) of every node on the leaves' paths, read from the reference model's token
-        log-probabilities as the config's `step_probability` says; a node shared by
-        several paths has one context, so it is scored once."""
+        """pi_ref(s) of every node on the leaves' paths from the reference model's token
+        log-probabilities, once per node (a node shared by several paths has one context)."""
         todo = [leaf for leaf in leaves if leaf.trajectory is not None
                 and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]
         if not todo:

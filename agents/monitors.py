@@ -79,13 +79,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class MetricsLogger:
     """Writes one record per `log` call to `metrics.jsonl` (flushed at once, so a crashed run
-    keeps its history) and, on `close`, `metrics.csv` and `curves.png` (titled `title`).
-    Mirrors scalars to TensorBoard when the `tensorboard` package is installed.
-
-    `continue_from=None` starts a new run: a directory that already `holds_run` raises
-    `RunExistsError`. `continue_from=step` continues the run in `out_dir` from `step`: records
-    after `step` (from a continuation whose checkpoint was never saved) are dropped, so that
-    no step is logged twice.
+    keeps its history) and, on `close`, `metrics.csv` and `curves.png` (titled `title`);
+    mirrors scalars to TensorBoard when `tensorboard` is installed. `continue_from=None` starts
+    a new run (`RunExistsError` for a directory that `holds_run`); `continue_from=step`
+    continues the run in `out_dir`, dropping its records after `step` (logged by a
+    continuation whose checkpoint was never saved).
     """
 
     def __init__(self, out_dir: str | Path | None, tensorboard: bool = True, *,

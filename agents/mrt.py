@@ -183,8 +183,7 @@ class MRT(PolicyGradient):
 
     def sample_stale(self, num_problems: int) -> tuple[list[Group], int, dict[str, float]]:
         """Groups of continuations of stale prefixes of `num_problems` problems drawn by the
-        env (class docstring), the generated tokens (stale traces included) and the round's
-        statistics (`collect`)."""
+        env, the generated tokens (stale traces included) and the round's statistics."""
         c = self.config
         self._seed_env()
         heads = draw(self.env, num_problems)
@@ -250,12 +249,9 @@ class MRT(PolicyGradient):
 
 
 def termination_signal(outcomes: np.ndarray, j_prefix: np.ndarray) -> np.ndarray:
-    """MRT's termination-baseline advantage A_i = r_i - J(c) (docs/algorithms.md, MRT: the
-    two variants).
-
-    `outcomes` [groups, G] are the rewards of the continuations of each group's prefix c,
-    `j_prefix` [groups] the meta-prover's J(c). NaN in J(c) propagates (mask those samples).
-    """
+    """MRT's termination-baseline advantage A_i = r_i - J(c) (docs/algorithms.md, MRT), from
+    the rewards `outcomes` [groups, G] of the continuations of each group's prefix c and the
+    meta-prover's `j_prefix` [groups]. NaN in J(c) propagates (mask those samples)."""
     return np.asarray(outcomes, dtype=float) - np.asarray(j_prefix, dtype=float)[:, None]
 
 
@@ -269,9 +265,8 @@ def progress_signal(outcomes: np.ndarray, j_prefix: np.ndarray, j_first: np.ndar
 
 
 def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
-    """`gen` with at most `room` (>= 1) generated tokens; cut ones end with reason 'length'.
-
-    The kept ids are exactly the sampled ones, so importance ratios stay exact."""
+    """`gen` with at most `room` (>= 1) generated tokens, the sampled ids kept exactly; cut
+    ones end with reason 'length'."""
     room = max(room, 1)
     if len(gen.completion_ids) <= room:
         return gen

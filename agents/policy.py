@@ -54,10 +54,8 @@ class SamplingConfig:
 
 @dataclass
 class Generation:
-    """One sampled completion and everything a loss needs to score it again.
-
-    The full response is `prefix + text`; only `completion_ids` were generated.
-    """
+    """One sampled completion and everything a loss needs to score it again: the response is
+    `prefix + text`, and only `completion_ids` were generated."""
 
     prompt: str
     prefix: str
@@ -78,12 +76,11 @@ class Generation:
 
 
 class GenerationBackend(abc.ABC):
-    """Samples continuations of token-id contexts.
-
-    Contract: `generate(contexts, sampling)` returns, for each context, the generated ids cut
-    just after the end-of-sequence token or after the token that completes a stop string
-    (whichever comes first), and the reason it ended. Randomness comes from torch's global RNG
-    (or the backend's own seeded state), so seeding torch makes a run repeatable.
+    """Samples continuations of token-id contexts: `generate(contexts, sampling)` returns, for
+    each context, the generated ids cut just after the end-of-sequence token or after the
+    token that completes a stop string (whichever comes first), and the reason it ended.
+    Randomness comes from torch's global RNG (or the backend's own seeded state), so seeding
+    torch makes a run repeatable.
     """
 
     @abc.abstractmethod
@@ -121,10 +118,9 @@ def _without_spurious_mask_warning() -> Iterator[None]:
 
 
 class TransformersBackend(GenerationBackend):
-    """Batched sampling with `model.generate` (KV cache), left-padded contexts.
-
-    Every sampling knob is passed explicitly, so a model's own `generation_config.json`
-    (top_k=50, repetition penalties, ...) never changes what an RL ratio assumes.
+    """Batched sampling with `model.generate` (KV cache), left-padded contexts. Every sampling
+    knob is passed explicitly, so a model's own `generation_config.json` (top_k=50,
+    repetition penalties, ...) never changes what an RL ratio assumes.
     """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256,
@@ -200,10 +196,8 @@ class TransformersBackend(GenerationBackend):
 def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
                  ) -> torch.dtype:
     """The compute dtype: bf16 on a GPU that supports it when `requested="auto"`, else fp32.
-
-    Weights and optimiser state stay in fp32 and bf16 is used through autocast: an update of
-    lr=1e-6 is below bf16's resolution and would be rounded away on bf16 weights. fp16 is not
-    offered: without a loss scaler RL gradients underflow in it.
+    bf16 is used through autocast, weights and optimiser state stay fp32 (an update of lr=1e-6
+    would be rounded away on bf16 weights); no fp16: RL gradients underflow in it unscaled.
     """
     if requested == "auto":
         return torch.bfloat16 if device_type == "cuda" and bf16_supported else torch.float32
@@ -286,8 +280,7 @@ class Policy:
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto",
                         dtype: str = "auto", generation_batch_size: int = 256,
                         backend: str = "transformers") -> Policy:
-        """Load a local model directory (no download is attempted); `backend` as in
-        `use_backend`."""
+        """Load a local model directory (never downloads); `backend` as in `use_backend`."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path)
@@ -372,10 +365,8 @@ class Policy:
                        with_entropy: bool = False
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token_t+1 | tokens_<=t) for every target position, shape [B, L-1], and
-        optionally the entropy of each predictive distribution (same shape, no gradient).
-
-        Logits are divided by the sampling temperature so that ratios compare the
-        distribution the samples actually came from (temperature 0 is treated as 1).
+        optionally the entropy of each predictive distribution (same shape, no gradient),
+        at the sampling temperature (0 is treated as 1), the distribution samples came from.
         """
         batch = batch.to(self.device)
         with autocast(self.device, self.compute_dtype):
@@ -403,10 +394,9 @@ def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: s
 
 
 def use_backend(policy: Policy, backend: str = "transformers") -> Policy:
-    """`policy` generating through `backend`: 'transformers' keeps the backend it has (the
-    transformers one unless a custom one was given), 'vllm' gives it a `VLLMBackend` unless it
-    has one (`ImportError` naming the install command when vllm is missing), 'auto' means
-    'vllm' for a policy on a CUDA GPU where vllm imports, else 'transformers'."""
+    """`policy` generating through `backend`: 'transformers' keeps the backend it has, 'vllm'
+    gives it a `VLLMBackend` unless it has one (`ImportError` naming the install command when
+    vllm is missing), 'auto' is 'vllm' on a CUDA GPU where vllm imports, else 'transformers'."""
     from rlvr_gym.agents import vllm_backend
 
     if vllm_backend.resolve_backend(backend, policy.device) == "vllm" \

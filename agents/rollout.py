@@ -1,6 +1,5 @@
 """Sampling through the env: the one place where agents generate responses for problems and
 score them (`score`), so that every wrapper (hints, budgets, penalties) sees every sample.
-
 The action continues the observation: a response prefix given by a wrapper
 (`rlvr_gym.types.split_prefix`) is generated from, masked out of the loss, and not sent.
 """
@@ -136,12 +135,10 @@ def _varies(values: Sequence[float]) -> bool:
 def evaluate(policy: Policy, env: Any, num_problems: int = 200, samples: int = 8,
              ks: Sequence[int] = (1, 8), temperature: float = 1.0, max_new_tokens: int = 64,
              stop: tuple[str, ...] = (), progress_bar: bool = False) -> dict[str, float]:
-    """Held-out evaluation on problems 0..num_problems-1 of `env` (pinned by index).
-
-    Returns `accuracy` (greedy decoding), `pass@k` for each k (unbiased, from `samples`
-    sampled completions per problem at `temperature`; pass@1 is then the mean sampled
-    accuracy) and `mean_length` (generated tokens of the greedy answers). `progress_bar`
-    shows the generations done (the results are the same with or without it).
+    """Held-out evaluation on problems 0..num_problems-1 of `env` (pinned by index):
+    `accuracy` (greedy decoding), `pass@k` for each k (unbiased, from `samples` completions per
+    problem sampled at `temperature`) and `mean_length` (generated tokens of the greedy
+    answers). `progress_bar` shows the generations done (the results are the same without).
     """
     heads = [env.reset(options={"index": i}) for i in range(num_problems)]
     ids = [info["problem_id"] for _, info in heads]

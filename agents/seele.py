@@ -51,8 +51,7 @@ class SEELEConfig(GRPOConfig):
     snap_to_steps: bool = False
     """Cut token/char hints back to the last line break (optional)."""
     advantage: AdvantageMode = "mean"
-    """Dr. GRPO advantage r - mean over all rounds of a problem (what SEELE's derivation
-    assumes)."""
+    """Dr. GRPO's r - mean over all rounds of a problem (what SEELE's derivation assumes)."""
     loss_type: LossType = "dr_grpo"
     """Token sum divided by a constant (Eq. 48); see GRPOConfig for the other options."""
 
@@ -73,11 +72,9 @@ class SEELEConfig(GRPOConfig):
 
 def hinted_env(env: Any, config: SEELEConfig, tokenizer: Any = None) -> HintScaffold:
     """`env` in the `HintScaffold` that `config` asks for: its `target_accuracy`, `rounds`,
-    `group_size` as samples per round, `hint_unit` and `snap_to_steps`.
-
-    `tokenizer` counts 'tokens' hints (the policy's: a tokenizer, or the path of the model
-    directory to load it from); other units need none. `env`'s `info` needs `problem_id` and
-    `solution`."""
+    `group_size` as samples per round, `hint_unit` and `snap_to_steps`. `tokenizer` counts
+    'tokens' hints (the policy's: a tokenizer, or the path of the model directory to load it
+    from); other units need none. `env`'s `info` needs `problem_id` and `solution`."""
     if isinstance(tokenizer, (str, os.PathLike)):
         from transformers import AutoTokenizer
 

@@ -152,10 +152,9 @@ def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> lis
 
 def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = True
              ) -> dict[str, Any]:
-    """Train the tiny model from scratch and save model + tokenizer to `out_dir`.
-
-    Loss: cross-entropy on the solution tokens (and the end-of-text token) only.
-    Returns a summary with the final held-out greedy accuracy and the wall time.
+    """Train the tiny model from scratch (cross-entropy on the solution tokens and the
+    end-of-text token) and save model + tokenizer to `out_dir`. Returns a summary with the
+    held-out greedy accuracy history and the wall time.
     """
     import gymnasium as gym
     from tqdm.auto import tqdm

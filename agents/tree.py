@@ -1,11 +1,9 @@
 """The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO, where the
 choices the paper leaves open are listed): bookkeeping of success estimates and generated
 tokens, the IB-Score that chooses where to branch, and step-level advantages
-A = A_GL + lambda * A_IB.
-
-A node is one reasoning step (the text between two delimiters) with the tokens the policy
-generated for it. Trajectories that share a prefix share its nodes, so generated tokens are
-counted once.
+A = A_GL + lambda * A_IB. A node is one reasoning step (the text between two delimiters)
+with the tokens the policy generated for it; trajectories that share a prefix share its
+nodes, so generated tokens are counted once.
 """
 
 from __future__ import annotations
@@ -41,9 +39,8 @@ def check_step_probability(how: str) -> None:
 
 
 def step_probability(logprobs: Sequence[float], how: str = "mean") -> float:
-    """pi(s | prefix) of a step from its tokens' log-probabilities: 'mean' is the
-    length-normalised exp(mean log p), 'product' the plain exp(sum log p). 1.0 for a
-    step without tokens."""
+    """pi(s | prefix) of a step from its tokens' log-probabilities: 'mean' exp(mean log p),
+    'product' exp(sum log p); 1.0 for a step without tokens."""
     check_step_probability(how)
     if not len(logprobs):
         return 1.0
@@ -211,11 +208,9 @@ def _check_beta(beta: float) -> None:
 def split_steps(token_ids: Sequence[int], logprobs: Sequence[float],
                 text_of: Callable[[list[int]], str], delimiter: str = "\n") -> list[Step]:
     """Cut a generated response into steps at the token boundary where the step's decoded
-    text first contains `delimiter` (the delimiter stays with the step it ends).
-
-    `text_of(ids)` decodes token ids. Steps concatenate back to the response and every token
-    belongs to exactly one step; with a tokenizer whose tokens straddle the delimiter (BPE's
-    "\n\nThe") the cut falls after that token.
+    text (`text_of(ids)`) first contains `delimiter`, which stays with the step it ends. Every
+    token belongs to exactly one step; a token straddling the delimiter (BPE's "\n\nThe")
+    ends its step.
     """
     if len(token_ids) != len(logprobs):
         raise ValueError("token_ids and logprobs must have the same length")

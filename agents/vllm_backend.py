@@ -55,11 +55,9 @@ def import_vllm() -> Any:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """'transformers' or 'vllm' for a requested backend name on a device.
-
-    'auto' means vLLM when the policy is on a CUDA GPU and vllm imports, else transformers
-    (vllm is never imported for a CPU policy, where it rarely pays off). Raises `ValueError`
-    for unknown names.
+    """'transformers' or 'vllm' for a requested backend name on a device: 'auto' means vLLM
+    when the policy is on a CUDA GPU and vllm imports, else transformers (vllm is never
+    imported for a CPU policy). Raises `ValueError` for unknown names.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -93,7 +91,6 @@ class VLLMBackend(GenerationBackend):
         seeded: a seed per request drawn from torch's global RNG (repeatable runs).
         logprobs: return the sampled tokens' log-probabilities.
         llm_kwargs: passed to `vllm.LLM` as they are (e.g. `max_num_seqs`).
-
     Raises `ImportError` (with the install command) when vllm is missing.
     """
 
