@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -30,12 +30,11 @@ from rlvr_gym.agents.balance import (
     select,
     unique_responses,
 )
-from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_minimum
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_choice, check_minimum
 from rlvr_gym.agents.policy import Generation, Policy, cross_entropy_on
 from rlvr_gym.agents.rollout import Head, draw, evaluate, sample_groups
 
 Mode = Literal["bstar", "online_rft", "iterative_rft", "restart"]
-MODES = ("bstar", "online_rft", "iterative_rft", "restart")
 
 StepScorer = Callable[[str], float]
 """Response text (prefix + generated text) -> step score, added to the answer reward
@@ -103,8 +102,7 @@ class BSTaRConfig(TrainerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        check_choice(self, "mode", get_args(Mode))
         check_minimum(self, ("queries_per_iteration", "samples_per_query", "search_queries",
                              "monitor_s", "steps_per_iteration", "batch_size", "schedule_steps"))
         if not 0 <= self.min_lr <= self.lr:

@@ -123,6 +123,13 @@ def check_minimum(config: Any, names: Sequence[str], minimum: float = 1, note: s
                              f"{getattr(config, name)}")
 
 
+def check_choice(config: Any, name: str, choices: Sequence[str]) -> None:
+    """ValueError unless the field `name` of `config` is one of `choices`."""
+    if getattr(config, name) not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got "
+                         f"{getattr(config, name)!r}")
+
+
 TrainerT = TypeVar("TrainerT", bound="Trainer")
 Callback = Callable[[Any, dict[str, Any]], "bool | None"]
 

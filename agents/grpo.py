@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_minimum
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_choice, check_minimum
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Policy, TokenBatch
 from rlvr_gym.agents.rollout import Group, Rollout, collect, draw, evaluate, sample_groups
@@ -61,12 +61,8 @@ class GRPOConfig(TrainerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.advantage not in ("group", "mean", "none"):
-            raise ValueError(f"advantage must be 'group', 'mean' or 'none', got "
-                             f"{self.advantage!r}")
-        if self.loss_type not in ("grpo", "dr_grpo", "dapo", "bnpo"):
-            raise ValueError(f"loss_type must be 'grpo', 'dr_grpo', 'dapo' or 'bnpo', got "
-                             f"{self.loss_type!r}")
+        check_choice(self, "advantage", get_args(AdvantageMode))
+        check_choice(self, "loss_type", get_args(LossType))
         check_minimum(self, ("prompts_per_step", "group_size", "num_iterations",
                              "num_minibatches", "max_sampling_rounds"))
         if self.group_size < 2 and self.advantage != "none":

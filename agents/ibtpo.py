@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlvr_gym.agents.core import check_minimum
+from rlvr_gym.agents.core import check_choice, check_minimum
 from rlvr_gym.agents.grpo import GRPOConfig, PolicyGradient
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
@@ -70,8 +70,7 @@ class IBTPOConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         check_minimum(self, ("initial_samples", "rounds", "top_k", "branches"))
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check_choice(self, "strategy", STRATEGIES)
         if self.ib_beta <= 0:
             raise ValueError(f"ib_beta must be positive (the paper uses 5), got {self.ib_beta}")
         if not self.delimiter:

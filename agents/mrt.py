@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-from rlvr_gym.agents.core import check_minimum
+from rlvr_gym.agents.core import check_choice, check_minimum
 from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
 from rlvr_gym.agents.rollout import Group, Rollout, Scored, collect, draw, score
@@ -131,9 +131,7 @@ class MRTConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.variant not in ("termination", "progress"):
-            raise ValueError(f"variant must be 'termination' or 'progress', got "
-                             f"{self.variant!r}")
+        check_choice(self, "variant", get_args(Variant))
         if self.variant == "termination" and self.advantage != "none":
             raise ValueError("variant='termination' needs advantage='none': A = r - J(c) is "
                              "the advantage, and group centring would cancel J(c)")

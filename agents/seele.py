@@ -15,12 +15,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 
-from rlvr_gym.agents.core import check_minimum
+from rlvr_gym.agents.core import check_choice, check_minimum
 from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, LossType, PolicyGradient
 from rlvr_gym.agents.policy import Policy, TokenBatch
 from rlvr_gym.agents.rollout import Group, Rollout, draw, sample_groups
@@ -62,9 +62,7 @@ class SEELEConfig(GRPOConfig):
                              f"{self.target_accuracy}")
         check_minimum(self, ("rounds",))
         check_minimum(self, ("imitation_coef",), 0)
-        if self.hint_unit not in ("tokens", "steps", "chars"):
-            raise ValueError(f"hint_unit must be 'tokens', 'steps' or 'chars', got "
-                             f"{self.hint_unit!r}")
+        check_choice(self, "hint_unit", get_args(Unit))
         if self.dynamic_sampling:
             raise ValueError("SEELE sizes hints so that groups keep reward variance instead of "
                              "dropping them; set dynamic_sampling=False")
