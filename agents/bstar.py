@@ -260,8 +260,6 @@ class BSTaR(Trainer):
         agent.step_scorer = step_scorer
         return agent
 
-    # -- the core's hooks --
-
     def _held_out(self, env: Any, samples: int, progress_bar: bool) -> dict[str, float]:
         """Greedy `accuracy` (Pass@1) and `mean_length`, and with `samples` > 0 the monitors
         (`balance.monitors`) of that many responses per problem at `monitor_temperature`."""
@@ -292,8 +290,6 @@ class BSTaR(Trainer):
         self.rng.bit_generator.state = state["pool_rng"]
         self.history = state["history"]
         self.iteration = state["iteration"]
-
-    # -- helpers --
 
     def _new_schedule(self) -> torch.optim.lr_scheduler.LambdaLR:
         """Linear warm-up, then cosine decay from `lr` to `min_lr` over the schedule's horizon

@@ -68,9 +68,8 @@ class CheckpointContent:
     files: dict[str, Any] = field(default_factory=dict)
     """Extra JSON files: file name -> value."""
     env: dict[str, Any] | None = None
-    """The training env as `{"id": env id, "kwargs": {...}}` (kwargs of `gym.make` besides
-    the registered ones, the dataset `seed` included), or None when it was not made by id;
-    `rlvr-gym eval` and `train --resume` rebuild it."""
+    """The training env as `{"id": env id, "kwargs": {...}}` (None: unknown), which
+    `rlvr-gym eval` and `train --resume` rebuild."""
 
 
 # -- saving --

@@ -352,12 +352,10 @@ class Trainer:
     # -- the run's bookkeeping --
 
     def _save_to_run(self) -> Path | None:
-        """Save the agent to `checkpoint_dir` (atomically); None without an output_dir."""
         path = self.checkpoint_dir
         return self.save(path) if path is not None else None
 
     def _run_title(self) -> str:
-        """Title of the curves: run name, agent class and env id."""
         record = self._env_record()
         env = record["id"] if record else type(self.env.unwrapped).__name__
         name = Path(self.config.output_dir).name if self.config.output_dir else "run"

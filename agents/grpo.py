@@ -111,17 +111,13 @@ def policy_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The clipped-ratio policy-gradient loss (to minimise) of GRPO and everything built on it.
 
-    Shapes: `logprobs`, `old_logprobs`, `mask` (and `ref_logprobs`) are [B, T]; `advantages`
-    is [B] (one per sequence) or [B, T] (per token: IB-TPO steps, MRT episodes). `mask` is 1
-    on tokens the policy generated and that count (0 on prompt, prefix/hint, padding and
-    unusable samples).
-
-    Per token: l = -min(rho A, clip(rho, 1-eps_low, 1+eps_high) A) + beta k3, with
+    `logprobs`, `old_logprobs`, `mask` (and `ref_logprobs`) are [B, T], `advantages` [B] or
+    [B, T] (per token); `mask` is 1 on the generated tokens that count. Per token:
+    l = -min(rho A, clip(rho, 1-eps_low, 1+eps_high) A) + beta k3, with
     k3 = exp(ref - logp) - (ref - logp) - 1 (Schulman's estimator; DeepSeekMath eq. 4).
 
-    Aggregation (docs/algorithms.md, GRPO). When gradients are accumulated over micro-batches, pass
-    the totals of the whole (mini-)batch so that the micro-batch losses add up to the loss of
-    the whole batch:
+    Aggregation (docs/algorithms.md, GRPO), with the totals of the whole (mini-)batch when
+    gradients are accumulated over micro-batches, so that their losses add up to the batch's:
       grpo     sum_i (sum_t m l / sum_t m) / total_sequences
       dr_grpo  sum_it m l / (total_sequences * max_tokens)
       dapo     sum_it m l / total_tokens

@@ -42,19 +42,14 @@ class MetaProver:
 
     Implements `rlvr_gym.wrappers.ProgressEstimator`. For each prefix the policy continues
     `prompt + prefix + suffix` K times (the suffix forces an answer) and `env` judges each
-    whole response `prefix + suffix + answer`, pinned to the problem: its verdict's score
-    counts (without a verdict, the reward). A prefix that already holds an answer
-    (`\\boxed{}`) is judged as it is.
+    whole response `prefix + suffix + answer` (a prefix that already holds an answer, as it
+    is): its verdict's score counts (without a verdict, the reward); unusable verdicts are
+    left out, and a prefix with none usable gets NaN, never 0. `no_answer_rate` is the share
+    of forced answers in the last `estimate` call whose verdict extracted no answer.
 
-    `prefix` is the response from its start, a wrapper's prefix included, so `env` must judge
-    a whole response in one `step`, with no response prefix of its own (`HintScaffold` would
-    prepend its hint again) and no step per episode (`TokenBudget` would cut it): a
-    `ReasoningEnv` fits. It is reset and stepped for every answer: no episode may be in
-    progress on it during `estimate` (a `ProgressReward` needs another instance of the env).
-
-    Unusable verdicts (verifier `error`/`timeout`) are left out of the average; a prefix with
-    none usable gets NaN, never 0. `no_answer_rate` is the share of forced answers in the last
-    `estimate` call whose verdict extracted no answer.
+    `prefix` is the whole response so far, so `env` must judge a response in one `step`,
+    with no response prefix of its own and no step per episode: a `ReasoningEnv` fits. It
+    is reset and stepped for every answer: no episode may be in progress on it meanwhile.
     """
 
     def __init__(self, policy: Policy, env: Any, suffix: str = DEFAULT_TERMINATION_SUFFIX,

@@ -140,8 +140,6 @@ class VLLMBackend(GenerationBackend):
                 **memory, **llm_kwargs)
         self.sync_weights()
 
-    # -- GenerationBackend --
-
     def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
                  ) -> list[tuple[list[int], FinishReason]]:
         ids, reasons, _ = self._generate(contexts, sampling, logprobs=False)
@@ -164,8 +162,6 @@ class VLLMBackend(GenerationBackend):
             "weights_iterator": _weights(self.model), "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
         self._stale = False
-
-    # -- the rest --
 
     def close(self) -> None:
         """Shut vLLM down and delete its model files; the backend is unusable afterwards."""
