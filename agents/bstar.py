@@ -62,13 +62,11 @@ class BSTaRConfig(TrainerConfig):
     queries_per_iteration: int = 64
     """Fresh training queries sampled per iteration, M (paper: 11,500)."""
     samples_per_query: int = 8
-    """Responses per query, K, for the training pool, the search and the monitors (paper: 64;
-    monitors in the case study: 32)."""
+    """Responses per query, K, for the training pool, the search and the monitors (paper: 64)."""
     temperature: float = 1.0
     """Sampling temperature of the fixed-configuration modes (paper's online RFT: 1.0)."""
     threshold: float = 0.0
-    """Reward threshold tau of the fixed modes; responses with reward > tau are kept (paper's
-    online RFT: 0.0)."""
+    """Reward threshold tau of the fixed modes: responses with reward > tau are kept (paper: 0)."""
     temperature_grid: tuple[float, ...] = _grid(0.5, 1.2, 0.1)
     """Temperatures B-STaR searches (paper: 0.5 to 1.2 in steps of 0.1)."""
     threshold_grid: tuple[float, ...] = _grid(-1.0, 1.0, 0.1)
@@ -87,8 +85,7 @@ class BSTaRConfig(TrainerConfig):
     steps_per_iteration: int = 10
     """Optimiser steps of fine-tuning per iteration (paper: 500)."""
     batch_size: int = 32
-    """Responses per optimiser step, drawn from the iteration's pool without replacement and
-    reshuffled when it runs out (paper: 128)."""
+    """Responses per optimiser step, drawn from the pool without replacement (paper: 128)."""
     lr: float = 1e-4
     """Peak AdamW learning rate (paper: 4.12e-6; GRPO collapses the tiny model above 3e-4)."""
     min_lr: float = 1e-5

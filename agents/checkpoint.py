@@ -72,9 +72,6 @@ class CheckpointContent:
     `rlvr-gym eval` and `train --resume` rebuild."""
 
 
-# -- saving --
-
-
 def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path:
     """Write `content` to the directory `path` atomically and return `path`. `path` may not
     exist yet, be empty or hold an earlier checkpoint (replaced as a whole); a directory that
@@ -144,7 +141,6 @@ def _alive(pid: int) -> bool:
 
 
 def _files(root: Path) -> list[str]:
-    """Every regular file under `root`, as sorted POSIX paths relative to it."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
@@ -208,9 +204,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
         return False
     raise OSError(err, f"cannot swap {a} into {b}: {os.strerror(err)}")
-
-
-# -- loading --
 
 
 class Checkpoint:

@@ -39,9 +39,8 @@ class IBTPOConfig(GRPOConfig):
     """GRPO's fields plus IB-TPO's; `group_size` is derived: the G leaves of a tree."""
 
     prompts_per_step: int = 32
-    """Problems (trees) per training step. A tree of 12 leaves costs about as many generated
-    tokens as 8 independent samples in the paper (Table 3), 1.00x-1.47x of them on the
-    bundled models (benchmarks/results/ibtpo_branching*.md)."""
+    """Problems (trees) per training step; a tree of 12 leaves costs the tokens of 8 samples
+    in the paper (Table 3), of 8-12 here (benchmarks/results/ibtpo_branching*.md)."""
     initial_samples: int = 4
     """B0: independent samples from the root of each tree (paper: 4)."""
     rounds: int = 9
@@ -61,9 +60,8 @@ class IBTPOConfig(GRPOConfig):
     """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
     line). '=', the benchmarks' choice, lets a branch resample only an operation's result."""
     step_probability: str = "mean"
-    """How pi(s | v) of a step (eta2, pi_ref) is read from its token log-probabilities:
-    'mean', exp(mean log p), safe for steps of any length, or 'product', the paper's
-    exp(sum log p), for steps of a few tokens."""
+    """How pi(s | v) of a step is read from its token log-probs: 'mean', exp(mean log p), for
+    steps of any length, or 'product', the paper's exp(sum log p), for steps of a few tokens."""
     reference_confidence: bool = True
     """Take pi_ref(s) of A_IB from a frozen copy of the initial policy (paper); False uses the
     sampling policy's own step confidence (saves a model copy and a forward pass)."""

@@ -139,8 +139,7 @@ class MetricsLogger:
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    """Drop the records of `path` after `step` (replacing the file atomically), with a warning
-    that says how many."""
+    """Drop the records of `path` after `step` (atomically), warning how many."""
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line)["step"] <= step]
     if len(kept) == len(lines):

@@ -69,13 +69,11 @@ class PretrainConfig:
     """Supervised pre-training of the tiny model (defaults made the committed model)."""
 
     steps: int = 1000
-    """Optimiser steps; the default stops while held-out greedy accuracy is moderate (37.5%;
-    it is 67% at step 1200), leaving RL room to show."""
+    """Optimiser steps; the default leaves held-out greedy accuracy moderate (37.5%)."""
     batch_size: int = 64
     """Examples per step."""
     lr: float = 1e-3
-    """AdamW learning rate, constant after warm-up (so the first n steps of a longer run equal
-    a run of n steps)."""
+    """AdamW learning rate, constant after warm-up (a run's first n steps are a run of n)."""
     warmup_steps: int = 100
     """Linear warm-up steps."""
     weight_decay: float = 0.01
@@ -91,19 +89,15 @@ class PretrainConfig:
     seed: int = 0
     """Seed of weights, data order and problem draws."""
     num_threads: int = 1
-    """torch CPU threads; results are bit-identical only for the same thread count. One
-    thread is also the fastest on a busy 2-core machine (OpenMP threads spin on each other)."""
+    """torch CPU threads; results are bit-identical only for the same thread count."""
     eval_every: int = 100
     """Print held-out greedy accuracy on the task (200 problems) this often (0: never)."""
     snapshot_every: int = 0
-    """Also save the model to `<out_dir>/step-<n>` this often (0: never); with the constant
-    learning rate a snapshot equals a run with `steps=n`, which helps choose `steps`."""
+    """Also save the model to `<out_dir>/step-<n>` this often (0: never): a run of n steps."""
     env_id: str = DEFAULT_ENV_ID
-    """The task to learn: an env id of rlvr_gym whose problems carry step-wise solutions.
-    Training examples come from dataset seed 0, held-out accuracy from seed 1."""
+    """The task to learn (dataset seed 0; seed 1 is held out), with step-wise solutions."""
     env_kwargs: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_ENV_KWARGS))
-    """Keyword arguments of `gym.make(env_id, ...)`: the task's options and its `prompt`
-    template (the model learns `prompt + solution`)."""
+    """Keyword arguments of `gym.make(env_id, ...)`; the model learns `prompt + solution`."""
     eval_max_new_tokens: int = 32
     """Token budget of the held-out greedy evaluation (room for the longest solution)."""
 
@@ -136,8 +130,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
 
 
 def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> list[Generation]:
-    """n (prompt, reference solution) pairs drawn from the problems of `env` (the training
-    split), each prompt rendered as the env renders it."""
+    """n (prompt as the env renders it, reference solution) pairs drawn from `env`'s problems."""
     source, prompt_format = env.unwrapped.source, env.unwrapped.prompt_format
     out = []
     for _ in range(n):
