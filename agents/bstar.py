@@ -1,12 +1,10 @@
-"""B-STaR: online rejection fine-tuning that balances exploration and exploitation
-(Zeng et al., arXiv 2412.17256, ICLR 2025; docs/algorithms.md, B-STaR).
-
-One iteration (the paper's Algorithm 1, `BSTaR.train_step`): sample K responses per query of a
-fixed subset of training queries at every temperature of the grid; pick the (temperature T,
-threshold tau) of highest balance score (`balance.search_balance`); sample K responses for M
-fresh queries at T, keep those with reward > tau (deduplicated) and fine-tune on them,
-continuing the optimiser and the learning-rate schedule. The paper's baselines are modes of
-the same loop (`BSTaRConfig.mode`).
+"""B-STaR: online rejection fine-tuning that balances exploration and exploitation (Zeng et al.,
+arXiv 2412.17256, ICLR 2025; docs/algorithms.md, B-STaR). One iteration (the paper's Algorithm 1,
+`BSTaR.train_step`): sample K responses per query of a fixed subset of training queries at every
+temperature of the grid; pick the (temperature T, threshold tau) of highest balance score
+(`balance.search_balance`); sample K responses for M fresh queries at T, keep those with reward >
+tau (deduplicated) and fine-tune on them, continuing the optimiser and the learning-rate schedule.
+The paper's baselines are modes of the same loop (`BSTaRConfig.mode`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
 """MRT: Meta Reinforcement Fine-Tuning (Qu et al., arXiv 2503.07572; docs/algorithms.md, MRT).
-
 A response is a sequence of episodes (attempts, re-checks). MRT measures how well it spends
 tokens with a *meta-prover*: the same policy forced to answer after a prefix, whose success
 probability J gives the progress of an episode (Def. 6.1) and the regret of a response
@@ -138,14 +137,11 @@ class MRTConfig(GRPOConfig):
 class MRT(PolicyGradient):
     """GRPO's loss on continuations of stale prefixes with MRT's progress-based training
     signal: `MRT(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
-
     Per problem and step: one trace of the policy before the update ("stale"), cut after a
-    random number j of its episodes into the prefix c; J(c) from the meta-prover; G
-    continuations of c, trained on the continuation only, with the `variant`'s signal in
-    `Group.rewards` and the outcome in `Group.correct`. c and its continuation share
-    `max_new_tokens`. Forced answers are judged on `env.unwrapped`: they are not rollouts,
-    so the training env's wrappers do not see them.
-    """
+    random number of episodes into the prefix c; J(c) from the meta-prover; G continuations
+    of c sharing `max_new_tokens` with it, trained on the continuation only, with the
+    `variant`'s signal in `Group.rewards`. Forced answers are judged on `env.unwrapped`, out
+    of sight of the training env's wrappers (they are not rollouts)."""
 
     config: MRTConfig
     config_class = MRTConfig
@@ -286,13 +282,10 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
                    sampling: SamplingConfig, marker: str = "\n\nWait,",
                    max_extensions: int = 2) -> list[ForcedResponse]:
     """Generate within `budget_tokens`; when a response stops without an answer, append
-    `marker` and let it continue, at most `max_extensions` times.
-
-    Budget forcing (s1, arXiv 2501.19393), as MRT extrapolates past the training budget
-    (the MRT paper appends "Wait"-style markers up to 8 times). A response is final when
-    it holds an answer (`\\boxed{}`), has used the budget (markers count), was cut by the
-    budget, has no room for the marker and one more token, or has used its extensions.
-    `sampling.max_new_tokens` is ignored: the room left in the budget replaces it.
+    `marker` and let it continue, at most `max_extensions` times (budget forcing, s1, arXiv
+    2501.19393, as MRT extrapolates past its training budget). A response is final when it
+    holds an answer, has used the budget (markers count), has no room for the marker and one
+    more token, or has used its extensions. `sampling.max_new_tokens` is ignored.
     """
     if budget_tokens < 1 or max_extensions < 0:
         raise ValueError("need budget_tokens >= 1 and max_extensions >= 0")

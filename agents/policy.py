@@ -1,12 +1,10 @@
-"""The policy: a Hugging Face causal LM with its tokenizer, sampling through a backend, and
-the log-probabilities every RL loss needs.
-
-Generated tokens are kept as ids, never re-tokenized from text, so that importance ratios are
-computed on exactly the tokens and context that were sampled. A *response prefix* (a SEELE
-hint, an MRT prefix, an IB-TPO branch point) is text the response starts with that the policy
-did not generate: sampling continues from `prompt + prefix`, and `TokenBatch` marks its tokens.
-Generation goes through a `GenerationBackend` that sees only token ids (`TransformersBackend`,
-or the optional `rlvr_gym.agents.vllm_backend.VLLMBackend`).
+"""The policy: a Hugging Face causal LM with its tokenizer, sampling through a backend, and the
+log-probabilities every RL loss needs. Generated tokens are kept as ids, never re-tokenized from
+text, so that importance ratios are computed on exactly the tokens and context that were sampled. A
+*response prefix* (a SEELE hint, an MRT prefix, an IB-TPO branch point) is text the response starts
+with that the policy did not generate: sampling continues from `prompt + prefix`, and `TokenBatch`
+marks its tokens. Generation goes through a `GenerationBackend` that sees only token ids
+(`TransformersBackend`, or the optional `rlvr_gym.agents.vllm_backend.VLLMBackend`).
 """
 
 from __future__ import annotations

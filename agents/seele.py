@@ -1,12 +1,10 @@
 """SEELE: GRPO on problems whose reference-solution hint is sized per problem so that rollout
-accuracy sits near a target (arXiv 2509.06923; docs/algorithms.md, SEELE).
-
-The env sizes the hints: a `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit; `hinted_env` builds
-the one matching a config). The agent is the rest of the paper's Algorithm 1: it samples
-`rounds` rounds per problem, reading the hint from `info` (`response_prefix`, `hint_ratio`,
-`hint_round`), takes Dr. GRPO advantages over all rounds of a problem, and adds an imitation
-term on the hint tokens to GRPO's loss (`SEELE.imitation_loss`). Held-out evaluation runs on
-the `eval_env` as given, i.e. without hints.
+accuracy sits near a target (arXiv 2509.06923; docs/algorithms.md, SEELE). The env sizes the hints:
+a `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit; `hinted_env` builds the one matching a config). The
+agent is the rest of the paper's Algorithm 1: it samples `rounds` rounds per problem, reading the
+hint from `info` (`response_prefix`, `hint_ratio`, `hint_round`), takes Dr. GRPO advantages over all
+rounds of a problem, and adds an imitation term on the hint tokens to GRPO's loss
+(`SEELE.imitation_loss`). Held-out evaluation runs on the `eval_env` as given, i.e. without hints.
 """
 
 from __future__ import annotations

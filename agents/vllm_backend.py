@@ -1,16 +1,13 @@
-"""Generation through vLLM, colocated with the model being trained.
-
-`VLLMBackend` implements `GenerationBackend` with a `vllm.LLM` that lives in the training
-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), built from the model's config and tokenizer
-files with dummy weights, so that `sync_weights()` is a copy in memory: it streams the training
-model's `state_dict()` into vLLM's weight loader and empties the prefix cache.
+"""Generation through vLLM, colocated with the model being trained: `VLLMBackend` runs a
+`vllm.LLM` in the training process, built from the model's config and tokenizer files with
+dummy weights, so that `sync_weights()` is a copy in memory into vLLM's weight loader.
 
 It is equivalent to `TransformersBackend` (the tests check it on the bundled model): the same
 token ids in and out, cut and labelled alike; the same distribution (temperature and top-p
 only, the model's own `generation_config.json` ignored); repeatable sampling (each request
 gets a seed drawn from torch's global RNG). On top it returns each sampled token's
-log-probability after temperature and top-p (`Generation.logprobs`), and prefix caching lets
-continuations of shared prefixes (hints, tree branches, a group's samples) reuse their KV cache.
+log-probability (`Generation.logprobs`), and prefix caching lets continuations of shared
+prefixes (hints, tree branches, a group's samples) reuse their KV cache.
 
 vLLM is optional (`INSTALL_HINT`). Scripts that build a `VLLMBackend` should keep their top
 level under `if __name__ == "__main__":`, as vLLM may start worker processes.
