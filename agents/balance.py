@@ -1,8 +1,7 @@
 """B-STaR's monitors and its exploration/exploitation balance (arXiv 2412.17256;
 docs/algorithms.md, B-STaR, which lists the choices made): which responses a threshold keeps,
 how many distinct correct ones a query gets, and the balance score that B-STaR maximises over
-a temperature grid and a threshold grid each iteration. "Distinct" means exact-string
-distinct, and responses are deduplicated per query as the official code does.
+a temperature grid and a threshold grid each iteration ("distinct": exact-string distinct).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ class Sample:
     query: str
     """Problem id."""
     text: str
-    """The response."""
     correct: bool
     """The verifier's answer check."""
     reward: float
@@ -37,8 +35,7 @@ def by_query(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
 
 
 def unique_responses(samples: Iterable[Sample]) -> list[Sample]:
-    """The first sample of every distinct (query, text) pair, in order: the deduplication the
-    official code applies before scoring and before writing the fine-tuning data."""
+    """The first sample of every distinct (query, text) pair, in order (the official code's)."""
     seen: set[tuple[str, str]] = set()
     out = []
     for s in samples:
@@ -120,8 +117,7 @@ def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> f
 
 
 def monitors(samples: Sequence[Sample], s: int) -> dict[str, float]:
-    """B-STaR's monitors of K samples per query: Pass@K, Pass@K-S, Best-of-K,
-    Reward@K-S, distinct-equation diversity, and the mean sample accuracy."""
+    """B-STaR's monitors of K samples per query, S = `s` (docs/algorithms.md, B-STaR)."""
     return {
         "pass_at_k": pass_at_k_s(samples, 1),
         "pass_at_k_s": pass_at_k_s(samples, s),

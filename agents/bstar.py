@@ -113,8 +113,7 @@ class BSTaRConfig(TrainerConfig):
                                  f"distinct responses), got {t}")
 
     def balance_n_star(self) -> int:
-        """The n* in use: `n_star`, or ceil(N / M) with N the samples fine-tuned on per
-        iteration and M the queries per iteration (docs/algorithms.md, B-STaR)."""
+        """The n* in use: `n_star`, or ceil(N / M) as its help says."""
         return self.n_star or n_star_for(self.steps_per_iteration * self.batch_size,
                                          self.queries_per_iteration)
 
@@ -212,8 +211,7 @@ class BSTaR(Trainer):
                                   k or self.config.samples_per_query,
                                   self.config.sampling(temperature))
         return [ScoredResponse(g.problem_id, gen.text, correct, float(correct) + (
-                    self.step_scorer(gen.response) if self.step_scorer is not None else 0.0),
-                    gen)
+                    self.step_scorer(gen.response) if self.step_scorer is not None else 0.0), gen)
                 for g in groups
                 for gen, usable, correct in zip(g.generations, g.usable, g.correct, strict=True)
                 if usable]
@@ -303,8 +301,7 @@ class BSTaR(Trainer):
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     def _sft_step(self, generations: Sequence[Generation]) -> dict[str, float]:
-        """One optimiser step of token-mean cross-entropy on the generated tokens, accumulated
-        over micro-batches (each weighted by its share of the step's tokens)."""
+        """One optimiser step of token-mean cross-entropy on the generated tokens."""
         c = self.config
         batch = self.policy.batch(generations)
         total = float(batch.completion_mask.sum())

@@ -1,14 +1,9 @@
 """Atomic, checked agent checkpoints: the one save/load path every agent uses.
 
-A checkpoint is a directory holding
-
-- `agent.json`: the agent's class, its step (`num_steps`), its config and the env it trains
-  on (when known), human-readable and editable by hand as long as the step stays the same;
-- `state.pt`: optimiser and scheduler state, history, random states, and the step again;
-- model directories (`policy/`, and `reference/` for a KL reference) in Hugging Face format;
-- extra JSON files (`env_state.json`: the state of the env's stateful wrappers);
-- `checkpoint.json`, the manifest: the format, the step and the size and SHA-256 of every
-  other file (`agent.json` excepted).
+A checkpoint is a directory of the parts of a `CheckpointContent`: `agent.json` (readable,
+and editable by hand as long as the step stays the same), `state.pt`, model directories in
+Hugging Face format, extra JSON files, and the manifest `checkpoint.json`: the format, the
+step and the size and SHA-256 of every other file (`agent.json` excepted).
 
 Saving writes the whole checkpoint into a temporary sibling directory, fsyncs it, and only
 then swaps it in with one atomic `renameat2(RENAME_EXCHANGE)`: a save that is killed or raises
@@ -56,7 +51,7 @@ class CheckpointContent:
     """What an agent saves: `save_checkpoint` writes it, `Checkpoint` reads it back."""
 
     agent: str
-    """The agent's class name."""
+    """The agent's class name (in agent.json, with `step`, `config` and `env`)."""
     step: int
     """The agent's `num_steps`, recorded in agent.json, state.pt and the manifest."""
     config: Any

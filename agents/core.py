@@ -141,8 +141,7 @@ class Trainer:
         policy: a `Policy`, or a path of a local Hugging Face model directory.
         env: the training env (a `ReasoningEnv`, possibly wrapped; docs/env_agent_contract.md).
         config: the agent's config (an instance of its `config_class`).
-        eval_env: optional held-out env (e.g. the same task with dataset `seed=1`), evaluated
-            at the start and end of `learn` and every `config.eval_every` iterations.
+        eval_env: optional held-out env (e.g. the same task with dataset `seed=1`).
 
     A subclass implements `train_step` and `_held_out` (docs/adding_an_agent.md).
     """
@@ -441,8 +440,7 @@ class Mean:
 
 
 def _stateful_wrappers(env: Any) -> dict[str, Any]:
-    """The wrappers of `env` with `state_dict`/`load_state_dict` (state a resume needs), by
-    class name."""
+    """The wrappers of `env` with a `state_dict` to save and restore, by class name."""
     import gymnasium as gym
 
     found = {}

@@ -93,22 +93,12 @@ def group_advantages(rewards: torch.Tensor, usable: torch.Tensor, mode: Advantag
     return centred / (var.sqrt() + std_eps)
 
 
-def policy_loss(
-    logprobs: torch.Tensor,
-    old_logprobs: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    loss_type: LossType = "grpo",
-    epsilon_low: float = 0.2,
-    epsilon_high: float = 0.2,
-    beta: float = 0.0,
-    ref_logprobs: torch.Tensor | None = None,
-    max_tokens: int | None = None,
-    total_sequences: float | None = None,
-    total_tokens: float | None = None,
-    num_micro_batches: int = 1,
-) -> tuple[torch.Tensor, dict[str, float]]:
+def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
+                mask: torch.Tensor, *, loss_type: LossType = "grpo", epsilon_low: float = 0.2,
+                epsilon_high: float = 0.2, beta: float = 0.0,
+                ref_logprobs: torch.Tensor | None = None, max_tokens: int | None = None,
+                total_sequences: float | None = None, total_tokens: float | None = None,
+                num_micro_batches: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
     """The clipped-ratio policy-gradient loss (to minimise) of GRPO and everything built on it.
 
     `logprobs`, `old_logprobs`, `mask` (and `ref_logprobs`) are [B, T], `advantages` [B] or
@@ -221,8 +211,8 @@ class PolicyGradient(Trainer):
                         c.temperature or 1.0, c.max_new_tokens, c.stop, progress_bar)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
-        """Advantages (the rollout's own, or group advantages of its rewards) and
-        `num_iterations` passes of clipped policy-gradient updates."""
+        """Advantages (the rollout's own, or group advantages) and `num_iterations` passes of
+        clipped policy-gradient updates; returns the update's statistics."""
         c = self.config
         start = time.perf_counter()
         usable = torch.tensor([g.usable for g in rollout.groups])
@@ -306,9 +296,8 @@ class PolicyGradient(Trainer):
                 "trained_sequences": trained / c.num_iterations}
 
     def learning_rate(self, step: int) -> float:
-        """The learning rate of training step `step` (0-based): linear warm-up, then constant
-        or a linear decay to 0 at `decay_steps`. A function of the step alone, so a resumed run
-        follows the same schedule."""
+        """The learning rate of training step `step` (0-based; a resumed run follows the same
+        schedule): linear warm-up, then constant or a linear decay to 0 at `decay_steps`."""
         c = self.config
         rate = c.lr
         if c.warmup_steps > 0:

@@ -237,8 +237,7 @@ class TreeSampler:
 @torch.no_grad()
 def generated_logprobs(policy: Policy, generations: Sequence[Generation], temperature: float,
                        micro_batch_size: int = 64) -> list[list[float]]:
-    """Log-probabilities of each generation's completion tokens under `policy` at the
-    sampling temperature (the context is prompt + prefix, as when it was sampled)."""
+    """Each generation's completion-token log-probs under `policy` at `temperature`."""
     out: list[list[float]] = []
     for i in range(0, len(generations), micro_batch_size):
         chunk = generations[i:i + micro_batch_size]

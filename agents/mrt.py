@@ -67,8 +67,8 @@ class MetaProver:
 
     def estimate(self, problems: Sequence[Problem], prompts: Sequence[str],
                  prefixes: Sequence[str]) -> list[float]:
-        """J for many (problem, prompt, prefix) triples: one batched generation, one batch of
-        env scoring."""
+        """J for many (problem, prompt, prefix) triples, in one batch of generation and one of
+        scoring."""
         if not len(problems) == len(prompts) == len(prefixes):
             raise ValueError("problems, prompts and prefixes must have the same length")
         answered = [i for i, prefix in enumerate(prefixes) if last_boxed(prefix) is not None]
@@ -262,8 +262,7 @@ def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
     ids = gen.completion_ids[:room]
     eos = policy.tokenizer.eos_token_id
     text = policy.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
-    return Generation(gen.prompt, gen.prefix, text, gen.prompt_ids, gen.prefix_ids, ids,
-                      "length")
+    return Generation(gen.prompt, gen.prefix, text, gen.prompt_ids, gen.prefix_ids, ids, "length")
 
 
 @dataclass(frozen=True)
@@ -335,8 +334,7 @@ def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problem
                   stop: tuple[str, ...] = ()) -> list[RegretTrace]:
     """Sample one response per problem 0..num_problems-1 (pinned by index) within
     `budget_tokens`, cut it into episodes and evaluate J after each (one batched meta-prover
-    call); whether the whole response is correct is judged through `env`. Responses that were
-    given a prefix by a wrapper are measured from the prefix on."""
+    call) and the whole response's correctness; tokens are counted after a wrapper's prefix."""
     heads = [env.reset(options={"index": i}) for i in range(num_problems)]
     split = [split_prefix(obs, info) for obs, info in heads]
     prompts = [p for p, _ in split]

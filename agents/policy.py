@@ -324,8 +324,7 @@ class Policy:
         contexts = [ids(p) + ids(x) for p, x in zip(prompts, prefixes, strict=True)]
         outputs, logprobs = self.backend.generate_with_logprobs(contexts, sampling)
         return [Generation(prompt=p, prefix=x, text=self.decode(out), prompt_ids=ids(p),
-                           prefix_ids=ids(x), completion_ids=out, finish_reason=reason,
-                           logprobs=lp)
+                           prefix_ids=ids(x), completion_ids=out, finish_reason=reason, logprobs=lp)
                 for p, x, (out, reason), lp in zip(prompts, prefixes, outputs,
                                                    logprobs if logprobs else [None] * len(outputs),
                                                    strict=True)]
@@ -336,8 +335,7 @@ class Policy:
         train on them (reference solutions, selected samples); completions end with EOS."""
         prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
         eos = self.tokenizer.eos_token_id
-        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos],
-                           "stop")
+        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos], "stop")
                 for p, c, x in zip(prompts, completions, prefixes, strict=True)]
 
     def batch(self, generations: Sequence[Generation]) -> TokenBatch:

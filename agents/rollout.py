@@ -85,8 +85,7 @@ def score(env: Any, problems: Sequence[str | Problem], actions: Sequence[str],
         _, reward, _, _, info = env.step(action)
         verdict = info.get("verdict")
         out.append(Scored(float(reward), verdict is None or verdict.usable,
-                          verdict.correct if verdict is not None else float(reward) >= 1,
-                          verdict))
+                          verdict.correct if verdict is not None else float(reward) >= 1, verdict))
     return out
 
 
@@ -102,10 +101,9 @@ def sample_groups(policy: Policy, env: Any, heads: Sequence[Head], group_size: i
     groups = []
     for k, (_, info) in enumerate(heads):
         members = slice(k * group_size, (k + 1) * group_size)
-        groups.append(Group(info["problem_id"], gens[members],
-                            [s.reward for s in scored[members]],
-                            [s.usable for s in scored[members]],
-                            [s.correct for s in scored[members]]))
+        part = scored[members]
+        groups.append(Group(info["problem_id"], gens[members], [s.reward for s in part],
+                            [s.usable for s in part], [s.correct for s in part]))
     return groups, sum(len(g.completion_ids) for g in gens)
 
 

@@ -126,12 +126,10 @@ class SEELE(PolicyGradient):
                         "differ from the config's rounds and group_size (build it with "
                         "hinted_env), or something else stepped it; give SEELE an env of its "
                         "own")
-            sampled, count = sample_groups(self.policy, self.env, heads, c.group_size,
-                                           c.sampling())
+            sampled, count = sample_groups(self.policy, self.env, heads, c.group_size, c.sampling())
             tokens += count
             round_ratios = [float(info["hint_ratio"]) for _, info in heads]
-            for group, part, ratio, mine in zip(groups, sampled, round_ratios, ratios,
-                                                strict=True):
+            for group, part, ratio, mine in zip(groups, sampled, round_ratios, ratios, strict=True):
                 group.generations += part.generations
                 group.rewards += part.rewards
                 group.usable += part.usable
@@ -139,8 +137,7 @@ class SEELE(PolicyGradient):
                 mine += [ratio] * c.group_size
             stats[f"accuracy_round{r + 1}"] = float(np.array(
                 [x for g in sampled for x in g.correct], dtype=float).mean())
-            stats[f"hint_ratio_round{r + 1}"] = float(np.repeat(round_ratios,
-                                                                c.group_size).mean())
+            stats[f"hint_ratio_round{r + 1}"] = float(np.repeat(round_ratios, c.group_size).mean())
         stats["target_accuracy"] = c.target_accuracy
         stats["hint_ratio"] = float(np.concatenate(ratios).mean())
         stats["hint_tokens"] = float(np.mean([len(gen.prefix_ids) for g in groups

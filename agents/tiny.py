@@ -119,8 +119,7 @@ class BundledModel:
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
-    "tiny": BundledModel(TINY_MODEL_DIR, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, 40,
-                         PretrainConfig()),
+    "tiny": BundledModel(TINY_MODEL_DIR, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, 40, PretrainConfig()),
     "tiny-chain": BundledModel(
         TINY_CHAIN_MODEL_DIR, CHAIN_ENV_ID, CHAIN_ENV_KWARGS, 80,
         PretrainConfig(steps=800, env_id=CHAIN_ENV_ID, env_kwargs=CHAIN_ENV_KWARGS,

@@ -34,8 +34,7 @@ INSTALL_HINT = ('pip install "rlvr-gym[vllm]" (CUDA GPU); on a CPU-only machine 
 """How to get vLLM, quoted by every error about it missing."""
 
 BACKENDS = ("transformers", "vllm", "auto")
-"""Accepted values of the `backend` option of `Policy.from_pretrained`, `as_policy` and the
-agents' configs."""
+"""Accepted values of the `backend` option (`Policy.from_pretrained`, the agents' configs)."""
 
 CPU_KV_CACHE_BYTES = 1 << 30
 """KV cache reserved on a CPU when neither `gpu_memory_utilization` nor
