@@ -71,8 +71,7 @@ def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path
     """Write `content` to the directory `path` atomically and return `path`. `path` may not
     exist yet, be empty or hold an earlier checkpoint (replaced as a whole); a directory that
     holds something else (a run's metrics) is refused. Raises whatever writing raised, with
-    the previous checkpoint untouched.
-    """
+    the previous checkpoint untouched."""
     import torch
 
     path = Path(path)

@@ -223,8 +223,7 @@ class Trainer:
         metrics)` runs after each, and returning False stops. Metrics go to `config.output_dir`
         (`MetricsLogger`; a new agent refuses one that holds another run), and the agent to its
         `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops after the
-        current iteration, saves, and raises `TrainingInterrupted`.
-        """
+        current iteration, saves, and raises `TrainingInterrupted`."""
         from tqdm.auto import tqdm
 
         c = self.config

@@ -79,8 +79,7 @@ def group_advantages(rewards: torch.Tensor, usable: torch.Tensor, mode: Advantag
                      std_eps: float = 1e-4) -> torch.Tensor:
     """Per-sample advantages from rewards of shape [groups, G]: 'group' (r - mean) / (std +
     eps) with the sample std, 'mean' r - mean, 'none' r. Statistics use only `usable` samples
-    (verdict not error/timeout); unusable samples get advantage 0.
-    """
+    (verdict not error/timeout); unusable samples get advantage 0."""
     usable = usable.to(rewards.dtype)
     if mode == "none":
         return rewards * usable

@@ -140,8 +140,7 @@ class TreeSampler:
     sampled from the token ids of `prompt + response prefix + node prefix`:
     shared prefixes are never regenerated, and their tokens count once in
     `RolloutTree.generated_tokens`. `sampling` holds the token budget of a whole root-to-leaf
-    response; the keyword arguments are `IBTPOConfig`'s fields (`beta` is its `ib_beta`).
-    """
+    response; the keyword arguments are `IBTPOConfig`'s fields (`beta` is its `ib_beta`)."""
 
     def __init__(self, policy: Policy, env: Any, sampling: SamplingConfig, *,
                  initial_samples: int = 4, rounds: int = 9, top_k: int = 1, branches: int = 1,

@@ -83,8 +83,7 @@ class MetricsLogger:
     mirrors scalars to TensorBoard when `tensorboard` is installed. `continue_from=None` starts
     a new run (`RunExistsError` for a directory that `holds_run`); `continue_from=step`
     continues the run in `out_dir`, dropping its records after `step` (logged by a
-    continuation whose checkpoint was never saved).
-    """
+    continuation whose checkpoint was never saved)."""
 
     def __init__(self, out_dir: str | Path | None, tensorboard: bool = True, *,
                  continue_from: int | None = None, title: str = "") -> None:

@@ -284,8 +284,7 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
     `marker` and let it continue, at most `max_extensions` times (budget forcing, s1, arXiv
     2501.19393, as MRT extrapolates past its training budget). A response is final when it
     holds an answer, has used the budget (markers count), has no room for the marker and one
-    more token, or has used its extensions. `sampling.max_new_tokens` is ignored.
-    """
+    more token, or has used its extensions. `sampling.max_new_tokens` is ignored."""
     if budget_tokens < 1 or max_extensions < 0:
         raise ValueError("need budget_tokens >= 1 and max_extensions >= 0")
     marker_tokens = len(policy.encode(marker))

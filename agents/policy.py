@@ -78,8 +78,7 @@ class GenerationBackend(abc.ABC):
     each context, the generated ids cut just after the end-of-sequence token or after the
     token that completes a stop string (whichever comes first), and the reason it ended.
     Randomness comes from torch's global RNG (or the backend's own seeded state), so seeding
-    torch makes a run repeatable.
-    """
+    torch makes a run repeatable."""
 
     @abc.abstractmethod
     def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
@@ -118,8 +117,7 @@ def _without_spurious_mask_warning() -> Iterator[None]:
 class TransformersBackend(GenerationBackend):
     """Batched sampling with `model.generate` (KV cache), left-padded contexts. Every sampling
     knob is passed explicitly, so a model's own `generation_config.json` (top_k=50,
-    repetition penalties, ...) never changes what an RL ratio assumes.
-    """
+    repetition penalties, ...) never changes what an RL ratio assumes."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256,
                  compute_dtype: torch.dtype = torch.float32) -> None:
@@ -195,8 +193,7 @@ def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
                  ) -> torch.dtype:
     """The compute dtype: bf16 on a GPU that supports it when `requested="auto"`, else fp32.
     bf16 is used through autocast, weights and optimiser state stay fp32 (an update of lr=1e-6
-    would be rounded away on bf16 weights); no fp16: RL gradients underflow in it unscaled.
-    """
+    would be rounded away on bf16 weights); no fp16: RL gradients underflow in it unscaled."""
     if requested == "auto":
         return torch.bfloat16 if device_type == "cuda" and bf16_supported else torch.float32
     choices = {"float32": torch.float32, "fp32": torch.float32,
@@ -223,8 +220,7 @@ class TokenBatch:
     """Prompt + prefix + completion sequences, right-padded: `input_ids` and `attention_mask`
     [B, L], and masks [B, L-1] aligned with `input_ids[:, 1:]` as `Policy.token_logprobs` is:
     `completion_mask` marks generated tokens (the RL loss), `prefix_mask` the response prefix
-    (never in the RL loss; SEELE's imitation term uses it).
-    """
+    (never in the RL loss; SEELE's imitation term uses it)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -252,8 +248,7 @@ class Policy:
     """A causal LM, its tokenizer and a generation backend; `Policy.from_pretrained(path)`
     loads a local Hugging Face model directory (`rlvr_gym.agents.tiny.TINY_MODEL_DIR`: the
     bundled one). The model stays in eval mode (dropout off) also while training, so that the
-    sampling, old-policy and training passes give the same log-probabilities.
-    """
+    sampling, old-policy and training passes give the same log-probabilities."""
 
     model: Any
     tokenizer: Any
@@ -362,8 +357,7 @@ class Policy:
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token_t+1 | tokens_<=t) for every target position, shape [B, L-1], and
         optionally the entropy of each predictive distribution (same shape, no gradient),
-        at the sampling temperature (0 is treated as 1), the distribution samples came from.
-        """
+        at the sampling temperature (0 is treated as 1), the distribution samples came from."""
         batch = batch.to(self.device)
         with autocast(self.device, self.compute_dtype):
             logits = self.model(input_ids=batch.input_ids,

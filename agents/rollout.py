@@ -136,8 +136,7 @@ def evaluate(policy: Policy, env: Any, num_problems: int = 200, samples: int = 8
     """Held-out evaluation on problems 0..num_problems-1 of `env` (pinned by index):
     `accuracy` (greedy decoding), `pass@k` for each k (unbiased, from `samples` completions per
     problem sampled at `temperature`) and `mean_length` (generated tokens of the greedy
-    answers). `progress_bar` shows the generations done (the results are the same without).
-    """
+    answers). `progress_bar` shows the generations done (the results are the same without)."""
     heads = [env.reset(options={"index": i}) for i in range(num_problems)]
     ids = [info["problem_id"] for _, info in heads]
     prompts, prefixes = zip(*(split_prefix(*head) for head in heads), strict=True) \

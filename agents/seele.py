@@ -84,8 +84,7 @@ class SEELE(PolicyGradient):
     `SEELE(policy, hinted_env(env, config, tokenizer), config, eval_env).learn(total_steps)`
     (arguments: `Trainer`). The env gives hints in rounds: a `HintScaffold` whose target,
     rounds and samples per round are the config's, possibly further wrapped; its state (each
-    problem's stored ratio) is saved and restored with the agent.
-    """
+    problem's stored ratio) is saved and restored with the agent."""
 
     config_class = SEELEConfig
     config: SEELEConfig

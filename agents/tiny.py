@@ -146,8 +146,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
              ) -> dict[str, Any]:
     """Train the tiny model from scratch (cross-entropy on the solution tokens and the
     end-of-text token) and save model + tokenizer to `out_dir`. Returns a summary with the
-    held-out greedy accuracy history and the wall time.
-    """
+    held-out greedy accuracy history and the wall time."""
     import gymnasium as gym
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel

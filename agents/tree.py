@@ -97,8 +97,7 @@ class RolloutTree:
     """Trajectories of one question, sharing prefixes. Build it with `add(parent, steps,
     reward)`: `steps` continue the response after `parent` (the root for an independent
     sample), and the reward propagates to every ancestor. `step_probability` is how eta2 and
-    pi_ref of a step are read from its token log-probabilities (`step_probability`).
-    """
+    pi_ref of a step are read from its token log-probabilities (`step_probability`)."""
 
     def __init__(self, step_probability: str = "mean") -> None:
         check_step_probability(step_probability)
@@ -210,8 +209,7 @@ def split_steps(token_ids: Sequence[int], logprobs: Sequence[float],
     """Cut a generated response into steps at the token boundary where the step's decoded
     text (`text_of(ids)`) first contains `delimiter`, which stays with the step it ends. Every
     token belongs to exactly one step; a token straddling the delimiter (BPE's "\n\nThe")
-    ends its step.
-    """
+    ends its step."""
     if len(token_ids) != len(logprobs):
         raise ValueError("token_ids and logprobs must have the same length")
     if not delimiter:

@@ -53,8 +53,7 @@ def import_vllm() -> Any:
 def resolve_backend(backend: str, device: torch.device) -> str:
     """'transformers' or 'vllm' for a requested backend name on a device: 'auto' means vLLM
     when the policy is on a CUDA GPU and vllm imports, else transformers (vllm is never
-    imported for a CPU policy). Raises `ValueError` for unknown names.
-    """
+    imported for a CPU policy). Raises `ValueError` for unknown names."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
