@@ -201,15 +201,10 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 class Checkpoint:
-    """A checkpoint directory opened for loading. Opening checks that every file of the
-    manifest is there with its size and SHA-256 and that `agent.json` names the manifest's
-    step; a missing, corrupt or inconsistent part, then or in a later read, raises a
-    `CheckpointError` (a `ValueError`) naming the file.
-
-    Attributes:
-        path: the directory.
-        saved: the parsed agent.json.
-        step: the step it was saved at.
+    """The checkpoint directory `path` opened for loading, with `saved` its parsed agent.json
+    and `step` the step it was saved at. Opening checks that every file of the manifest is
+    there with its size and SHA-256 and that agent.json names the manifest's step; a missing,
+    corrupt or inconsistent part, then or in a later read, raises a `CheckpointError`.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:

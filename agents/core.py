@@ -177,8 +177,6 @@ class Trainer:
         """Held-out results of `learn`, each with its `step`."""
         self._env_seeded = False
 
-    # -- what a subclass provides --
-
     def train_step(self) -> dict[str, Any]:
         """One iteration: sample through the env, update the policy, advance `num_steps` by
         `steps_per_iteration`; returns the iteration's metrics."""
@@ -214,8 +212,6 @@ class Trainer:
     def _held_out(self, env: Any, samples: int, progress_bar: bool) -> dict[str, float]:
         """The held-out metrics of `evaluate` (called on evaluate's fixed random stream)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _held_out")
-
-    # -- public API --
 
     def learn(self: TrainerT, total_steps: int, callback: Callback | None = None,
               progress_bar: bool = True) -> TrainerT:
@@ -346,8 +342,6 @@ class Trainer:
         agent._restore_random_state(state)
         agent._restore_extra_state(state)
         return agent
-
-    # -- the run's bookkeeping --
 
     def _save_to_run(self) -> Path | None:
         path = self.checkpoint_dir

@@ -133,14 +133,14 @@ class ProblemTree:
 
 
 class TreeSampler:
-    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO):
-    B0 independent samples from the root, then L - 1 rounds that each continue the top-K
-    branchable nodes by the strategy B times, to the end of the response. With `rounds=1` it
-    is plain independent sampling, the baseline of the branching benchmark. A continuation is
-    sampled from the token ids of `prompt + response prefix + node prefix`:
-    shared prefixes are never regenerated, and their tokens count once in
-    `RolloutTree.generated_tokens`. `sampling` holds the token budget of a whole root-to-leaf
-    response; the keyword arguments are `IBTPOConfig`'s fields (`beta` is its `ib_beta`)."""
+    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO): B0
+    independent samples from the root, then L - 1 rounds that each continue the top-K branchable
+    nodes by the strategy B times, to the end of the response. With `rounds=1` it is plain
+    independent sampling, the baseline of the branching benchmark. A continuation is sampled from
+    the token ids of `prompt + response prefix + node prefix`: shared prefixes are never
+    regenerated, and their tokens count once in `RolloutTree.generated_tokens`. `sampling` holds the
+    token budget of a whole root-to-leaf response; the keyword arguments are `IBTPOConfig`'s fields
+    (`beta` is its `ib_beta`)."""
 
     def __init__(self, policy: Policy, env: Any, sampling: SamplingConfig, *,
                  initial_samples: int = 4, rounds: int = 9, top_k: int = 1, branches: int = 1,

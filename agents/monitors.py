@@ -62,12 +62,8 @@ class RunExistsError(ValueError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped `learn` after a complete step; the agent was saved first.
-
-    Attributes:
-        step: the agent's `num_steps` when it stopped.
-        checkpoint: where the agent was saved (None without an output directory).
-    """
+    """Ctrl-C (SIGINT) stopped `learn` after a complete step, at `step`, and the agent was
+    saved first to `checkpoint` (None without an output directory)."""
 
     def __init__(self, step: int, checkpoint: Path | None) -> None:
         where = f"agent saved to {checkpoint}" if checkpoint else \

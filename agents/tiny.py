@@ -2,8 +2,7 @@
 supervised learning on the project's own procedural tasks (`BUNDLED_MODELS`: `tiny` on 2-3
 digit addition, `tiny-chain` on 3-5 step sums for step-level methods such as IB-TPO), so that
 the agents run on a laptop CPU with no download. Both are deliberately under-trained, which
-leaves RL room to show; `rlvr-gym pretrain [--preset tiny-chain]` rebuilds them
-(deterministic for a given thread count).
+leaves RL room to show; `rlvr-gym pretrain [--preset tiny-chain]` rebuilds them.
 """
 
 from __future__ import annotations

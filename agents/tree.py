@@ -1,9 +1,8 @@
-"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO, where the
-choices the paper leaves open are listed): bookkeeping of success estimates and generated
-tokens, the IB-Score that chooses where to branch, and step-level advantages
-A = A_GL + lambda * A_IB. A node is one reasoning step (the text between two delimiters)
-with the tokens the policy generated for it; trajectories that share a prefix share its
-nodes, so generated tokens are counted once.
+"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO, where the choices
+the paper leaves open are listed): bookkeeping of success estimates and generated tokens, the
+IB-Score that chooses where to branch, and step-level advantages A = A_GL + lambda * A_IB. A node is
+one reasoning step (the text between two delimiters) with the tokens the policy generated for it;
+trajectories that share a prefix share its nodes, so generated tokens are counted once.
 """
 
 from __future__ import annotations

@@ -74,15 +74,13 @@ class VLLMBackend(GenerationBackend):
         model: the Hugging Face causal LM being trained (of an architecture vLLM supports).
         tokenizer: its tokenizer; its end-of-sequence token ends completions.
         compute_dtype: dtype of vLLM's weights and activations (the policy's compute dtype).
-        gpu_memory_utilization: share of the GPU's memory vLLM may take for its weights and
-            KV cache (on a CPU: of all RAM). Colocated with training, keep it well below 1;
-            None: 0.3 on a GPU, on a CPU a fixed KV cache of `CPU_KV_CACHE_BYTES`.
+        gpu_memory_utilization: share of the GPU's memory (a CPU's RAM) for vLLM's weights and
+            KV cache, well below 1 (None: 0.3 on a GPU, `CPU_KV_CACHE_BYTES` on a CPU).
         kv_cache_memory_bytes: fixed KV-cache size; overrides `gpu_memory_utilization`.
         max_model_len: longest prompt + completion in tokens (None: the model's positions).
         sleep_mode: put vLLM to sleep (level 1) after every generation so the update has the
             GPU's memory; woken before the next one. CUDA only (`ValueError` elsewhere).
-        enforce_eager: no CUDA graphs / torch.compile (None: only on a CPU, where compiling
-            costs minutes).
+        enforce_eager: no CUDA graphs / torch.compile (None: only on a CPU).
         seeded: a seed per request drawn from torch's global RNG (repeatable runs).
         logprobs: return the sampled tokens' log-probabilities.
         llm_kwargs: passed to `vllm.LLM` as they are (e.g. `max_num_seqs`).
