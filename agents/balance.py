@@ -99,9 +99,8 @@ def select(samples: Iterable[Sample], threshold: float) -> list[Sample]:
 
 
 def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> float:
-    """Mean over queries of min(n'/n*, 1) * n'/n: n = distinct responses the threshold
-    keeps for the query, n' = distinct correct ones among them; 0 for a query with nothing
-    kept. Queries are those present in `samples`."""
+    """Mean over the queries of `samples` of min(n'/n*, 1) * n'/n, with n the distinct responses
+    the threshold keeps for the query and n' the correct ones among them (0 if none kept)."""
     if n_star < 1:
         raise ValueError(f"n_star must be at least 1, got {n_star}")
     groups = by_query(samples)

@@ -120,8 +120,7 @@ class BSTaRConfig(TrainerConfig):
 
 @dataclass(frozen=True, eq=False)
 class ScoredResponse(Sample):
-    """A `Sample` (query = problem id, text = generated text) with the sampled tokens, which
-    fine-tuning reuses as they were generated (never re-tokenised)."""
+    """A `Sample` with its generation, whose tokens fine-tuning reuses (never re-tokenised)."""
 
     generation: Generation
 

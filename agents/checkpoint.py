@@ -9,10 +9,9 @@ Saving writes the whole checkpoint into a temporary sibling directory, fsyncs it
 then swaps it in with one atomic `renameat2(RENAME_EXCHANGE)`: a save that is killed or raises
 at any point leaves the previous checkpoint as it was (and at most a hidden `.NAME.tmp-*`
 sibling, removed by the next save to the same path). It needs room for a second copy, and
-hashing reads every file once more (about 1 GB/s) at save and at load.
-
-Loading checks the files against the manifest before anything is built (`Checkpoint`).
-Checkpoints written before the manifest existed load with a warning and without these checks.
+hashing reads every file once more (about 1 GB/s) at save and at load, where `Checkpoint`
+checks them before anything is built (a checkpoint older than the manifest loads unchecked,
+with a warning).
 """
 
 from __future__ import annotations
@@ -172,9 +171,8 @@ def _install(tmp: Path, path: Path) -> None:
     if not path.exists():
         os.rename(tmp, path)
     elif not _exchange(tmp, path):
-        # No atomic exchange here: move the old checkpoint aside, then the new one in. Only
-        # between these two renames is there no checkpoint at `path`; `load` then names the
-        # moved-aside one.
+        # No atomic exchange: move the old checkpoint aside, then the new one in. Between the
+        # two renames there is no checkpoint at `path`; `load` then names the moved-aside one.
         old = _sibling(path, "old")
         os.rename(path, old)
         os.rename(tmp, path)

@@ -438,8 +438,7 @@ def _stateful_wrappers(env: Any) -> dict[str, Any]:
 
     found = {}
     while isinstance(env, gym.Wrapper):
-        if callable(getattr(env, "state_dict", None)) and \
-                callable(getattr(env, "load_state_dict", None)):
+        if all(callable(getattr(env, name, None)) for name in ("state_dict", "load_state_dict")):
             found[type(env).__name__] = env
         env = env.env
     return found

@@ -24,8 +24,7 @@ LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
 
 @dataclass
 class GRPOConfig(TrainerConfig):
-    """Hyper-parameters of GRPO's objective, which SEELE, MRT and IB-TPO extend. The comments
-    give the published values for billion-parameter models."""
+    """Hyper-parameters of GRPO's objective; the comments give published values for 1B+ models."""
 
     prompts_per_step: int = 32
     """Problems per training step (DAPO: 512; on a CPU with the tiny model: 32)."""
@@ -168,9 +167,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
 
 ExtraLoss = Callable[[TokenBatch, torch.Tensor, float],
                      "tuple[torch.Tensor, dict[str, float]] | None"]
-"""A term added to the policy loss of every micro-batch: (micro-batch, its token log-probs at
-the sampling temperature with gradient, rows of its mini-batch) -> (loss, statistics) or None
-(SEELE's imitation of the hint)."""
+"""A term added to the policy loss of every micro-batch (SEELE's hint imitation): (micro-batch,
+its token log-probs with gradient, rows of its mini-batch) -> (loss, statistics) or None."""
 
 
 class PolicyGradient(Trainer):

@@ -1,8 +1,7 @@
 """IB-TPO: tree rollouts branched where the IB-Score is highest, trained with step-level
-advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, IB-TPO).
-Read top to bottom: the config, the tree sampler (the paper's IBTree), the monitors, the
-spreading of step advantages over tokens, then the agent `IBTPO(policy, env, config).learn(n)`;
-the tree itself, the IB-Score and the step advantages are in `rlvr_gym.agents.tree`.
+advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, IB-TPO): the
+config, the tree sampler (the paper's IBTree) and its monitors, then the agent `IBTPO`; the
+tree itself, the IB-Score and the step advantages are in `rlvr_gym.agents.tree`.
 """
 
 from __future__ import annotations

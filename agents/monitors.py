@@ -41,8 +41,7 @@ RUN_FILES = ("metrics.jsonl", "summary.json", "agent")
 
 
 def holds_run(directory: str | Path) -> bool:
-    """Whether `directory` holds a run's files (metrics.jsonl, summary.json or a saved agent):
-    a new run may not write there."""
+    """Whether `directory` holds a run's files (`RUN_FILES`): a new run may not write there."""
     return any((Path(directory) / name).exists() for name in RUN_FILES)
 
 

@@ -37,14 +37,13 @@ DEFAULT_TERMINATION_SUFFIX = "\n\\boxed{"
 
 
 class MetaProver:
-    """J(prefix): the share of K forced answers after `prefix` that `env` judges correct.
-
-    Implements `rlvr_gym.wrappers.ProgressEstimator`. For each prefix the policy continues
-    `prompt + prefix + suffix` K times (the suffix forces an answer) and `env` judges each
-    whole response `prefix + suffix + answer` (a prefix that already holds an answer, as it
-    is): its verdict's score counts (without a verdict, the reward); unusable verdicts are
-    left out, and a prefix with none usable gets NaN, never 0. `no_answer_rate` is the share
-    of forced answers in the last `estimate` call whose verdict extracted no answer.
+    """J(prefix), a `rlvr_gym.wrappers.ProgressEstimator`: the share of K forced answers after
+    `prefix` that `env` judges correct. For each prefix the policy continues `prompt + prefix
+    + suffix` K times (the suffix forces an answer) and `env` judges each whole response
+    `prefix + suffix + answer` (a prefix that already holds an answer, as it is): its
+    verdict's score counts (without a verdict, the reward); unusable verdicts are left out,
+    and a prefix with none usable gets NaN, never 0. `no_answer_rate` is the share of forced
+    answers in the last `estimate` call whose verdict extracted no answer.
 
     `prefix` is the whole response so far, so `env` must judge a response in one `step`,
     with no response prefix of its own and no step per episode: a `ReasoningEnv` fits. It
@@ -357,9 +356,8 @@ def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problem
 
 def summarize_regret(traces: Sequence[RegretTrace], budget_tokens: float) -> dict[str, float]:
     """Means over traces: `normalized_regret` at `budget_tokens` (area form, J from (0, 0)),
-    `cumulative_regret` (Def. 4.1 with comparator 1, one term per episode), `episodes`,
-    `tokens` (response length) and `accuracy` (whole response correct). Traces whose J has a
-    NaN (no usable verdict) are skipped and counted in `skipped`."""
+    `cumulative_regret` (Def. 4.1, comparator 1), `episodes`, `tokens` and `accuracy`; traces
+    whose J has a NaN (no usable verdict) are skipped and counted in `skipped`."""
     kept = [t for t in traces if not any(np.isnan(t.j_values))]
     if not kept:
         raise ValueError("no trace with usable verdicts; check the verifier")

@@ -64,8 +64,7 @@ class Generation:
     finish_reason: FinishReason
     logprobs: list[float] | None = None
     """Each completion token's log-probability after temperature and top-p, as the backend
-    computed it while sampling (vLLM; None from transformers). Losses never use these: they
-    score tokens with the training model (`Policy.token_logprobs`)."""
+    computed it while sampling (vLLM; None from transformers); losses never use these."""
 
     @property
     def response(self) -> str:
@@ -76,9 +75,8 @@ class Generation:
 class GenerationBackend(abc.ABC):
     """Samples continuations of token-id contexts: `generate(contexts, sampling)` returns, for
     each context, the generated ids cut just after the end-of-sequence token or after the
-    token that completes a stop string (whichever comes first), and the reason it ended.
-    Randomness comes from torch's global RNG (or the backend's own seeded state), so seeding
-    torch makes a run repeatable."""
+    token that completes a stop string, and the reason it ended. Randomness comes from
+    torch's global RNG (or the backend's own seeded state): seeding torch makes runs repeat."""
 
     @abc.abstractmethod
     def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig

@@ -54,9 +54,8 @@ class Rollout:
     generated_tokens: int = 0
     seconds: float = 0.0
     advantages: Any = None
-    """Per-sample ([B]) or per-token ([B, L-1], aligned with `Policy.batch` of the
-    generations) advantages the sampler computed, a tensor (IB-TPO's step advantages); None:
-    group advantages of the rewards."""
+    """Advantages the sampler computed (IB-TPO's), per sample [B] or per token [B, L-1]
+    (aligned with `Policy.batch` of the generations); None: group advantages of the rewards."""
     stats: dict[str, float] = field(default_factory=dict)
     """Statistics the sampler reports, logged with the step's metrics."""
 
@@ -70,9 +69,8 @@ def score(env: Any, problems: Sequence[str | Problem], actions: Sequence[str],
           prefixes: Sequence[str] | None = None) -> list[Scored]:
     """Judge `actions[i]` on `problems[i]` (a problem id, or a `Problem` pinned as it is)
     through `reset(options=...)` + `step`, after handing the whole batch to the env's
-    `verify_ahead`, so that a verifier that can run in parallel (the code sandbox pool)
-    verifies it at once; rewards are the same either way. `prefixes[i]` is the response
-    prefix the env gave (its `step` receives prefix + action)."""
+    `verify_ahead` (a verifier that can run in parallel verifies it at once; rewards are the
+    same). `prefixes[i]` is the response prefix the env gave (`step` gets prefix + action)."""
     prefixes = prefixes if prefixes is not None else [""] * len(actions)
     ahead = getattr(getattr(env, "unwrapped", env), "verify_ahead", None)
     if callable(ahead):

@@ -27,9 +27,8 @@ from rlvr_gym.wrappers.hints import HintScaffold, Unit
 
 @dataclass
 class SEELEConfig(GRPOConfig):
-    """GRPO's fields plus the hint schedule and the imitation weight. Defaults scale the
-    paper's setup to the tiny model: 8 problems x 4 rounds x 8 completions per step, the
-    rollout budget of GRPO's defaults (32 x 8)."""
+    """GRPO's fields plus the hint schedule and the imitation weight; the defaults spend the
+    rollout budget of GRPO's (32 x 8) as 8 problems x 4 rounds x 8 completions per step."""
 
     prompts_per_step: int = 8
     """Problems per training step (paper: 256 with 4 x 8 rollouts each; here 8 x 4 x 8)."""
@@ -121,10 +120,9 @@ class SEELE(PolicyGradient):
                 if info.get("hint_round") != r + 1:
                     raise RuntimeError(
                         f"problem {pid!r} is in hint round {info.get('hint_round')} where SEELE "
-                        f"expected {r + 1}: the HintScaffold's rounds or samples per round "
-                        "differ from the config's rounds and group_size (build it with "
-                        "hinted_env), or something else stepped it; give SEELE an env of its "
-                        "own")
+                        f"expected {r + 1}: the HintScaffold's rounds or samples per round are "
+                        "not the config's rounds and group_size (build it with hinted_env), or "
+                        "something else stepped it; give SEELE an env of its own")
             sampled, count = sample_groups(self.policy, self.env, heads, c.group_size, c.sampling())
             tokens += count
             round_ratios = [float(info["hint_ratio"]) for _, info in heads]

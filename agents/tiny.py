@@ -48,8 +48,7 @@ SPECIAL_TOKENS = {"pad": "<|pad|>", "eos": "<|endoftext|>", "unk": "<|unk|>"}
 
 
 def build_char_tokenizer() -> Any:
-    """One token per printable ASCII character plus pad / end-of-text / unknown, as a fast
-    tokenizer that `AutoTokenizer.from_pretrained(dir)` reloads offline."""
+    """One token per printable ASCII character plus pad / end-of-text / unknown (fast)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -143,9 +142,8 @@ def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> lis
 
 def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = True
              ) -> dict[str, Any]:
-    """Train the tiny model from scratch (cross-entropy on the solution tokens and the
-    end-of-text token) and save model + tokenizer to `out_dir`. Returns a summary with the
-    held-out greedy accuracy history and the wall time."""
+    """Train the tiny model from scratch on its solutions and save model + tokenizer to
+    `out_dir`; returns a summary with the held-out greedy accuracy history and wall time."""
     import gymnasium as gym
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel

@@ -1,8 +1,7 @@
-"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO, where the choices
-the paper leaves open are listed): bookkeeping of success estimates and generated tokens, the
-IB-Score that chooses where to branch, and step-level advantages A = A_GL + lambda * A_IB. A node is
-one reasoning step (the text between two delimiters) with the tokens the policy generated for it;
-trajectories that share a prefix share its nodes, so generated tokens are counted once.
+"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO): success
+estimates, generated tokens, the IB-Score that chooses where to branch, and step-level
+advantages. A node is one reasoning step (the text between two delimiters) with the tokens the
+policy generated for it; paths that share a prefix share its nodes and count its tokens once.
 """
 
 from __future__ import annotations
@@ -162,8 +161,7 @@ class RolloutTree:
         return (1.0 + beta) / total * weighted
 
     def entropy_score(self, node: Node) -> float:
-        """Mean per-token surprisal of the steps under `node` (an entropy estimate): the
-        entropy-guided baseline branches where the policy was least sure."""
+        """Mean per-token surprisal of the steps under `node`, the entropy baseline's score."""
         tokens = [lp for c in node.children if c.step for lp in c.step.logprobs]
         return -float(np.mean(tokens)) if tokens else 0.0
 

@@ -51,9 +51,8 @@ def import_vllm() -> Any:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """'transformers' or 'vllm' for a requested backend name on a device: 'auto' means vLLM
-    when the policy is on a CUDA GPU and vllm imports, else transformers (vllm is never
-    imported for a CPU policy). Raises `ValueError` for unknown names."""
+    """'transformers' or 'vllm' for a backend name (`ValueError` for unknown ones) on a device:
+    'auto' is vLLM on a CUDA GPU where vllm imports (never tried for a CPU), else transformers."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
@@ -237,10 +236,9 @@ def _write_model_files(model: Any, tokenizer: Any, path: str) -> None:
 
 
 class _contained_side_effects:
-    """Undo what building an in-process vLLM engine does to the training process: it reseeds
-    the global RNGs (`random`, numpy, torch), and its CPU worker replaces
-    `torch.set_num_threads` with a no-op. Also runs the engine in this process, which is what
-    lets `sync_weights` copy tensors instead of sending them to another process."""
+    """Run the vLLM engine in this process (so that `sync_weights` copies tensors) and undo
+    what building it does to the training process: it reseeds the global RNGs (`random`,
+    numpy, torch), and its CPU worker replaces `torch.set_num_threads` with a no-op."""
 
     def __enter__(self) -> None:
         self._env = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
