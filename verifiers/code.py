@@ -32,7 +32,8 @@
   program, which may replace what it defines; the test program runs after the program, with
   the builtins as they were before it, and is one test, passed when it runs to its end. Its
   verdict is computed in the program's process, as in HumanEval's harness: a program built
-  to cheat (an object equal to everything) can pass it, which the other formats prevent.
+  to cheat (an object equal to everything, a result line it writes itself) can pass it,
+  which the other formats prevent.
 
 Any format may carry `"prompt"`: the program text responses continue (HumanEval's
 completion convention). The program run is then `prompt + response`, verbatim; no fenced
@@ -151,7 +152,7 @@ def parse_tests(tests: Any) -> TestSuite:
 
 
 def _parse_program(tests: dict[str, Any]) -> TestSuite:
-    parts = {"test": tests.get("test"), "preamble": tests.get("preamble") or ""}
+    parts: dict[str, Any] = {"test": tests.get("test"), "preamble": tests.get("preamble") or ""}
     _require(isinstance(parts["test"], str) and bool(parts["test"].strip()),
              "program tests need 'test', the code of the test program")
     for key, text in parts.items():
@@ -167,7 +168,7 @@ def _parse_program(tests: dict[str, Any]) -> TestSuite:
 
 
 def _parse_cases(tests: dict[str, Any], fmt: str, float_tol: float | None) -> TestSuite:
-    cases = tests.get("cases")
+    cases: Any = tests.get("cases")
     _require(isinstance(cases, list) and len(cases) > 0,
              f"{fmt} tests need a non-empty 'cases' list")
     if fmt == "stdio":
