@@ -72,7 +72,7 @@ class RowsConfig:
         require((self.path is None) != (self.hub is None),
                 "give exactly one of path= (a local file, a directory saved by datasets' "
                 "save_to_disk, or a datasets.Dataset) and hub= (a dataset name for "
-                f"datasets.load_dataset); got path={self.path!r}, hub={self.hub!r}")
+                f"datasets.load_dataset), got {'both' if self.hub else 'neither'}")
         require(self.subset is None or self.hub is not None,
                 "subset= names the configuration of a hub= dataset; a saved dataset or a "
                 "file has none")

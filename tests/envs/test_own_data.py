@@ -86,7 +86,7 @@ def test_unusable_rows_are_counted_and_warned_about_never_dropped_silently(tmp_p
 def test_where_the_rows_come_from_must_be_said_once(tmp_path):
     path = tmp_path / "g.jsonl"
     path.write_bytes(jsonl(ROWS))
-    with pytest.raises(ValueError, match="exactly one of path= .* and hub="):
+    with pytest.raises(ValueError, match="exactly one of path= .* and hub= .*, got both$"):
         answers(path=str(path), hub="openai/gsm8k")
     with pytest.raises(ValueError, match="split='test' picks a split of a datasets dataset; "
                                          ".* is a file"):
