@@ -266,14 +266,16 @@ class Checkpoint:
 
         directory = self.model_dir("policy")
         if directory is None:
-            raise CheckpointError(f"{self.path / 'policy'} is missing or has no config.json: "
-                                  f"{_INCOMPLETE}")
+            raise CheckpointError(f"{self.path / 'policy'} is missing or has no config.json "
+                                  f"(adapter_config.json with LoRA): {_INCOMPLETE}")
         return Policy.from_pretrained(directory, device, dtype)
 
     def model_dir(self, name: str) -> Path | None:
-        """The model directory `name` (e.g. `policy`), or None when it was not saved."""
+        """The model directory `name` (e.g. `policy`; LoRA adapters for a policy trained with
+        them), or None when it was not saved."""
         directory = self.path / name
-        return directory if (directory / "config.json").is_file() else None
+        return directory if any((directory / f).is_file() for f in (
+            "config.json", "adapter_config.json")) else None
 
     def json_file(self, name: str, hint: str) -> Any:
         """An extra JSON file; `hint` says what to do when it is missing."""

@@ -15,7 +15,8 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from types import FrameType
@@ -31,7 +32,7 @@ from rlvr_gym.agents.checkpoint import (
     save_checkpoint,
 )
 from rlvr_gym.agents.monitors import MetricsLogger, TrainingInterrupted
-from rlvr_gym.agents.policy import Policy, SamplingConfig, as_policy
+from rlvr_gym.agents.policy import Policy, SamplingConfig, add_lora, as_policy, has_adapters
 
 ENV_STATE_FILE = "env_state.json"
 """Checkpoint file of the stateful wrappers of the training env (SEELE's hint ratios)."""
@@ -84,12 +85,28 @@ class TrainerConfig:
     """The run directory of metrics files and the saved agent `agent/` (None: nowhere)."""
     save_every: int = 25
     """Save the agent to `output_dir`/agent every this many iterations (0: only at the end)."""
+    lora_rank: int = 0
+    """Rank of the LoRA adapters trained in place of the weights (0: full fine-tuning; common:
+    8-64; `pip install 'rlvr-gym[lora]'`). The reference model is then the base model with the
+    adapters off, and the frozen weights are held in the compute dtype (bf16 on a GPU)."""
+    lora_alpha: float = 32.0
+    """LoRA scale numerator: the adapters' update is scaled by lora_alpha / lora_rank."""
+    lora_target_modules: tuple[str, ...] = ()
+    """Names of the modules given adapters, e.g. q_proj,v_proj (empty: every linear layer but
+    the output head)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of storing them (less memory, one
+    more forward pass per update)."""
 
     def __post_init__(self) -> None:
         check_minimum(self, ("max_new_tokens", "micro_batch_size"))
-        check_minimum(self, ("eval_every", "greedy_eval_every", "save_every", "warmup_steps"), 0,
-                      " (0 turns it off)")
+        check_minimum(self, ("eval_every", "greedy_eval_every", "save_every", "warmup_steps",
+                             "lora_rank"), 0, " (0 turns it off)")
+        if self.lora_rank and self.backend != "transformers":
+            raise ValueError(f"LoRA (lora_rank={self.lora_rank}) needs backend='transformers' "
+                             f"(the {self.backend!r} backend would not see the adapters)")
         self.stop = tuple(self.stop)
+        self.lora_target_modules = tuple(self.lora_target_modules)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
 
     def sampling(self, temperature: float | None = None) -> SamplingConfig:
@@ -161,16 +178,22 @@ class Trainer:
         random.seed(config.seed)
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
-        self.policy = as_policy(policy, config.device, config.dtype, config.backend)
+        self.policy = as_policy(policy, config.device, config.dtype, config.backend,
+                                frozen=config.lora_rank > 0)
+        if config.lora_rank:
+            add_lora(self.policy, config.lora_rank, config.lora_alpha, config.lora_target_modules)
+        if config.gradient_checkpointing:
+            self.policy.enable_gradient_checkpointing()
         self.env = env
         self.eval_env = eval_env
         self.reference: torch.nn.Module | None = None
-        """Frozen copy of the initial model, kept when the agent needs one."""
-        if self._needs_reference():
+        """Frozen copy of the initial model, kept when the agent needs one (not with LoRA:
+        see `reference_model`)."""
+        if self._needs_reference() and not has_adapters(self.policy.model):
             self.reference = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.policy.model.parameters(), lr=config.lr,
-                                           betas=config.adam_betas,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.policy.model.parameters() if p.requires_grad], lr=config.lr,
+            betas=config.adam_betas, weight_decay=config.weight_decay)
         self.num_steps = 0
         """Steps of the training budget used."""
         self.eval_history: list[dict[str, float]] = []
@@ -195,8 +218,19 @@ class Trainer:
         return type(self).__name__
 
     def _needs_reference(self) -> bool:
-        """Whether to keep a frozen copy of the initial model in `reference`."""
+        """Whether the agent uses `reference_model` (a frozen copy is kept in `reference`)."""
         return False
+
+    @contextmanager
+    def reference_model(self) -> Iterator[torch.nn.Module]:
+        """The reference policy's model (pi_ref): the frozen copy of the initial model, or with
+        LoRA the policy's own model with its adapters off, the base model (no second copy;
+        docs/algorithms.md, LoRA)."""
+        if self.reference is not None:
+            yield self.reference
+        else:
+            with self.policy.model.disable_adapter():
+                yield self.policy.model
 
     def _predict_temperature(self) -> float:
         """Sampling temperature of `predict(deterministic=False)`."""

@@ -42,7 +42,8 @@ class GRPOConfig(TrainerConfig):
     """Upper clip range, 1 + eps; DAPO's clip-higher uses 0.28."""
     beta: float = 0.0
     """Weight of the k3 KL to the frozen initial policy (DeepSeekMath: 0.04; TRL, DAPO,
-    Dr. GRPO: 0). Above 0 a copy of the model is kept as the reference."""
+    Dr. GRPO: 0). Above 0 a copy of the model is kept as the reference (with LoRA: the base
+    model, the adapters off)."""
     dynamic_sampling: bool = False
     """DAPO dynamic sampling: replace the groups whose rewards are all equal by new ones."""
     max_sampling_rounds: int = 3
@@ -234,8 +235,10 @@ class PolicyGradient(Trainer):
         # On-policy (one pass, one mini-batch) the detached current log-probs serve as "old".
         off_policy = c.num_iterations > 1 or c.num_minibatches > 1
         old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
-        ref_logprobs = self._logprobs_no_grad(self.reference, batch) \
-            if c.beta != 0.0 and self.reference is not None else None
+        ref_logprobs = None
+        if c.beta != 0.0:
+            with self.reference_model() as reference:
+                ref_logprobs = self._logprobs_no_grad(reference, batch)
         processed_tokens = trained = 0
         for iteration in range(c.num_iterations):
             for minibatch in np.array_split(np.array(rows), c.num_minibatches):

@@ -169,7 +169,7 @@ class TreeSampler:
         for observation, info in heads:
             prompt, prefix = split_prefix(observation, info)
             trees.append(ProblemTree(str(info["problem_id"]), prompt, prefix,
-                                     self.policy.encode(prompt), self.policy.encode(prefix),
+                                     self.policy.encode_prompt(prompt), self.policy.encode(prefix),
                                      RolloutTree(self.step_probability)))
         self._expand([(t, t.tree.root) for t in trees for _ in range(self.initial_samples)])
         for _ in range(self.rounds - 1):
@@ -358,12 +358,12 @@ class IBTPO(PolicyGradient):
                 and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]
         if not todo:
             return
-        assert self.reference is not None  # kept by _needs_reference
-        ref_policy = Policy(self.reference, self.policy.tokenizer, self.policy.backend,
-                            self.policy.compute_dtype)
-        logprobs = generated_logprobs(ref_policy, [leaf.generation for leaf in todo],
-                                      self.config.temperature or 1.0,
-                                      self.config.micro_batch_size)
+        with self.reference_model() as reference:
+            ref_policy = Policy(reference, self.policy.tokenizer, self.policy.backend,
+                                self.policy.compute_dtype)
+            logprobs = generated_logprobs(ref_policy, [leaf.generation for leaf in todo],
+                                          self.config.temperature or 1.0,
+                                          self.config.micro_batch_size)
         for leaf, lp in zip(todo, logprobs, strict=True):
             col = 0
             for node in leaf.trajectory.nodes:  # type: ignore[union-attr]

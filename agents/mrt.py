@@ -259,9 +259,8 @@ def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
     if len(gen.completion_ids) <= room:
         return gen
     ids = gen.completion_ids[:room]
-    eos = policy.tokenizer.eos_token_id
-    text = policy.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
-    return Generation(gen.prompt, gen.prefix, text, gen.prompt_ids, gen.prefix_ids, ids, "length")
+    return Generation(gen.prompt, gen.prefix, policy.decode(ids), gen.prompt_ids, gen.prefix_ids,
+                      ids, "length")
 
 
 @dataclass(frozen=True)

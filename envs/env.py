@@ -67,6 +67,18 @@ class PromptFormat:
         return self.tokenizer.apply_chat_template(messages, tokenize=False,
                                                   add_generation_prompt=True)
 
+    def as_template(self) -> str:
+        """This format as a plain template string: the chat template rendered around the
+        `{question}` field (other braces escaped). It renders the same prompts with no
+        tokenizer, and fits a JSON record (a saved agent's env kwargs, which `rlvr-gym eval`
+        and `train --resume` rebuild)."""
+        marker = "\ue000question\ue000"  # private-use characters: in no chat template
+        text = self.render(marker)
+        if marker not in text:
+            raise ValueError("the tokenizer's chat template does not keep the user message as "
+                             "it is; pass PromptFormat(template, system, tokenizer) itself")
+        return text.replace("{", "{{").replace("}", "}}").replace(marker, "{question}")
+
 
 def default_feedback(verdict: Verdict) -> str:
     """What a multi-turn env shows after a wrong attempt."""
