@@ -491,8 +491,11 @@ def add_lora(policy: Policy, rank: int, alpha: float,
     except ImportError:
         raise ImportError("LoRA (lora_rank > 0) needs peft: pip install 'rlvr-gym[lora]'"
                           ) from None
+    from transformers.pytorch_utils import Conv1D
+
     config = LoraConfig(r=rank, lora_alpha=alpha, task_type="CAUSAL_LM",
-                        target_modules=list(target_modules) or "all-linear")
+                        target_modules=list(target_modules) or "all-linear",
+                        fan_in_fan_out=any(isinstance(m, Conv1D) for m in policy.model.modules()))
     policy.model = get_peft_model(policy.model, config)
     return policy
 

@@ -208,3 +208,52 @@ def _save(policy: Policy, out_dir: Path) -> None:
     config.pop("backend", None)
     config["model_max_length"] = json.loads((out_dir / "config.json").read_text())["n_positions"]
     path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+"""ChatML, the chat template of Qwen's instruct models (without tools)."""
+
+
+def build_random_model(out_dir: str | Path, hidden_size: int = 32, layers: int = 2,
+                       heads: int = 4, intermediate_size: int = 64, vocab_size: int = 400,
+                       context: int = 512, seed: int = 0) -> Path:
+    """Save to `out_dir` a randomly initialised (untrained) Qwen2-architecture model, to try
+    the commands and measure memory with no download: a byte-level BPE tokenizer of at most
+    `vocab_size` tokens trained by `tokenizers` on prompts and solutions of the math tasks,
+    the ChatML template `CHATML`, end ids `<|endoftext|>` (the tokenizer's EOS) and
+    `<|im_end|>` (the generation config's end of turn), no BOS, as in Qwen2.5-Instruct."""
+    import gymnasium as gym
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    import rlvr_gym  # noqa: F401  (registers the env ids)
+
+    text = []
+    for env_id in ("rlvr/Arithmetic-v0", "rlvr/LinearEquation-v0", "rlvr/Fractions-v0",
+                   "rlvr/Countdown-v0"):
+        env = gym.make(env_id, seed=0)
+        text += [env.unwrapped.prompt_format.render(p.question) + p.solution
+                 for p in (env.unwrapped.source[i] for i in range(300))]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(text, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=specials[0],
+                                        pad_token=specials[0], chat_template=CHATML,
+                                        additional_special_tokens=specials[1:])
+    end, end_of_turn = (core.token_to_id(t) for t in (specials[0], specials[2]))
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=core.get_vocab_size(), hidden_size=hidden_size, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=heads,
+        intermediate_size=intermediate_size, max_position_embeddings=context,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=end, pad_token_id=end))
+    model.generation_config.eos_token_id = [end_of_turn, end]
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -159,13 +159,15 @@ def _setup_torch(threads: int | None) -> None:
 
 
 def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None = None,
-              recorded: dict[str, Any] | None = None
+              recorded: dict[str, Any] | None = None, prompt: PromptFor | None = None
               ) -> tuple[Any, Any, str, dict[str, Any]]:
     """Training env (dataset seed as given, default 0) and held-out env (dataset seed + 1).
 
     `env_id` (`--env`) picks the env with its own defaults; without it the `recorded` env of a
     checkpoint (`{"id", "kwargs"}`) is used, else the default task of the bundled model.
-    `env_args` (`--env-arg`) change the kwargs of whichever is used."""
+    `env_args` (`--env-arg`) change the kwargs of whichever is used. `prompt` (from
+    `model_prompt`, for a model of your own) drops the bundled model's bare prompt of the
+    default task and may set the `prompt` kwarg."""
     import gymnasium as gym
 
     from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS
@@ -176,7 +178,12 @@ def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None =
         env_id, kwargs = recorded["id"], dict(recorded["kwargs"])
     else:
         env_id, kwargs = DEFAULT_ENV_ID, dict(DEFAULT_ENV_KWARGS)
+        if prompt is not None:
+            del kwargs["prompt"]  # the env's own then asks for a \boxed{} answer
     kwargs.update(parse_pairs(env_args, "--env-arg"))
+    templated = prompt(env_id, kwargs) if prompt is not None else None
+    if templated is not None:
+        kwargs["prompt"] = templated
     data_seed = int(kwargs.pop("seed", 0))
     try:
         env = gym.make(env_id, seed=data_seed, **kwargs)
@@ -241,6 +248,56 @@ def _format_eval(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
 
 
+# --- models of your own ----------------------------------------------------------------------
+
+PromptFor = Callable[[str, dict[str, Any]], "str | None"]
+"""`prompt(env_id, env_kwargs)`: the `prompt` env kwarg to use (None: the env's own)."""
+
+
+def model_prompt(model: str | os.PathLike, chat_template: bool, system: str | None,
+                 fixed: str | None = None) -> PromptFor | None:
+    """How `make_envs` prompts `model` (a model directory): None for a bundled model, which
+    the default task's bare prompt suits; for any other model a function
+    giving the env's template (its `prompt` kwarg, else its own, which asks for a `\\boxed{}`
+    answer), rendered into the model tokenizer's chat template after the `system` message when
+    `chat_template` (`--chat-template`, `--system`), as a plain template string that the saved
+    agent's env record keeps. `fixed` says why the prompt cannot change (a resumed run):
+    then the options are refused and None returned."""
+    from rlvr_gym.agents.tiny import BUNDLED_MODELS
+
+    if fixed is not None:
+        if chat_template or system is not None:
+            raise SystemExit(f"error: --chat-template/--system: {fixed}")
+        return None
+    if system is not None and not chat_template:
+        raise SystemExit("error: --system needs --chat-template (a plain prompt has no "
+                         "system message)")
+    bundled = {Path(m.directory).resolve() for m in BUNDLED_MODELS.values()}
+    if Path(model).resolve() in bundled and not chat_template:
+        return None
+    if not chat_template:
+        return lambda env_id, kwargs: None
+    import gymnasium as gym
+    from transformers import AutoTokenizer
+
+    from rlvr_gym.envs import PromptFormat
+
+    tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
+    if not getattr(tokenizer, "chat_template", None):
+        raise SystemExit(f"error: --chat-template: the tokenizer of {model} has no chat "
+                         "template; drop the option to prompt with plain text")
+
+    def prompt(env_id: str, kwargs: dict[str, Any]) -> str:
+        template = kwargs.get("prompt")
+        if template is None:
+            env = gym.make(env_id, **kwargs)
+            template = env.unwrapped.prompt_format.template
+            env.close()
+        return PromptFormat(template, system, tokenizer).as_template()
+
+    return prompt
+
+
 # --- commands --------------------------------------------------------------------------------
 
 
@@ -264,8 +321,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rlvr_gym.agents.monitors import TrainingInterrupted
     from rlvr_gym.agents.tiny import TINY_MODEL_DIR
 
+    prompt = model_prompt(args.model or TINY_MODEL_DIR, args.chat_template, args.system,
+                          "a resumed run keeps the prompt it was trained with" if record else None)
     env, eval_env, env_id, env_kwargs = make_envs(
-        args.env, args.env_arg, args.wrapper, record.get("env") if record else None)
+        args.env, args.env_arg, args.wrapper, record.get("env") if record else None, prompt)
     overrides = config_overrides(spec.config_cls, args.set)
     # One run directory for metrics, the saved agent and the summary: --output, or the
     # config's output_dir given with --set.
@@ -357,7 +416,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         recorded = checkpoint.saved.get("env")
     else:
         policy = Policy.from_pretrained(path, args.device)
-    _, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, recorded=recorded)
+    prompt = model_prompt(
+        path / "policy" if (path / AGENT_FILE).exists() else path, args.chat_template,
+        args.system, "the agent is evaluated with the prompt it was trained with (--env "
+        "evaluates on another env)" if recorded is not None and args.env is None else None)
+    _, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, recorded=recorded,
+                                                prompt=prompt)
     if recorded is not None and args.env is None:
         print(f"evaluating on {env_id}, the env the agent was trained on (--env overrides)",
               file=sys.stderr)
@@ -447,8 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "`seed` is the dataset seed, held-out uses seed+1")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
+    def prompt_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--chat-template", action="store_true", help="prompt through the "
+                       "model tokenizer's chat template, the env's prompt as the user message "
+                       "(a model of your own gets the env's own prompt, which asks for a "
+                       "\\boxed{} answer, not the bundled model's bare one)")
+        p.add_argument("--system", default=None, metavar="TEXT",
+                       help="system message of the chat template (needs --chat-template)")
+
     train = sub.add_parser("train", help="train an agent on an env")
     env_options(train)
+    prompt_options(train)
     train.add_argument("--agent", default=None, choices=sorted(AGENTS),
                        help="agent (default: grpo, or with --resume the saved agent's)")
     train.add_argument("--wrapper", default=None, help="env wrapper registered in "
@@ -477,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="agent directory (from train; evaluated on the env it was trained "
                     "on unless --env is given) or model directory (default: bundled)")
     env_options(ev)
+    prompt_options(ev)
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.add_argument("--problems", type=int, default=200, help="held-out problems")
     ev.add_argument("--samples", type=int, default=8, help="samples per problem for pass@k")

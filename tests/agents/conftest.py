@@ -34,6 +34,14 @@ def micro_model_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def qwen_model_dir(tmp_path_factory):
+    """A random micro Qwen2 with a BPE tokenizer, ChatML and two end ids (`build_random_model`)."""
+    from rlvr_gym.agents.tiny import build_random_model
+
+    return build_random_model(tmp_path_factory.mktemp("qwen-model"))
+
+
 @pytest.fixture
 def policy(micro_model_dir):
     return Policy.from_pretrained(micro_model_dir, device="cpu")
