@@ -89,7 +89,7 @@ class TrainerConfig:
     """Rank of the LoRA adapters trained in place of the weights (0: full fine-tuning; common:
     8-64; `pip install 'rlvr-gym[lora]'`). The reference model is then the base model with the
     adapters off, and the frozen weights are held in the compute dtype (bf16 on a GPU)."""
-    lora_alpha: float = 32.0
+    lora_alpha: int = 32
     """LoRA scale numerator: the adapters' update is scaled by lora_alpha / lora_rank."""
     lora_target_modules: tuple[str, ...] = ()
     """Names of the modules given adapters, e.g. q_proj,v_proj (empty: every linear layer but

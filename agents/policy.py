@@ -327,14 +327,14 @@ class Policy:
         bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
         compute = select_dtype(dev.type, bf16, dtype)
         # An absolute name: the adapters an agent saves record it as their base model's place.
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             base.resolve(), dtype=compute if frozen or base != path else torch.float32,
             local_files_only=True)
         if base != path:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, path, is_trainable=True)
-        model = model.to(dev)  # type: ignore[arg-type]
+        model = model.to(dev)
         tokenizer = AutoTokenizer.from_pretrained(
             path if (path / "tokenizer_config.json").is_file() else base, local_files_only=True)
         hf = TransformersBackend(model, tokenizer, generation_batch_size, compute)
@@ -477,7 +477,7 @@ def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: s
     return Policy.from_pretrained(policy, device, dtype, backend=backend, frozen=frozen)
 
 
-def add_lora(policy: Policy, rank: int, alpha: float,
+def add_lora(policy: Policy, rank: int, alpha: int,
              target_modules: Sequence[str] = ()) -> Policy:
     """`policy` with its weights frozen and LoRA adapters of `rank` (scale `alpha / rank`) on
     `target_modules` (default: every linear layer but the output head) trained instead,

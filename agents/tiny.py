@@ -232,9 +232,9 @@ def build_random_model(out_dir: str | Path, hidden_size: int = 32, layers: int =
     text = []
     for env_id in ("rlvr/Arithmetic-v0", "rlvr/LinearEquation-v0", "rlvr/Fractions-v0",
                    "rlvr/Countdown-v0"):
-        env = gym.make(env_id, seed=0)
-        text += [env.unwrapped.prompt_format.render(p.question) + p.solution
-                 for p in (env.unwrapped.source[i] for i in range(300))]
+        env: Any = gym.make(env_id, seed=0).unwrapped
+        text += [env.prompt_format.render(p.question) + p.solution
+                 for p in (env.source[i] for i in range(300))]
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -1,7 +1,7 @@
 """Peak memory and time of one GRPO step on a 100M-parameter Qwen2: full fine-tuning, LoRA, and
 LoRA with gradient checkpointing.
 
-    python -m benchmarks.model_memory [--repeats 2] [--steps 2] [--beta 0.04] [--threads 1]
+    python -m benchmarks.model_memory [--repeats 3] [--steps 3] [--beta 0.04] [--threads 1]
 
 The model is `rlvr_gym.agents.tiny.build_random_model` with hidden size 768, 12 layers of 12
 heads and an MLP of 2560 (random weights, built offline; its byte-level BPE tokenizer, trained
@@ -110,16 +110,16 @@ def report(command: str, runs: list[dict[str, Any]], args: argparse.Namespace,
         values = [r[key] for r in runs if r["arm"] == arm]
         return f"{median(arm, key):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
-    first = runs[0]
-    cuda = "cuda_peak_mb" in first
+    full, lora, _ = (next(r for r in runs if r["arm"] == arm) for arm in ARMS)
+    cuda = "cuda_peak_mb" in full
     load = " / ".join(f"{v:.1f}" for v in loads[0]), " / ".join(f"{v:.1f}" for v in loads[1])
     lines = [
         "# Memory and time of a GRPO step: full fine-tuning vs LoRA vs LoRA + checkpointing", "",
         *provenance(command, ("transformers", "peft")), "",
         f"Model: random-init Qwen2 (`build_random_model`, hidden {MODEL['hidden_size']}, "
         f"{MODEL['layers']} layers, MLP {MODEL['intermediate_size']}), "
-        f"{first['parameters'] / 1e6:.1f}M parameters; device {first['device']}, compute "
-        f"dtype {first['compute_dtype'].removeprefix('torch.')}, {args.threads} torch "
+        f"{full['parameters'] / 1e6:.1f}M parameters; device {full['device']}, compute "
+        f"dtype {full['compute_dtype'].removeprefix('torch.')}, {args.threads} torch "
         f"thread(s). GRPO step: {STEP['prompts_per_step']} problems x {STEP['group_size']} "
         f"samples, max_new_tokens {STEP['max_new_tokens']}, beta {args.beta}, one warm-up "
         f"step then {args.steps} timed, {args.repeats} repeats per arm, each arm in its own "
@@ -134,19 +134,40 @@ def report(command: str, runs: list[dict[str, Any]], args: argparse.Namespace,
         row = next(r for r in runs if r["arm"] == arm)
         added = statistics.median(r["peak_mb"] - r["loaded_mb"] for r in runs
                                   if r["arm"] == arm)
+        reference = "frozen copy" if row["reference_copy"] else \
+            "adapters off" if args.beta else "none"
         lines.append(
-            f"| {arm} | {row['trained'] / 1e6:.2f}M | "
-            f"{'frozen copy' if row['reference_copy'] else 'adapters off'} | "
+            f"| {arm} | {row['trained'] / 1e6:.2f}M | {reference} | "
             f"{spread(arm, 'peak_mb', '.0f')} | {spread(arm, 'loaded_mb', '.0f')} | "
             f"{added:.0f} |" + (f" {spread(arm, 'cuda_peak_mb', '.0f')} |" if cuda else "")
             + f" {spread(arm, 'step_seconds', '.1f')} | {spread(arm, 'update_seconds', '.1f')} |")
-    full, lora, ckpt = (median(a, "peak_mb") for a in ARMS)
-    lines += ["", f"Peak RSS relative to full fine-tuning: LoRA {lora / full:.2f}x, LoRA + "
-              f"checkpointing {ckpt / full:.2f}x. Mean response length "
+    copy = full["reference_copy"]
+
+    def relative(key: str) -> str:
+        base, adapters, checkpointed = (median(a, key) for a in ARMS)
+        return (f"LoRA {adapters / base:.2f}x, LoRA + checkpointing "
+                f"{checkpointed / base:.2f}x")
+
+    lines += ["", f"Relative to full fine-tuning, peak RSS: {relative('peak_mb')}; s/step: "
+              f"{relative('step_seconds')}. Mean response length "
               f"{statistics.mean(r['response_length'] for r in runs):.1f} tokens, "
               f"{statistics.mean(r['sequences'] for r in runs):.0f} sequences trained per "
               "step. The RSS includes Python, torch and transformers (about the same in every "
-              "arm); 'training adds' is the peak minus the peak after loading the agent."]
+              "arm); 'training adds' is the peak minus the peak after loading the agent.", "",
+              "What each option saves: LoRA drops the gradients and AdamW state of the frozen "
+              "weights and the reference copy (the reference is the base model, adapters "
+              "off); checkpointing drops the stored activations of the update's forward pass. "
+              "In time, LoRA skips the frozen weights' gradients in the backward pass but adds "
+              "the adapters' products to every forward pass, generation included (they are "
+              "not merged); checkpointing adds a forward pass to the update.", "",
+              "Memory bound to the parameters (computed, not measured): full fine-tuning "
+              "holds 4 bytes per parameter of fp32 weights, 4 of gradients, 8 of AdamW state"
+              + (" and 4 of the reference copy" if copy else "")
+              + f", {(16 + 4 * copy) * full['parameters'] / 2**20:.0f} MiB here; "
+              f"LoRA 4 (fp32) or 2 (bf16) of frozen weights plus 16 per adapter parameter, "
+              f"{(4 * full['parameters'] + 16 * lora['trained']) / 2**20:.0f} MiB here in "
+              "fp32. The rest of a peak is mostly activations (growing with sequences x tokens "
+              "x layers x width), which checkpointing cuts."]
     if not cuda:
         lines += ["", "No GPU was available for this run: the bf16 figures (frozen weights "
                   "and forward passes in bf16 under LoRA) were not measured; rerun with "
@@ -156,8 +177,8 @@ def report(command: str, runs: list[dict[str, Any]], args: argparse.Namespace,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per process")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")

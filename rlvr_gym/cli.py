@@ -290,8 +290,8 @@ def model_prompt(model: str | os.PathLike, chat_template: bool, system: str | No
     def prompt(env_id: str, kwargs: dict[str, Any]) -> str:
         template = kwargs.get("prompt")
         if template is None:
-            env = gym.make(env_id, **kwargs)
-            template = env.unwrapped.prompt_format.template
+            env: Any = gym.make(env_id, **kwargs).unwrapped
+            template = env.prompt_format.template
             env.close()
         return PromptFormat(template, system, tokenizer).as_template()
 
