@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from rlvr_gym.envs.env import CHARSET, MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
+from rlvr_gym.envs.env import CHARSET, PromptFormat, ReasoningEnv
+from rlvr_gym.envs.registry import make_task_env
 from rlvr_gym.envs.sources import ProceduralConfig, ProceduralSource
 from rlvr_gym.registration import register_task
-from rlvr_gym.types import Problem, Verifier
+from rlvr_gym.types import Problem
 from rlvr_gym.verifiers.reasoning_gym import ReasoningGymVerifier, import_reasoning_gym
 
 DEFAULT_TASK = "chain_sum"
@@ -50,31 +51,36 @@ EXTRA_CHARS = frozenset(chr(c) for lo, hi in _RANGES for c in range(lo, hi)) - C
 
 
 class ReasoningGymSource(ProceduralSource):
-    """The reasoning-gym dataset `task` built with `options` (its config's fields) and the
-    dataset `seed`; ValueError naming the valid choices for an unknown task or option, or
-    with reasoning-gym's reason for a value it refuses."""
+    """The reasoning-gym dataset `dataset` (the env's `task`) built with `options` (its
+    config's fields) and the dataset `seed`; ValueError naming the valid choices for an
+    unknown dataset or option, or with reasoning-gym's reason for a value it refuses."""
 
-    def __init__(self, task: str = DEFAULT_TASK, seed: int = 0, **options: Any) -> None:
+    def __init__(self, dataset: str = DEFAULT_TASK, seed: int = 0, **options: Any) -> None:
         reasoning_gym = import_reasoning_gym()
         datasets = reasoning_gym.factory.DATASETS
-        if task not in datasets:
-            raise ValueError(f"unknown reasoning-gym task {task!r}; choose one of "
+        if dataset not in datasets:
+            raise ValueError(f"unknown reasoning-gym task {dataset!r}; choose one of "
                              f"{sorted(datasets)}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int (the dataset seed), got {seed!r}")
-        known = {f.name for f in fields(datasets[task][1])} - {"seed"}
+        known = {f.name for f in fields(datasets[dataset][1])} - {"seed"}
         unknown = set(options) - known
         if unknown:
-            raise ValueError(f"unknown {task} options {sorted(unknown)}; valid: {sorted(known)}")
-        self.task = task
+            raise ValueError(f"unknown {dataset} options {sorted(unknown)}; valid: "
+                             f"{sorted(known)}")
+        self.task = dataset
         self.options = {"seed": seed, **options}
         try:
-            self.dataset = reasoning_gym.create_dataset(task, **self.options)
+            self.dataset = reasoning_gym.create_dataset(dataset, **self.options)
         except (AssertionError, TypeError, ValueError) as exc:
-            raise ValueError(f"reasoning-gym refuses the {task} options {options}: "
+            raise ValueError(f"reasoning-gym refuses the {dataset} options {options}: "
                              f"{exc or type(exc).__name__}") from exc
-        self.name = f"reasoning_gym.{task}"
+        self.name = f"reasoning_gym.{dataset}"
         super().__init__(ProceduralConfig(seed=seed, size=len(self.dataset)))
+
+    def characters(self) -> frozenset[str]:
+        """What the env's text spaces admit beyond `CHARSET`: `EXTRA_CHARS`."""
+        return EXTRA_CHARS
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
         """reasoning-gym's item at the id's index (it seeds its own generator from the dataset
@@ -90,24 +96,14 @@ class ReasoningGymSource(ProceduralSource):
         )
 
 
-def make_reasoning_gym_env(
-    task: str = DEFAULT_TASK,
-    prompt: PromptFormat | str | None = None,
-    verifier: Verifier | None = None,
-    max_attempts: int = 1,
-    render_mode: str | None = None,
-    max_response_chars: int = MAX_RESPONSE_CHARS,
-    **options: Any,
-) -> ReasoningEnv:
-    """Entry point of `rlvr/ReasoningGym-v0`: the reasoning-gym dataset `task` built with
-    `options` (`seed`, `size` and its config's fields), judged by `ReasoningGymVerifier`
-    unless `verifier` is given, prompted with `TEMPLATE` unless `prompt` is. The other
-    arguments are `ReasoningEnv`'s."""
-    return ReasoningEnv(ReasoningGymSource(task, **options),
-                        ReasoningGymVerifier() if verifier is None else verifier,
-                        prompt=TEMPLATE if prompt is None else prompt,
-                        max_attempts=max_attempts, render_mode=render_mode,
-                        charset=EXTRA_CHARS, max_response_chars=max_response_chars)
+def make_reasoning_gym_env(task: str = DEFAULT_TASK, prompt: PromptFormat | str | None = None,
+                           **options: Any) -> ReasoningEnv:
+    """Entry point of `rlvr/ReasoningGym-v0`: the reasoning-gym dataset `task`, prompted with
+    `TEMPLATE` unless `prompt` is given; the other keywords are `make_task_env`'s (the env's
+    `verifier`, default `ReasoningGymVerifier`, `max_attempts`, ...; the dataset's `seed`,
+    `size` and config fields)."""
+    return make_task_env(DEFAULT_TASK, prompt=TEMPLATE if prompt is None else prompt,
+                         dataset=task, **options)
 
 
 register_task("rlvr/ReasoningGym-v0", DEFAULT_TASK, ReasoningGymSource,
