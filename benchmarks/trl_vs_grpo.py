@@ -185,7 +185,7 @@ def write_report(runs: list[Run], before: float, config: GRPOConfig, steps: int,
                      f"{run.seconds:.0f} | {run.seconds / steps:.2f} |")
     lines += ["", "Training time: the trainer's own loop (sampling, scoring, updates), model "
               "loading and held-out evaluation excluded.", "",
-              "Reward per step (the curves: trl_vs_grpo.png):", "",
+              f"Reward per step (the curves: {path.with_suffix('.png').name}):", "",
               "| step | " + " | ".join(r.name for r in runs) + " |",
               "|---|" + "---|" * len(runs)]
     lines += [f"| {s + 1} | " + " | ".join(f"{r.rewards[s]:.3f}" for r in runs) + " |"
