@@ -70,6 +70,7 @@ def register_task(
     *,
     kind: str = "math",
     verifier: Callable[[], Verifier] | None = None,
+    entry_point: str | None = None,
 ) -> Task:
     """Register `env_id` with Gymnasium as the task `name` of `kind`.
 
@@ -83,6 +84,11 @@ def register_task(
         kind: `math` or `code` (see `ENTRY_POINTS`).
         verifier: builds the default verifier (e.g. a verifier class); `gym.make(...,
             verifier=...)` still overrides it.
+        entry_point: `"module:function"` that builds the id's envs instead of the kind's
+            (`ENTRY_POINTS`), for a task whose envs differ in more than their source: its own
+            default prompt, or a `task` keyword of its own (`rlvr/ReasoningGym-v0`, where
+            `task` names a reasoning-gym dataset and `name` is the default one). It receives
+            `task=name` unless `gym.make` passes another `task`.
 
     Raises ValueError, saying what to change, when the id or the name is taken.
     """
@@ -99,8 +105,9 @@ def register_task(
         raise ValueError(f"the {kind} task name {name!r} is taken by {taken}; choose another")
     task = Task(env_id, kind, name, source, config, verifier)
     TASKS[env_id] = task
-    ENV_IDS[env_id] = (ENTRY_POINTS[kind], {"task": name})
-    gym.register(id=env_id, entry_point=ENTRY_POINTS[kind], kwargs={"task": name})
+    entry_point = entry_point or ENTRY_POINTS[kind]
+    ENV_IDS[env_id] = (entry_point, {"task": name})
+    gym.register(id=env_id, entry_point=entry_point, kwargs={"task": name})
     return task
 
 

@@ -101,7 +101,7 @@ def test_make_through_the_module_prefix_registers_without_torch():
             "      'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out[1:] == ["9", "False"] and out[0].startswith("code/")
+    assert out[1:] == ["10", "False"] and out[0].startswith("code/")
 
 
 def test_the_worked_examples_of_the_docs_are_the_tested_task_files():

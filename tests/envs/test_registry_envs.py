@@ -2,6 +2,7 @@
 checked the day it is registered. The tasks written one file each outside the package
 (local_tasks/, see conftest.py) are checked the same way."""
 
+import importlib.util
 import pickle
 
 import gymnasium as gym
@@ -14,10 +15,15 @@ import rlvr_gym
 ENV_IDS = sorted(rlvr_gym.ENV_IDS)
 #: the tasks of local_tasks/, as `module:id` (gym.make imports the module, which registers it)
 LOCAL_IDS = ["digit_sum:rlvr/DigitSum-v0", "affine_code:rlvr/AffineCode-v0"]
+#: id -> (the optional package it needs, its install command): skipped where it is absent
+OPTIONAL = {"rlvr/ReasoningGym-v0": ("reasoning_gym", 'pip install "rlvr-gym[reasoning-gym]"')}
 
 
 @pytest.fixture(params=ENV_IDS + LOCAL_IDS)
 def env(request, local_tasks):
+    package, install = OPTIONAL.get(request.param, (None, ""))
+    if package and importlib.util.find_spec(package) is None:
+        pytest.skip(f"{request.param} needs {package}: {install}")
     env = gym.make(request.param)
     yield env
     env.close()

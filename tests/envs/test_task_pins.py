@@ -3,7 +3,9 @@
 The values below were recorded from the code before tasks registered themselves (commit
 b4b952b), so that moving the tasks around is proven not to change a single problem, prompt,
 spec or the `rlvr-gym envs` listing. A change that is meant to alter a task's data must
-re-record them, and say so.
+re-record them, and say so. `rlvr/ReasoningGym-v0`, added later, pins its entry point and
+listing only: its problems are reasoning-gym's, which change with that package's version
+(tests/envs/test_reasoning_gym.py checks them against reasoning-gym itself).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ ENV_IDS: dict[str, tuple[str, dict[str, Any]]] = {
     'rlvr/MathDataset-v0': ('rlvr_gym.envs.registry:make_task_env', {'task': 'dataset'}),
     'rlvr/CodeProblems-v0': ('rlvr_gym.envs.code_tasks:make_code_env', {'task': 'problems'}),
     'rlvr/CodeDataset-v0': ('rlvr_gym.envs.code_tasks:make_code_env', {'task': 'dataset'}),
+    'rlvr/ReasoningGym-v0': ('rlvr_gym.envs.tasks.reasoning_gym:make_reasoning_gym_env',
+                             {'task': 'chain_sum'}),
 }
 #: (id, question, answer) of problems 0 and 3 of each id's default source
 PROBLEMS: dict[str, list[tuple[str, str, str]]] = {
@@ -140,6 +144,7 @@ rlvr/Countdown-v0            task=countdown
 rlvr/MathDataset-v0          task=dataset
 rlvr/CodeProblems-v0         task=problems
 rlvr/CodeDataset-v0          task=dataset
+rlvr/ReasoningGym-v0         task=chain_sum
 """
 
 
