@@ -345,4 +345,5 @@ class CodeProblemSource(ListSource):
 
 
 register_task("rlvr/CodeProblems-v0", "problems", CodeProblemSource, CodeProblemsConfig,
-              kind="code")
+              kind="code", description="36 Python problems, difficulty 1-5, run against "
+              "stdin/stdout, function-call and assert tests")

@@ -10,4 +10,6 @@ from rlvr_gym.envs.files import FileSource, dataset_source
 from rlvr_gym.registration import register_task
 
 register_task("rlvr/MathDataset-v0", "dataset",
-              partial(dataset_source, FileSource.from_preset, "sample_math.jsonl", preset="math"))
+              partial(dataset_source, FileSource.from_preset, "sample_math.jsonl", preset="math"),
+              description="your JSONL/Parquet math file (path=..., preset=gsm8k|math); "
+              "a 12-problem sample by default")
