@@ -1,7 +1,9 @@
 """The `rlvr-gym` command line, run in-process through `main(argv)`."""
 
 import dataclasses
+import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,8 @@ import rlvr_gym
 from rlvr_gym.agents.grpo import GRPOConfig
 from rlvr_gym.cli import check_env_id, config_overrides, main
 from rlvr_gym.registration import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY_RUN = ["--steps", "1", "--no-progress", "--threads", "1",
             "--set", "prompts_per_step=2", "--set", "group_size=2",
@@ -127,6 +131,48 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
                  *TINY_RUN]) == 0
     resumed = json.loads((tmp_path / "more" / "agent" / "agent.json").read_text())
     assert resumed["num_steps"] == 2 and resumed["config"]["decay_steps"] == 2
+
+
+def readme_block(heading):
+    """The first fenced block of the README section `heading`."""
+    section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n")[1].split("\n## ")[0]
+    return section.split("```\n")[1]
+
+
+def test_the_logging_commands_of_the_readme(tmp_path, monkeypatch, wandb_offline):
+    """Each command of the README's Logging block, the training ones on a tiny budget, in a
+    directory that is also WANDB_DIR (so that W&B's files are the `./wandb` of the block)."""
+    monkeypatch.chdir(tmp_path / "wandb-dir")
+    commands = [shlex.split(line, comments=True) for line in readme_block("Logging").splitlines()]
+    trained = []
+    for words in commands:
+        while "=" in words[0]:  # VAR=value before the command
+            monkeypatch.setenv(*words.pop(0).split("=", 1))
+        if words[:2] == ["rlvr-gym", "train"]:
+            assert main([*words[1:], *TINY_RUN]) == 0
+            trained.append(sorted(Path("runs").iterdir())[-1])
+        elif words[0] == "tensorboard" and importlib.util.find_spec("tensorboard"):
+            logdir = Path(words[words.index("--logdir") + 1])
+            assert sorted(logdir.glob("*/tensorboard/events.out.tfevents.*"))
+        elif words[:2] == ["wandb", "sync"]:
+            assert [p.name for p in Path().glob(words[2])] == [r["dir"] for r in wandb_offline()]
+    assert [run.name for run in trained] == ["grpo-Arithmetic-v0-seed0",
+                                             "grpo-Arithmetic-v0-seed0-2"]
+    (run,) = wandb_offline()  # the second command only
+    assert (run["project"], run["name"]) == ("rlvr-gym", trained[1].name)
+    assert run["config"]["lr"] == GRPOConfig.lr and run["config"]["group_size"] == 2
+
+    def by_step(rows, step_key):
+        merged = {}
+        for row in rows:
+            merged.setdefault(row[step_key], {}).update(
+                {k: v for k, v in row.items()
+                 if not k.startswith("_") and k != "step" and isinstance(v, (int, float))})
+        return merged
+
+    logged = [json.loads(line) for line in (trained[1] / "metrics.jsonl").read_text().splitlines()]
+    assert by_step(run["history"], "_step") == by_step(logged, "step")
+    assert set(by_step(logged, "step")) == {0, 1} and "reward" in by_step(logged, "step")[1]
 
 
 def test_set_output_dir_is_the_run_directory(tmp_path):
