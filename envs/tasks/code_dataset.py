@@ -14,5 +14,5 @@ from rlvr_gym.registration import register_task
 register_task("rlvr/CodeDataset-v0", "dataset",
               partial(dataset_source, CodeFileSource.from_preset, "sample_code.jsonl",
                       preset="mbpp"),
-              kind="code", description="your MBPP / HumanEval / APPS-style JSONL (path=..., "
-              "preset=...); a small sample by default")
+              kind="code", description="your MBPP/HumanEval/APPS-style JSONL (path=, preset=) or "
+              "a sample")

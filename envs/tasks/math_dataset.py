@@ -11,5 +11,4 @@ from rlvr_gym.registration import register_task
 
 register_task("rlvr/MathDataset-v0", "dataset",
               partial(dataset_source, FileSource.from_preset, "sample_math.jsonl", preset="math"),
-              description="your JSONL/Parquet math file (path=..., preset=gsm8k|math); "
-              "a 12-problem sample by default")
+              description="your JSONL/Parquet math file (path=, preset=gsm8k|math) or a sample")
