@@ -1,15 +1,7 @@
 """B-STaR's monitors and its exploration/exploitation balance (arXiv 2412.17256;
-docs/algorithms.md, B-STaR).
-
-Everything here works on scored samples, after generation: which responses a threshold keeps,
+docs/algorithms.md, B-STaR, which lists the choices made): which responses a threshold keeps,
 how many distinct correct ones a query gets, and the balance score that B-STaR maximises over
-a temperature grid and a threshold grid each iteration.
-
-Choices (docs/algorithms.md, B-STaR): n* = ceil(N / M) as in the paper (the official code
-hard-codes 8; pass `n_star` to override); "unique" means exact-string distinct responses, and
-responses are deduplicated per query before the balance score counts them, as the official
-code does (`determine_hyper.py`), so that with an answer-only reward the purity factor is 1;
-the gold solution is not injected as an extra candidate.
+a temperature grid and a threshold grid each iteration ("distinct": exact-string distinct).
 """
 
 from __future__ import annotations
@@ -28,7 +20,6 @@ class Sample:
     query: str
     """Problem id."""
     text: str
-    """The response."""
     correct: bool
     """The verifier's answer check."""
     reward: float
@@ -44,8 +35,7 @@ def by_query(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
 
 
 def unique_responses(samples: Iterable[Sample]) -> list[Sample]:
-    """The first sample of every distinct (query, text) pair, in order: the deduplication the
-    official code applies before scoring and before writing the fine-tuning data."""
+    """The first sample of every distinct (query, text) pair, in order (the official code's)."""
     seen: set[tuple[str, str]] = set()
     out = []
     for s in samples:
@@ -109,9 +99,8 @@ def select(samples: Iterable[Sample], threshold: float) -> list[Sample]:
 
 
 def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> float:
-    """Mean over queries of min(n'/n*, 1) * n'/n: n = distinct responses the threshold
-    keeps for the query, n' = distinct correct ones among them; 0 for a query with nothing
-    kept. Queries are those present in `samples`."""
+    """Mean over the queries of `samples` of min(n'/n*, 1) * n'/n, with n the distinct responses
+    the threshold keeps for the query and n' the correct ones among them (0 if none kept)."""
     if n_star < 1:
         raise ValueError(f"n_star must be at least 1, got {n_star}")
     groups = by_query(samples)
@@ -127,8 +116,7 @@ def balance_score(samples: Sequence[Sample], threshold: float, n_star: int) -> f
 
 
 def monitors(samples: Sequence[Sample], s: int) -> dict[str, float]:
-    """B-STaR's monitors of K samples per query: Pass@K, Pass@K-S, Best-of-K,
-    Reward@K-S, distinct-equation diversity, and the mean sample accuracy."""
+    """B-STaR's monitors of K samples per query, S = `s` (docs/algorithms.md, B-STaR)."""
     return {
         "pass_at_k": pass_at_k_s(samples, 1),
         "pass_at_k_s": pass_at_k_s(samples, s),

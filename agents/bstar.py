@@ -1,27 +1,10 @@
-"""B-STaR: online rejection fine-tuning that balances exploration and exploitation
-(Zeng et al., arXiv 2412.17256, ICLR 2025; docs/algorithms.md, B-STaR).
-
-Read top to bottom: the config, then the agent `BSTaR(policy, env, config).learn(total_steps)`.
-One iteration (the paper's Algorithm 1):
-
-1. sample K responses per query of a fixed small subset of training queries with the current
-   policy P_{i-1}, at every temperature of the grid, and score them;
-2. pick (T_i, tau_i) = argmax_{T, tau} BS, the balance score (`balance.search_balance`)
-       bs_x = min(n'_x / n*, 1) * n'_x / n_x,   BS = mean_x bs_x,   n* = ceil(N / M)
-   with n_x the distinct responses of query x that the threshold keeps (reward > tau) and n'_x
-   the distinct correct ones among them;
-3. sample K responses for M fresh queries at T_i, score, keep reward > tau_i (deduplicated);
-4. fine-tune for a fixed number of steps on what was kept, continuing the optimiser and the
-   learning-rate schedule (Algorithm 1 line 18).
-
-Reward: r = 1(answer correct), plus, given a `step_scorer` (e.g. `ArithmeticStepScorer`, the
-minimum step score in [-1, 1] with noise that lets selection be fooled, standing in for the
-paper's process reward model), its score of the response, so r lies in [-1, 2].
-
-The baselines of the paper's Table 1 are modes of the same loop (`mode`): online RFT with a
-fixed (T, tau) inherits weights, optimiser and schedule; iterative RFT inherits the weights
-only; restart (STaR / ReST-EM) fine-tunes the initial model again every iteration on data
-sampled by the latest one.
+"""B-STaR: online rejection fine-tuning that balances exploration and exploitation (Zeng et al.,
+arXiv 2412.17256, ICLR 2025; docs/algorithms.md, B-STaR). One iteration (the paper's Algorithm 1,
+`BSTaR.train_step`): sample K responses per query of a fixed subset of training queries at every
+temperature of the grid; pick the (temperature T, threshold tau) of highest balance score
+(`balance.search_balance`); sample K responses for M fresh queries at T, keep those with reward >
+tau (deduplicated) and fine-tune on them, continuing the optimiser and the learning-rate schedule.
+The paper's baselines are modes of the same loop (`BSTaRConfig.mode`).
 """
 
 from __future__ import annotations
@@ -31,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -45,15 +28,15 @@ from rlvr_gym.agents.balance import (
     select,
     unique_responses,
 )
-from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_choice, check_minimum
 from rlvr_gym.agents.policy import Generation, Policy, cross_entropy_on
 from rlvr_gym.agents.rollout import Head, draw, evaluate, sample_groups
 
 Mode = Literal["bstar", "online_rft", "iterative_rft", "restart"]
-MODES = ("bstar", "online_rft", "iterative_rft", "restart")
 
 StepScorer = Callable[[str], float]
-"""Response text (prefix + generated text) -> step score, added to the answer reward."""
+"""Response text (prefix + generated text) -> step score, added to the answer reward
+1(correct): e.g. `ArithmeticStepScorer`, in [-1, 1], for the paper's process reward model."""
 
 
 def _mean_or_nan(values: Sequence[float]) -> float:
@@ -67,8 +50,7 @@ def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
 
 @dataclass
 class BSTaRConfig(TrainerConfig):
-    """Hyper-parameters of B-STaR and its baselines. Defaults suit the bundled tiny model on a
-    CPU; the comments give the paper's values (Mistral-7B on MATH)."""
+    """Hyper-parameters of B-STaR and its baselines; the comments give the paper's values."""
 
     mode: Mode = "bstar"
     """'bstar': search (T, tau) every iteration; 'online_rft': fixed (temperature, threshold),
@@ -78,13 +60,11 @@ class BSTaRConfig(TrainerConfig):
     queries_per_iteration: int = 64
     """Fresh training queries sampled per iteration, M (paper: 11,500)."""
     samples_per_query: int = 8
-    """Responses per query, K, for the training pool, the search and the monitors (paper: 64;
-    monitors in the case study: 32)."""
+    """Responses per query, K, for the training pool, the search and the monitors (paper: 64)."""
     temperature: float = 1.0
     """Sampling temperature of the fixed-configuration modes (paper's online RFT: 1.0)."""
     threshold: float = 0.0
-    """Reward threshold tau of the fixed modes; responses with reward > tau are kept (paper's
-    online RFT: 0.0)."""
+    """Reward threshold tau of the fixed modes: responses with reward > tau are kept (paper: 0)."""
     temperature_grid: tuple[float, ...] = _grid(0.5, 1.2, 0.1)
     """Temperatures B-STaR searches (paper: 0.5 to 1.2 in steps of 0.1)."""
     threshold_grid: tuple[float, ...] = _grid(-1.0, 1.0, 0.1)
@@ -93,9 +73,8 @@ class BSTaRConfig(TrainerConfig):
     """Size of the fixed subset of training queries (indices 0..n-1 of the training env) used
     by the search and the per-iteration monitors (paper: 600)."""
     monitor_temperature: float = 1.0
-    """Temperature of the per-iteration monitors, of the held-out monitors and of
-    `predict(deterministic=False)`, the same for every mode so that curves compare (paper's
-    case study: 1.0)."""
+    """Temperature of the monitors and of `predict(deterministic=False)`, the same for every
+    mode so that curves compare (paper's case study: 1.0)."""
     monitor_s: int = 2
     """S of Pass@K-S and Reward@K-S (paper: 4 with K = 32)."""
     n_star: int = 0
@@ -104,38 +83,26 @@ class BSTaRConfig(TrainerConfig):
     steps_per_iteration: int = 10
     """Optimiser steps of fine-tuning per iteration (paper: 500)."""
     batch_size: int = 32
-    """Responses per optimiser step, drawn from the iteration's pool without replacement and
-    reshuffled when it runs out (paper: 128)."""
+    """Responses per optimiser step, drawn from the pool without replacement (paper: 128)."""
     lr: float = 1e-4
-    """Peak AdamW learning rate (paper: 4.12e-6 for Mistral-7B). The tiny model was
-    pre-trained at 1e-3; GRPO collapses it above 3e-4."""
+    """Peak AdamW learning rate (paper: 4.12e-6; GRPO collapses the tiny model above 3e-4)."""
     min_lr: float = 1e-5
     """Learning rate at the end of the cosine decay (paper code: 2e-7)."""
     warmup_steps: int = 2
     """Linear warm-up steps at the start of a schedule."""
     schedule_steps: int = 100
-    """Length of the cosine schedule in optimiser steps for the online modes, which run one
-    schedule across all iterations (set it to the planned total). The modes that reset the
-    optimiser run one whole schedule of `steps_per_iteration` steps per iteration."""
-    eval_samples: int = 8
-    """Sampled responses per held-out problem at `monitor_temperature` for the held-out
-    monitors (Pass@K, Pass@K-S, diversity); 0: greedy accuracy only."""
-    save_every: int = 1
-    """Save the agent to `output_dir`/agent every this many iterations (0: never in between);
-    it is also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
+    """Length in optimiser steps of the cosine schedule that the online modes run across all
+    iterations (set it to the planned total); the other modes run one per iteration."""
+    save_every: int = 1  # help: TrainerConfig's
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("queries_per_iteration", "samples_per_query", "search_queries",
-                     "monitor_s", "steps_per_iteration", "batch_size", "schedule_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_choice(self, "mode", get_args(Mode))
+        check_minimum(self, ("queries_per_iteration", "samples_per_query", "search_queries",
+                             "monitor_s", "steps_per_iteration", "batch_size", "schedule_steps"))
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if self.n_star < 0:
-            raise ValueError(f"n_star must be >= 0 (0: ceil(N / M)), got {self.n_star}")
+        check_minimum(self, ("n_star",), 0, " (0: ceil(N / M))")
         self.temperature_grid = tuple(float(t) for t in self.temperature_grid)
         self.threshold_grid = tuple(float(t) for t in self.threshold_grid)
         if self.mode == "bstar" and not (self.temperature_grid and self.threshold_grid):
@@ -146,31 +113,24 @@ class BSTaRConfig(TrainerConfig):
                                  f"distinct responses), got {t}")
 
     def balance_n_star(self) -> int:
-        """The n* in use: `n_star`, or ceil(N / M) with N the samples fine-tuned on per
-        iteration and M the queries per iteration (docs/algorithms.md, B-STaR)."""
+        """The n* in use: `n_star`, or ceil(N / M) as its help says."""
         return self.n_star or n_star_for(self.steps_per_iteration * self.batch_size,
                                          self.queries_per_iteration)
 
 
 @dataclass(frozen=True, eq=False)
 class ScoredResponse(Sample):
-    """A `Sample` (query = problem id, text = generated text) with the sampled tokens, which
-    fine-tuning reuses as they were generated (never re-tokenised)."""
+    """A `Sample` with its generation, whose tokens fine-tuning reuses (never re-tokenised)."""
 
     generation: Generation
 
 
 class BSTaR(Trainer):
-    """B-STaR (and its baselines, see `BSTaRConfig.mode`) against a rlvr-gym env:
+    """B-STaR and its baselines (`BSTaRConfig.mode`):
     `BSTaR(policy, env, config, eval_env, step_scorer).learn(total_steps)` (the first four
-    arguments: `Trainer`; `step_scorer`: `StepScorer`, None for the answer-only reward).
-
-    One iteration (`train_step`) uses `steps_per_iteration` steps of the `learn` budget;
-    `iteration` counts iterations (saved in state.pt). `history` holds one record per
-    iteration, with its `step`: the chosen temperature and threshold, the balance score, the
-    monitors of the subset (measured on the policy that the iteration starts from), the pool
-    statistics and the fine-tuning loss.
-    """
+    arguments: `Trainer`; `step_scorer`: a `StepScorer`, None for the answer-only reward). An
+    iteration uses `steps_per_iteration` steps of the `learn` budget; `iteration` counts them
+    and `history` holds each one's metrics with its `step`."""
 
     config_class = BSTaRConfig
     config: BSTaRConfig
@@ -195,8 +155,7 @@ class BSTaR(Trainer):
         return self.config.steps_per_iteration
 
     def train_step(self) -> dict[str, Any]:
-        """One iteration of Algorithm 1: monitor and choose (T, tau) on the subset, sample and
-        select the training pool, fine-tune. Returns the iteration's metrics."""
+        """One iteration of Algorithm 1 (module docstring); returns its metrics."""
         c = self.config
         start = time.perf_counter()
         subset = self.queries(self.env, range(c.search_queries))
@@ -219,7 +178,9 @@ class BSTaR(Trainer):
 
         self._seed_env()
         responses = self.sample(draw(self.env, c.queries_per_iteration), temperature)
-        pool = self.training_pool(responses, threshold)
+        # Rejection fine-tuning's data: one response per distinct (query, text) above tau.
+        pool: list[ScoredResponse] = unique_responses(  # type: ignore[assignment]
+            select(responses, threshold))
         metrics.update({
             "reward": _mean_or_nan([r.reward for r in responses]),
             "accuracy": _mean_or_nan([r.correct for r in responses]),
@@ -243,31 +204,21 @@ class BSTaR(Trainer):
     def sample(self, queries: Sequence[Head], temperature: float, env: Any = None,
                k: int | None = None) -> list[ScoredResponse]:
         """k (default `samples_per_query`) responses per query at `temperature`, scored on
-        `env` (default: the training env): reward = 1(correct) [+ step score of the response].
-        Responses whose verdict is unusable (a verifier error or timeout) are dropped, never
-        scored as wrong."""
+        `env` (default: the training env) with reward 1(correct) [+ step score]. Responses
+        whose verdict is unusable are dropped, never scored as wrong."""
         groups, _ = sample_groups(self.policy, env if env is not None else self.env, queries,
                                   k or self.config.samples_per_query,
                                   self.config.sampling(temperature))
         return [ScoredResponse(g.problem_id, gen.text, correct, float(correct) + (
-                    self.step_scorer(gen.response) if self.step_scorer is not None else 0.0),
-                    gen)
+                    self.step_scorer(gen.response) if self.step_scorer is not None else 0.0), gen)
                 for g in groups
                 for gen, usable, correct in zip(g.generations, g.usable, g.correct, strict=True)
                 if usable]
 
-    @staticmethod
-    def training_pool(responses: Sequence[ScoredResponse], threshold: float
-                      ) -> list[ScoredResponse]:
-        """What rejection fine-tuning trains on: responses with reward > threshold, one per
-        distinct (query, text) as in the official code's selection."""
-        return unique_responses(select(responses, threshold))  # type: ignore[return-value]
-
     def fine_tune(self, pool: Sequence[ScoredResponse]) -> dict[str, float]:
-        """`steps_per_iteration` supervised steps on the pool (cross-entropy on the generated
-        tokens). Restart mode first restores the initial weights; restart and iterative RFT
-        start a fresh optimiser and schedule; the online modes continue both. The generation
-        backend gets the new weights at the end."""
+        """`steps_per_iteration` supervised steps on the pool's generated tokens, from the
+        initial weights in restart mode and with a fresh optimiser and schedule in the modes
+        that reset them; the generation backend gets the new weights at the end."""
         c = self.config
         if c.mode == "restart":
             assert self.initial_state is not None
@@ -301,13 +252,9 @@ class BSTaR(Trainer):
         agent.step_scorer = step_scorer
         return agent
 
-    # -- the core's hooks --
-
     def _held_out(self, env: Any, samples: int, progress_bar: bool) -> dict[str, float]:
-        """Greedy `accuracy` (Pass@1) and `mean_length`, and with `samples` > 0 the monitors of
-        that many responses per problem at `monitor_temperature` (Pass@K, Pass@K-S, Best-of-K,
-        Reward@K-S, distinct equations, sample accuracy). `progress_bar` shows the greedy
-        pass."""
+        """Greedy `accuracy` (Pass@1) and `mean_length`, and with `samples` > 0 the monitors
+        (`balance.monitors`) of that many responses per problem at `monitor_temperature`."""
         c = self.config
         result = evaluate(self.policy, env, c.eval_problems, 0, (),
                           max_new_tokens=c.max_new_tokens, stop=c.stop, progress_bar=progress_bar)
@@ -336,12 +283,9 @@ class BSTaR(Trainer):
         self.history = state["history"]
         self.iteration = state["iteration"]
 
-    # -- helpers --
-
     def _new_schedule(self) -> torch.optim.lr_scheduler.LambdaLR:
-        """Linear warm-up then cosine decay from `lr` to `min_lr` over the schedule
-        (`schedule_steps` for the online modes, one iteration for the resetting ones), flat at
-        `min_lr` afterwards."""
+        """Linear warm-up, then cosine decay from `lr` to `min_lr` over the schedule's horizon
+        (`schedule_steps`, or one iteration in the resetting modes), then flat at `min_lr`."""
         c = self.config
         horizon = (c.steps_per_iteration if c.mode in ("restart", "iterative_rft")
                    else c.schedule_steps)
@@ -356,8 +300,7 @@ class BSTaR(Trainer):
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     def _sft_step(self, generations: Sequence[Generation]) -> dict[str, float]:
-        """One optimiser step of token-mean cross-entropy on the generated tokens, accumulated
-        over micro-batches (each weighted by its share of the step's tokens)."""
+        """One optimiser step of token-mean cross-entropy on the generated tokens."""
         c = self.config
         batch = self.policy.batch(generations)
         total = float(batch.completion_mask.sum())

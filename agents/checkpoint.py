@@ -1,30 +1,17 @@
 """Atomic, checked agent checkpoints: the one save/load path every agent uses.
 
-A checkpoint is a directory holding
+A checkpoint is a directory of the parts of a `CheckpointContent`: `agent.json` (readable,
+and editable by hand as long as the step stays the same), `state.pt`, model directories in
+Hugging Face format, extra JSON files, and the manifest `checkpoint.json`: the format, the
+step and the size and SHA-256 of every other file (`agent.json` excepted).
 
-- `agent.json`: the agent's class, its step (`num_steps`), its config, the env it trains on
-  (when known) (human-readable; it may be edited by hand as long as the step stays the
-  same);
-- `state.pt`: optimiser and scheduler state, history, random states, and the step again;
-- model directories (`policy/`, and `reference/` for a KL reference) in Hugging Face format;
-- extra JSON files (`env_state.json`: the state of the env's stateful wrappers, such as
-  SEELE's hint ratios);
-- `checkpoint.json`, the manifest: the format, the step and the size and SHA-256 of every
-  other file (`agent.json` excepted).
-
-Saving writes the whole checkpoint into a temporary sibling directory, fsyncs every file and
-directory, and only then puts it in place: an existing checkpoint is swapped out in one
-atomic `renameat2(RENAME_EXCHANGE)` and deleted afterwards. A save that is killed, or that
-raises, at any point leaves the previous checkpoint as it was (and at most a hidden
-`.NAME.tmp-*` sibling, removed by the next save to the same path).
-
-Saving needs room for a second copy while it runs, and hashing reads every file once more
-(about 1 GB/s) at save and at load.
-
-Loading checks, before anything is built, that every file of the manifest is there with its
-size and hash, and that `agent.json`, `state.pt` and the manifest name the same step; every
-missing or corrupt part raises a `CheckpointError` (a `ValueError`) naming the file.
-Checkpoints written before the manifest existed load with a warning and without these checks.
+Saving writes the whole checkpoint into a temporary sibling directory, fsyncs it, and only
+then swaps it in with one atomic `renameat2(RENAME_EXCHANGE)`: a save that is killed or raises
+at any point leaves the previous checkpoint as it was (and at most a hidden `.NAME.tmp-*`
+sibling, removed by the next save to the same path). It needs room for a second copy, and
+hashing reads every file once more (about 1 GB/s) at save and at load, where `Checkpoint`
+checks them before anything is built (a checkpoint older than the manifest loads unchecked,
+with a warning).
 """
 
 from __future__ import annotations
@@ -49,11 +36,13 @@ FORMAT = 1
 """Version of the layout recorded in the manifest."""
 
 _UNHASHED = frozenset({AGENT_FILE, MANIFEST_FILE})
+_INCOMPLETE = "the checkpoint is incomplete; load another checkpoint or start a new run"
+_CORRUPT = "the file is truncated or corrupt; load another checkpoint or start a new run"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint directory is missing, incomplete, corrupt or inconsistent. The message is
-    one line that names the file and says what to do."""
+    """A checkpoint is missing, incomplete, corrupt or inconsistent: one line naming the file
+    and saying what to do."""
 
 
 @dataclass
@@ -61,7 +50,7 @@ class CheckpointContent:
     """What an agent saves: `save_checkpoint` writes it, `Checkpoint` reads it back."""
 
     agent: str
-    """The agent's class name."""
+    """The agent's class name (in agent.json, with `step`, `config` and `env`)."""
     step: int
     """The agent's `num_steps`, recorded in agent.json, state.pt and the manifest."""
     config: Any
@@ -73,22 +62,15 @@ class CheckpointContent:
     files: dict[str, Any] = field(default_factory=dict)
     """Extra JSON files: file name -> value."""
     env: dict[str, Any] | None = None
-    """The training env as `{"id": env id, "kwargs": {...}}` (kwargs of `gym.make` besides
-    the registered ones, the dataset `seed` included), or None when it was not made by id;
-    `rlvr-gym eval` and `train --resume` rebuild it."""
-
-
-# -- saving --
+    """The training env as `{"id": env id, "kwargs": {...}}` (None: unknown), which
+    `rlvr-gym eval` and `train --resume` rebuild."""
 
 
 def save_checkpoint(path: str | os.PathLike, content: CheckpointContent) -> Path:
-    """Write `content` to the directory `path` atomically and return `path`.
-
-    `path` may not exist yet, be empty or hold an earlier checkpoint (replaced as a whole: any
-    other file in it goes too); a directory that holds something else is refused, so that a
-    run directory with metrics is never swapped away. Raises whatever writing raised, with
-    the previous checkpoint untouched.
-    """
+    """Write `content` to the directory `path` atomically and return `path`. `path` may not
+    exist yet, be empty or hold an earlier checkpoint (replaced as a whole); a directory that
+    holds something else (a run's metrics) is refused. Raises whatever writing raised, with
+    the previous checkpoint untouched."""
     import torch
 
     path = Path(path)
@@ -152,7 +134,6 @@ def _alive(pid: int) -> bool:
 
 
 def _files(root: Path) -> list[str]:
-    """Every regular file under `root`, as sorted POSIX paths relative to it."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
@@ -190,9 +171,8 @@ def _install(tmp: Path, path: Path) -> None:
     if not path.exists():
         os.rename(tmp, path)
     elif not _exchange(tmp, path):
-        # No atomic exchange here: move the old checkpoint aside, then the new one in. Only
-        # between these two renames is there no checkpoint at `path`; `load` then names the
-        # moved-aside one.
+        # No atomic exchange: move the old checkpoint aside, then the new one in. Between the
+        # two renames there is no checkpoint at `path`; `load` then names the moved-aside one.
         old = _sibling(path, "old")
         os.rename(path, old)
         os.rename(tmp, path)
@@ -218,18 +198,11 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, f"cannot swap {a} into {b}: {os.strerror(err)}")
 
 
-# -- loading --
-
-
 class Checkpoint:
-    """A checkpoint directory opened for loading: the manifest is checked on opening (every
-    file present with its recorded size and SHA-256), `agent.json` is parsed, and its step
-    must match the manifest's.
-
-    Attributes:
-        path: the directory.
-        saved: the parsed agent.json.
-        step: the step it was saved at.
+    """The checkpoint directory `path` opened for loading, with `saved` its parsed agent.json
+    and `step` the step it was saved at. Opening checks that every file of the manifest is
+    there with its size and SHA-256 and that agent.json names the manifest's step; a missing,
+    corrupt or inconsistent part, then or in a later read, raises a `CheckpointError`.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -271,14 +244,12 @@ class Checkpoint:
 
         file = self.path / STATE_FILE
         if not file.is_file():
-            raise CheckpointError(f"{file} is missing: the checkpoint is incomplete; load "
-                                  "another checkpoint or start a new run")
+            raise CheckpointError(f"{file} is missing: {_INCOMPLETE}")
         try:
             state = torch.load(file, weights_only=False)
         except Exception as exc:  # any failure to unpickle means the file is unusable
             raise CheckpointError(f"{file} is unreadable ({type(exc).__name__}: "
-                                  f"{_one_line(exc)}): the file is truncated or corrupt; "
-                                  "load another checkpoint or start a new run") from exc
+                                  f"{_one_line(exc)}): {_CORRUPT}") from exc
         missing = [k for k in keys if not isinstance(state, dict) or k not in state]
         if missing:
             raise CheckpointError(f"{file} lacks {missing}: it was not saved by this agent "
@@ -296,8 +267,7 @@ class Checkpoint:
         directory = self.model_dir("policy")
         if directory is None:
             raise CheckpointError(f"{self.path / 'policy'} is missing or has no config.json: "
-                                  "the checkpoint is incomplete; load another checkpoint or "
-                                  "start a new run")
+                                  f"{_INCOMPLETE}")
         return Policy.from_pretrained(directory, device, dtype)
 
     def model_dir(self, name: str) -> Path | None:
@@ -328,8 +298,7 @@ class Checkpoint:
         for rel, expected in manifest["files"].items():
             file = self.path / rel
             if not file.is_file():
-                raise CheckpointError(f"{file} is missing: the checkpoint is incomplete; "
-                                      "load another checkpoint or start a new run")
+                raise CheckpointError(f"{file} is missing: {_INCOMPLETE}")
             size = file.stat().st_size
             if size != expected.get("size"):
                 raise CheckpointError(f"{file} has {size} bytes, {expected.get('size')} were "
@@ -351,9 +320,8 @@ class Checkpoint:
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed agent.json of the checkpoint at `path`, checked to be an agent record, without
-    checking the other files (for a quick look: its agent, step, env and config). Raises
-    `CheckpointError` when it is missing or malformed."""
+    """The parsed agent.json of the checkpoint at `path` (a quick look: the other files are not
+    checked); `CheckpointError` when it is missing or not an agent record."""
     file = Path(path) / AGENT_FILE
     saved = _read_json(file, "pass the directory given to the agent's save()")
     if not isinstance(saved, dict) or not isinstance(saved.get("num_steps"), int) \

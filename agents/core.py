@@ -1,12 +1,6 @@
 """The trainer core: what every agent shares, so that an algorithm says only how it collects
-and how it updates (docs/adding_an_agent.md).
-
-`TrainerConfig` holds the fields common to all agents (sampling, optimiser, evaluation,
-seeding, device, run directory). `Trainer` owns the rest: the learn loop with its progress
-bar, held-out evaluations, metrics files, periodic and Ctrl-C checkpoints; seeding and the
-random states an exact resume needs; `save`/`load`, `evaluate` and `predict`. A subclass
-implements `train_step` (one iteration: sample through the env, update, return metrics) and,
-when it has more state than the core, `_extra_state`/`_restore_extra_state`.
+and how it updates (docs/adding_an_agent.md, The trainer core): `TrainerConfig`, the common
+fields, and `Trainer`, the base class of every agent.
 """
 
 from __future__ import annotations
@@ -45,12 +39,10 @@ ENV_STATE_FILE = "env_state.json"
 
 @dataclass
 class TrainerConfig:
-    """Fields every agent has. Defaults suit the bundled tiny model on a CPU; an agent's own
-    config extends this one and may change a default."""
+    """Fields every agent has, with defaults for the bundled tiny model on a CPU."""
 
     temperature: float = 1.0
-    """Sampling temperature of the rollouts (1.0 keeps the ratio on the model's own
-    distribution; papers use 0.6-1.0)."""
+    """Sampling temperature of the rollouts (papers: 0.6-1.0)."""
     top_p: float = 1.0
     """Nucleus sampling mass of the rollouts (1.0 recommended for RL)."""
     max_new_tokens: int = 40
@@ -58,11 +50,9 @@ class TrainerConfig:
     stop: tuple[str, ...] = ()
     """Extra stop strings (the end-of-sequence token always stops)."""
     lr: float = 2e-4
-    """Peak AdamW learning rate. Tiny model: 2e-4 (5e-4 collapsed GRPO to one repeated
-    answer); 1B+ models: about 1e-6."""
+    """Peak AdamW learning rate. Tiny model: 2e-4 (5e-4 collapsed GRPO); 1B+ models: ~1e-6."""
     warmup_steps: int = 20
-    """Optimiser steps of linear learning-rate warm-up (0: none). Adam's first updates are
-    full-size whatever the gradient's noise."""
+    """Optimiser steps of linear learning-rate warm-up (0: none)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     adam_betas: tuple[float, float] = (0.9, 0.99)
@@ -70,20 +60,16 @@ class TrainerConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 disables)."""
     micro_batch_size: int = 64
-    """Sequences per forward/backward; gradients accumulate over micro-batches. Lower it for
-    large models or vocabularies (the logits of a micro-batch live in memory)."""
+    """Sequences per forward/backward (gradients accumulate); lower it for large models."""
     eval_every: int = 0
-    """Held-out evaluation every this many iterations (0: only at the start and end of
-    `learn`)."""
+    """Held-out evaluation every this many iterations (0: at the start and end of `learn`)."""
     greedy_eval_every: int = 0
-    """Greedy held-out accuracy alone (about a tenth of a full evaluation's cost) every this
-    many iterations, for the curves between full evaluations (0: none; `rlvr-gym train` asks
-    for about ten points per run)."""
+    """Greedy held-out accuracy alone (a tenth of a full evaluation's cost) every this many
+    iterations, for the curves between full evaluations (0: none)."""
     eval_problems: int = 200
     """Held-out problems per evaluation."""
     eval_samples: int = 8
-    """Sampled responses per held-out problem (pass@k and the agent's monitors; 0: greedy
-    accuracy only)."""
+    """Sampled responses per held-out problem (pass@k, monitors; 0: greedy accuracy only)."""
     seed: int = 0
     """Seeds torch, numpy, random and the env's problem draws."""
     device: str = "auto"
@@ -95,23 +81,17 @@ class TrainerConfig:
     """Generation backend: 'transformers', 'vllm' (colocated, `pip install "rlvr-gym[vllm]"`)
     or 'auto' (vLLM on a CUDA GPU where it is installed, else transformers)."""
     output_dir: str | None = None
-    """The run directory: metrics.jsonl / metrics.csv / curves.png and the saved agent
-    (`agent/`) go there (None: nowhere). A new agent refuses one that holds another run."""
+    """The run directory of metrics files and the saved agent `agent/` (None: nowhere)."""
     save_every: int = 25
-    """Save the agent to `output_dir`/agent every this many iterations (0: never in between);
-    it is also saved at the end of `learn` and when Ctrl-C stops it. Needs `output_dir`."""
+    """Save the agent to `output_dir`/agent every this many iterations (0: only at the end)."""
     wandb_project: str | None = None
     """Also log the metrics to this Weights & Biases project (`pip install "rlvr-gym[wandb]"`;
     WANDB_MODE=offline keeps the run on disk). None: no W&B."""
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "micro_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "greedy_eval_every", "save_every", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 turns it off), got "
-                                 f"{getattr(self, name)}")
+        check_minimum(self, ("max_new_tokens", "micro_batch_size"))
+        check_minimum(self, ("eval_every", "greedy_eval_every", "save_every", "warmup_steps"), 0,
+                      " (0 turns it off)")
         self.stop = tuple(self.stop)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
 
@@ -122,8 +102,8 @@ class TrainerConfig:
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
-        """Field name -> its help line (the docstring under the field), for CLIs; a subclass's
-        line replaces its base's."""
+        """Field name -> its help line (the docstring under the field; a subclass's line
+        replaces its base's), for CLIs."""
         help_: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             if klass is object or not is_dataclass(klass):
@@ -137,6 +117,22 @@ class TrainerConfig:
         return help_
 
 
+def check_minimum(config: Any, names: Sequence[str], minimum: float = 1, note: str = "") -> None:
+    """ValueError naming the first field of `names` whose value in `config` is below `minimum`
+    (`note` says what a value at the minimum means)."""
+    for name in names:
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{name} must be at least {minimum}{note}, got "
+                             f"{getattr(config, name)}")
+
+
+def check_choice(config: Any, name: str, choices: Sequence[str]) -> None:
+    """ValueError unless the field `name` of `config` is one of `choices`."""
+    if getattr(config, name) not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got "
+                         f"{getattr(config, name)!r}")
+
+
 TrainerT = TypeVar("TrainerT", bound="Trainer")
 Callback = Callable[[Any, dict[str, Any]], "bool | None"]
 
@@ -146,16 +142,11 @@ class Trainer:
 
     Args:
         policy: a `Policy`, or a path of a local Hugging Face model directory.
-        env: the training env (a `ReasoningEnv`, possibly wrapped). Agents draw problems with
-            `reset()`, pin them with `reset(options={"problem_id": ...})` and score responses
-            with `step` (`rlvr_gym.agents.rollout`). A wrapper may end the observation with a
-            response prefix (`info["response_prefix"]`): the action continues it.
+        env: the training env (a `ReasoningEnv`, possibly wrapped; docs/env_agent_contract.md).
         config: the agent's config (an instance of its `config_class`).
-        eval_env: optional held-out env (e.g. the same task with dataset `seed=1`), evaluated
-            at the start and end of `learn` and every `config.eval_every` iterations.
+        eval_env: optional held-out env (e.g. the same task with dataset `seed=1`).
 
-    A subclass implements `train_step`; `steps_per_iteration` says how many of the budget's
-    steps one iteration uses (1 for a policy-gradient step).
+    A subclass implements `train_step` and `_held_out` (docs/adding_an_agent.md).
     """
 
     config_class: ClassVar[type[TrainerConfig]] = TrainerConfig
@@ -170,7 +161,9 @@ class Trainer:
                             f"{type(config).__name__}; build one with "
                             f"{self.config_class.__name__}(**fields)")
         self.config = config
-        seed_everything(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        torch.manual_seed(config.seed)
         self.policy = as_policy(policy, config.device, config.dtype, config.backend)
         self.env = env
         self.eval_env = eval_env
@@ -186,8 +179,6 @@ class Trainer:
         self.eval_history: list[dict[str, float]] = []
         """Held-out results of `learn`, each with its `step`."""
         self._env_seeded = False
-
-    # -- what a subclass provides --
 
     def train_step(self) -> dict[str, Any]:
         """One iteration: sample through the env, update the policy, advance `num_steps` by
@@ -225,18 +216,13 @@ class Trainer:
         """The held-out metrics of `evaluate` (called on evaluate's fixed random stream)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _held_out")
 
-    # -- public API --
-
     def learn(self: TrainerT, total_steps: int, callback: Callback | None = None,
               progress_bar: bool = True) -> TrainerT:
-        """Run ceil(total_steps / steps_per_iteration) more iterations.
-
-        `callback(agent, metrics)` runs after every iteration; returning False stops.
-        Metrics go to `config.output_dir` (JSONL, CSV, PNG of the curves at the end), and the
-        agent to its `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops
-        after the current iteration, saves, and raises `TrainingInterrupted`; a new agent
-        refuses an output_dir that holds another run (`RunExistsError`).
-        """
+        """Run ceil(total_steps / steps_per_iteration) more iterations; `callback(agent,
+        metrics)` runs after each, and returning False stops. Metrics go to `config.output_dir`
+        (`MetricsLogger`; a new agent refuses one that holds another run), and the agent to its
+        `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops after the
+        current iteration, saves, and raises `TrainingInterrupted`."""
         from tqdm.auto import tqdm
 
         c = self.config
@@ -277,11 +263,9 @@ class Trainer:
 
     def evaluate(self, env: Any = None, samples: int | None = None,
                  progress_bar: bool = False) -> dict[str, float]:
-        """Held-out metrics on `env` or the agent's `eval_env` (greedy accuracy, and from
-        `samples` sampled responses per problem, default `config.eval_samples`, pass@k or the
-        agent's monitors; 0: greedy accuracy only).
-
-        Runs on its own fixed random stream, so evaluating never changes training."""
+        """Held-out metrics on `env` (default: `eval_env`): greedy accuracy, and pass@k or the
+        agent's monitors of `samples` (default `config.eval_samples`; 0: none) sampled
+        responses per problem. Runs on its own random stream: it never changes training."""
         env = env if env is not None else self.eval_env
         if env is None:
             raise ValueError(f"no env to evaluate on: pass one or give {type(self).__name__} "
@@ -313,10 +297,8 @@ class Trainer:
     def save(self, path: str | Path) -> Path:
         """Save everything an exact resume needs: weights (and the reference), optimiser
         state, step, config, the random states of torch, numpy, random and the env, the state
-        of the env's stateful wrappers, and the agent's own state.
-
-        Atomic (see `rlvr_gym.agents.checkpoint`): an interrupted save leaves the previous
-        checkpoint at `path` intact."""
+        of the env's stateful wrappers, and the agent's own state. Atomic: an interrupted save
+        leaves the previous checkpoint at `path` intact."""
         models: dict[str, list[Any]] = {"policy": [self.policy.model, self.policy.tokenizer]}
         if self.reference is not None:
             models["reference"] = [self.reference]
@@ -333,11 +315,9 @@ class Trainer:
     def load(cls: type[TrainerT], path: str | Path, env: Any, eval_env: Any = None,
              **overrides: Any) -> TrainerT:
         """Restore an agent saved with `save`; `learn` then continues exactly where it stopped.
-
         `env` must be wrapped as the saved one was (a stateful wrapper's state is restored).
-        `overrides` replace config fields (e.g. `device="cpu"`, `output_dir=...`). Raises
-        `CheckpointError` (a ValueError naming the file) for a missing, corrupt or
-        inconsistent part."""
+        `overrides` replace config fields (e.g. `device="cpu"`). Raises `CheckpointError` for
+        a missing, corrupt or inconsistent part."""
         checkpoint = Checkpoint(path)
         config = checkpoint.config(cls.config_class, overrides)
         state = checkpoint.state("optimizer", "eval_history")
@@ -367,15 +347,11 @@ class Trainer:
         agent._restore_extra_state(state)
         return agent
 
-    # -- the run's bookkeeping --
-
     def _save_to_run(self) -> Path | None:
-        """Save the agent to `checkpoint_dir` (atomically); None without an output_dir."""
         path = self.checkpoint_dir
         return self.save(path) if path is not None else None
 
     def _run_title(self) -> str:
-        """Title of the curves: run name, agent class and env id."""
         record = self._env_record()
         env = record["id"] if record else type(self.env.unwrapped).__name__
         name = Path(self.config.output_dir).name if self.config.output_dir else "run"
@@ -444,13 +420,6 @@ class Trainer:
         return {f"eval/{k}": v for k, v in result.items()}
 
 
-def seed_everything(seed: int) -> None:
-    """Seed `random`, numpy's global generator and torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 class Mean:
     """Weighted running means of named statistics."""
 
@@ -468,14 +437,12 @@ class Mean:
 
 
 def _stateful_wrappers(env: Any) -> dict[str, Any]:
-    """The wrappers of `env` with `state_dict`/`load_state_dict` (state a resume needs), by
-    class name."""
+    """The wrappers of `env` with a `state_dict` to save and restore, by class name."""
     import gymnasium as gym
 
     found = {}
     while isinstance(env, gym.Wrapper):
-        if callable(getattr(env, "state_dict", None)) and \
-                callable(getattr(env, "load_state_dict", None)):
+        if all(callable(getattr(env, name, None)) for name in ("state_dict", "load_state_dict")):
             found[type(env).__name__] = env
         env = env.env
     return found

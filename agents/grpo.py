@@ -1,15 +1,6 @@
-"""GRPO and its variants (Dr. GRPO, DAPO, BNPO aggregation, clip-higher, dynamic sampling).
-
-Read top to bottom: the config, the two pieces of math every policy-gradient agent here
-reuses (`group_advantages`, `policy_loss`), then the agent with the stable-baselines3 shape
-`GRPO(policy, env, config).learn(total_steps)`.
-
-Objective (DeepSeekMath, arXiv 2402.03300, eq. 3; docs/algorithms.md, GRPO), maximised:
-
-    J = E[ agg_{i,t} min(rho_it A_it, clip(rho_it, 1-eps_low, 1+eps_high) A_it) - beta KL_it ]
-
-with rho the token ratio pi_theta / pi_old, A the advantage, KL the k3 estimator to a frozen
-reference, and `agg` the loss aggregation (`loss_type`; docs/algorithms.md, GRPO).
+"""GRPO and its variants (Dr. GRPO, DAPO, BNPO aggregation, clip-higher, dynamic sampling;
+docs/algorithms.md, GRPO): the config, the math every policy-gradient agent here reuses
+(`group_advantages`, `policy_loss`), their trainer `PolicyGradient`, and the agent `GRPO`.
 """
 
 from __future__ import annotations
@@ -17,12 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig
+from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_choice, check_minimum
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Policy, TokenBatch
 from rlvr_gym.agents.rollout import Group, Rollout, collect, draw, evaluate, sample_groups
@@ -33,23 +24,18 @@ LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
 
 @dataclass
 class GRPOConfig(TrainerConfig):
-    """Hyper-parameters of GRPO's objective, which SEELE, MRT and IB-TPO train with too (their
-    configs extend this one). Defaults suit the bundled tiny model on a CPU; the comments give
-    the published values for billion-parameter models."""
+    """Hyper-parameters of GRPO's objective; the comments give published values for 1B+ models."""
 
     prompts_per_step: int = 32
     """Problems per training step (DAPO: 512; on a CPU with the tiny model: 32)."""
     group_size: int = 8
     """Completions sampled per problem, G (DeepSeekMath: 64; DAPO: 16; common: 8)."""
     advantage: AdvantageMode = "group"
-    """'group': (r - mean) / (std + std_eps) within the group (GRPO); 'mean': r - mean
-    (Dr. GRPO, arXiv 2503.20783, removes the difficulty bias; SEELE uses it); 'none': raw r."""
+    """'group': GRPO's (r - mean) / (std + std_eps); 'mean': Dr. GRPO's r - mean; 'none': r."""
     std_eps: float = 1e-4
     """Added to the group std in 'group' advantages (TRL: 1e-4)."""
     loss_type: LossType = "grpo"
-    """Aggregation of the token losses: 'grpo' mean per sequence then over sequences;
-    'dr_grpo' sum / (sequences x max_new_tokens); 'dapo' mean over all tokens of the batch;
-    'bnpo' token mean per micro-batch (docs/algorithms.md, GRPO, Aggregation)."""
+    """Aggregation of the token losses: 'grpo', 'dr_grpo', 'dapo' or 'bnpo' (`policy_loss`)."""
     epsilon_low: float = 0.2
     """Lower clip range of the ratio, 1 - eps (PPO/GRPO: 0.2)."""
     epsilon_high: float = 0.2
@@ -58,57 +44,41 @@ class GRPOConfig(TrainerConfig):
     """Weight of the k3 KL to the frozen initial policy (DeepSeekMath: 0.04; TRL, DAPO,
     Dr. GRPO: 0). Above 0 a copy of the model is kept as the reference."""
     dynamic_sampling: bool = False
-    """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more
-    problems to refill the batch (up to `max_sampling_rounds`)."""
+    """DAPO dynamic sampling: replace the groups whose rewards are all equal by new ones."""
     max_sampling_rounds: int = 3
     """Sampling rounds per step with dynamic sampling; the step trains on what it has then."""
     decay_steps: int = 0
-    """After warm-up the learning rate falls linearly to 0 at this step (0: constant), so
-    the run ends on small updates instead of wherever the last noisy step left it. Set it to
-    the run's length; `rlvr-gym train` does so unless told otherwise."""
+    """After warm-up the learning rate falls linearly to 0 at this step (0: constant); set it
+    to the run's length, as `rlvr-gym train` does unless told otherwise."""
     num_iterations: int = 1
     """Optimisation passes over each sampled batch (mu in GRPO; 1 = on-policy, ratio = 1)."""
     num_minibatches: int = 1
-    """Optimiser steps per pass: the batch is split into this many mini-batches; the later
-    ones are off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 1, which gained more
-    held-out accuracy than 2 in benchmarks/results/grpo*.md)."""
+    """Optimiser steps per pass over the batch, split into this many mini-batches, the later
+    ones off-policy and clipped (TRL/DeepSeekMath: 1; tiny model: 1, better than 2)."""
     eval_k: tuple[int, ...] = (1, 8)
     """k values of the unbiased pass@k estimate of held-out evaluations."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.advantage not in ("group", "mean", "none"):
-            raise ValueError(f"advantage must be 'group', 'mean' or 'none', got "
-                             f"{self.advantage!r}")
-        if self.loss_type not in ("grpo", "dr_grpo", "dapo", "bnpo"):
-            raise ValueError(f"loss_type must be 'grpo', 'dr_grpo', 'dapo' or 'bnpo', got "
-                             f"{self.loss_type!r}")
-        for name in ("prompts_per_step", "group_size", "num_iterations", "num_minibatches",
-                     "max_sampling_rounds"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_choice(self, "advantage", get_args(AdvantageMode))
+        check_choice(self, "loss_type", get_args(LossType))
+        check_minimum(self, ("prompts_per_step", "group_size", "num_iterations",
+                             "num_minibatches", "max_sampling_rounds"))
         if self.group_size < 2 and self.advantage != "none":
             raise ValueError("group advantages need group_size >= 2; use advantage='none' "
                              "for single samples")
-        if self.decay_steps < 0:
-            raise ValueError("decay_steps must be >= 0 (0 turns it off)")
+        check_minimum(self, ("decay_steps",), 0, " (0 turns it off)")
         if 0 < self.decay_steps <= self.warmup_steps:
             raise ValueError(f"decay_steps ({self.decay_steps}) must be above warmup_steps "
                              f"({self.warmup_steps}); set it to the run's total steps")
         self.eval_k = tuple(self.eval_k)
 
 
-# --- The shared math -------------------------------------------------------------------------
-
-
 def group_advantages(rewards: torch.Tensor, usable: torch.Tensor, mode: AdvantageMode = "group",
                      std_eps: float = 1e-4) -> torch.Tensor:
-    """Per-sample advantages from rewards of shape [groups, G].
-
-    'group' is GRPO's outcome advantage (r - mean) / (std + eps) with the sample std;
-    'mean' is Dr. GRPO's r - mean; 'none' passes r through. Statistics use only `usable`
-    samples (verdict not error/timeout); unusable samples get advantage 0.
-    """
+    """Per-sample advantages from rewards of shape [groups, G]: 'group' (r - mean) / (std +
+    eps) with the sample std, 'mean' r - mean, 'none' r. Statistics use only `usable` samples
+    (verdict not error/timeout); unusable samples get advantage 0."""
     usable = usable.to(rewards.dtype)
     if mode == "none":
         return rewards * usable
@@ -121,35 +91,21 @@ def group_advantages(rewards: torch.Tensor, usable: torch.Tensor, mode: Advantag
     return centred / (var.sqrt() + std_eps)
 
 
-def policy_loss(
-    logprobs: torch.Tensor,
-    old_logprobs: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    loss_type: LossType = "grpo",
-    epsilon_low: float = 0.2,
-    epsilon_high: float = 0.2,
-    beta: float = 0.0,
-    ref_logprobs: torch.Tensor | None = None,
-    max_tokens: int | None = None,
-    total_sequences: float | None = None,
-    total_tokens: float | None = None,
-    num_micro_batches: int = 1,
-) -> tuple[torch.Tensor, dict[str, float]]:
+def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
+                mask: torch.Tensor, *, loss_type: LossType = "grpo", epsilon_low: float = 0.2,
+                epsilon_high: float = 0.2, beta: float = 0.0,
+                ref_logprobs: torch.Tensor | None = None, max_tokens: int | None = None,
+                total_sequences: float | None = None, total_tokens: float | None = None,
+                num_micro_batches: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
     """The clipped-ratio policy-gradient loss (to minimise) of GRPO and everything built on it.
 
-    Shapes: `logprobs`, `old_logprobs`, `mask` (and `ref_logprobs`) are [B, T]; `advantages`
-    is [B] (one per sequence) or [B, T] (per token: IB-TPO steps, MRT episodes). `mask` is 1
-    on tokens the policy generated and that count (0 on prompt, prefix/hint, padding and
-    unusable samples).
-
-    Per token: l = -min(rho A, clip(rho, 1-eps_low, 1+eps_high) A) + beta k3, with
+    `logprobs`, `old_logprobs`, `mask` (and `ref_logprobs`) are [B, T], `advantages` [B] or
+    [B, T] (per token); `mask` is 1 on the generated tokens that count. Per token:
+    l = -min(rho A, clip(rho, 1-eps_low, 1+eps_high) A) + beta k3, with
     k3 = exp(ref - logp) - (ref - logp) - 1 (Schulman's estimator; DeepSeekMath eq. 4).
 
-    Aggregation (docs/algorithms.md, GRPO). When gradients are accumulated over micro-batches, pass
-    the totals of the whole (mini-)batch so that the micro-batch losses add up to the loss of
-    the whole batch:
+    Aggregation (docs/algorithms.md, GRPO), with the totals of the whole (mini-)batch when
+    gradients are accumulated over micro-batches, so that their losses add up to the batch's:
       grpo     sum_i (sum_t m l / sum_t m) / total_sequences
       dr_grpo  sum_it m l / (total_sequences * max_tokens)
       dapo     sum_it m l / total_tokens
@@ -209,36 +165,28 @@ def policy_loss(
     return loss, stats
 
 
-# --- What every agent trained with this objective shares ------------------------------------
-
 ExtraLoss = Callable[[TokenBatch, torch.Tensor, float],
                      "tuple[torch.Tensor, dict[str, float]] | None"]
-"""A term added to the policy loss of every micro-batch: (micro-batch, its token log-probs at
-the sampling temperature with gradient, rows of its mini-batch) -> (loss, statistics) or None
-(SEELE's imitation of the hint)."""
+"""A term added to the policy loss of every micro-batch (SEELE's hint imitation): (micro-batch,
+its token log-probs with gradient, rows of its mini-batch) -> (loss, statistics) or None."""
 
 
 class PolicyGradient(Trainer):
     """The trainer of GRPO's objective, which GRPO, SEELE, MRT and IB-TPO share: one iteration
-    collects a `Rollout` (`collect`, the algorithm's part) and runs `update` on it.
-
-    Not an algorithm: it has no way to collect. A subclass implements `collect`, may set
-    per-token advantages on the rollout (`Rollout.advantages`), statistics
-    (`Rollout.stats`) and an `extra_loss`.
-    """
+    collects a `Rollout` and runs `update` on it. Not an algorithm: a subclass implements
+    `collect` and may set `Rollout.advantages`, `Rollout.stats` and an `extra_loss`."""
 
     config_class = GRPOConfig
     config: GRPOConfig
     extra_loss: ExtraLoss | None = None
-    """Added to the policy loss of every micro-batch when set (module docstring of
-    `ExtraLoss`); without one, rows whose advantages are all zero are not forwarded."""
+    """Added to the policy loss of every micro-batch when set; without one, rows whose
+    advantages are all zero are not forwarded."""
 
     def collect(self) -> Rollout:
         """Sample the step's groups through the env."""
         raise NotImplementedError(f"{type(self).__name__} must implement collect")
 
     def train_step(self) -> dict[str, Any]:
-        """One step: sample groups through the env, compute advantages, update the policy."""
         start = time.perf_counter()
         rollout = self.collect()
         metrics = rollout_metrics(rollout)
@@ -260,8 +208,8 @@ class PolicyGradient(Trainer):
                         c.temperature or 1.0, c.max_new_tokens, c.stop, progress_bar)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
-        """Advantages (the rollout's own, or group advantages of its rewards) and
-        `num_iterations` passes of clipped policy-gradient updates."""
+        """Advantages (the rollout's own, or group advantages) and `num_iterations` passes of
+        clipped policy-gradient updates; returns the update's statistics."""
         c = self.config
         start = time.perf_counter()
         usable = torch.tensor([g.usable for g in rollout.groups])
@@ -274,10 +222,8 @@ class PolicyGradient(Trainer):
         mask = batch.completion_mask * usable.flatten()[:, None].float()
         rows = [i for i in range(len(gens)) if mask[i].sum() > 0]
         # Rows whose advantages are all zero add nothing to the loss or its gradient unless a
-        # KL term, an extra loss or per-micro-batch normalisation (bnpo) involves them; they
-        # still count in the aggregation totals below, so skipping them changes no gradient
-        # (a mini-batch with no other row makes no optimiser step). Statistics such as the
-        # entropy are then over the trained rows.
+        # KL term, an extra loss or bnpo's per-micro-batch normalisation involves them; they
+        # still count in the aggregation totals, so skipping them changes no gradient.
         skip_zero = c.beta == 0.0 and c.loss_type != "bnpo" and self.extra_loss is None
         nonzero = (advantages.reshape(len(gens), -1) != 0).any(1)
         for group in self.optimizer.param_groups:
@@ -285,9 +231,7 @@ class PolicyGradient(Trainer):
         temperature = c.temperature or 1.0
         stats = Mean()
 
-        # With one pass and one mini-batch the policy is still the sampling policy when each
-        # token is scored, so the detached current log-probs serve as "old" (ratio = 1).
-        # Otherwise later mini-batches are off-policy and need the sampling log-probs.
+        # On-policy (one pass, one mini-batch) the detached current log-probs serve as "old".
         off_policy = c.num_iterations > 1 or c.num_minibatches > 1
         old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
         ref_logprobs = self._logprobs_no_grad(self.reference, batch) \
@@ -349,9 +293,8 @@ class PolicyGradient(Trainer):
                 "trained_sequences": trained / c.num_iterations}
 
     def learning_rate(self, step: int) -> float:
-        """The learning rate of training step `step` (0-based): linear warm-up, then constant
-        or a linear decay to 0 at `decay_steps`. A function of the step alone, so a resumed run
-        follows the same schedule."""
+        """The learning rate of training step `step` (0-based; a resumed run follows the same
+        schedule): linear warm-up, then constant or a linear decay to 0 at `decay_steps`."""
         c = self.config
         rate = c.lr
         if c.warmup_steps > 0:
@@ -393,20 +336,12 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
     }
 
 
-# --- The agent -------------------------------------------------------------------------------
-
-
 class GRPO(PolicyGradient):
-    """Group Relative Policy Optimisation against a rlvr-gym env:
-    `GRPO(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
-
-    Each step draws `prompts_per_step` problems, samples `group_size` completions of each
-    and scores them through the env (with `dynamic_sampling`, groups of equal rewards are
-    dropped and refilled), then updates on group advantages.
-    """
+    """Group Relative Policy Optimisation: `GRPO(policy, env, config, eval_env).learn(steps)`
+    (arguments: `Trainer`). Each step samples `group_size` completions of `prompts_per_step`
+    problems (refilling dropped groups with `dynamic_sampling`) and updates on them."""
 
     def collect(self) -> Rollout:
-        """Sample `prompts_per_step` groups (refilling dropped ones with dynamic sampling)."""
         c = self.config
         return collect(self.sample_groups, c.prompts_per_step, c.dynamic_sampling,
                        c.max_sampling_rounds)

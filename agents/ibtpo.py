@@ -1,24 +1,7 @@
 """IB-TPO: tree rollouts branched where the IB-Score is highest, trained with step-level
-advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, IB-TPO).
-
-Read top to bottom: the config, the tree sampler (the paper's IBTree), the monitors, the
-spreading of step advantages over tokens, then the agent `IBTPO(policy, env, config).learn(n)`.
-
-Tree rollouts, per problem: B0 independent samples from the root, then L - 1 rounds that each
-pick the top-K branchable nodes by a strategy (`ib`: IB-Score; `entropy`: mean token
-surprisal of the node's children, TreeRL-style; `random`) and sample B continuations from
-each node's prefix to the end of the response. A tree has G = B0 + (L - 1) K B leaves.
-
-A continuation is sampled from the token ids of `prompt + response prefix + node prefix`:
-shared prefixes are never regenerated and their tokens are counted once in
-`RolloutTree.generated_tokens`. The transformers backend does re-encode the context (one
-prefill forward pass per branch; no KV cache is shared between branches); a prefix-caching
-backend such as vLLM would also skip that pass.
-
-Training: every root-to-leaf path is one sequence of the GRPO batch; each token gets the
-advantage A(s) = A_GL(s) + lambda A_IB(s) of the step s it belongs to, with pi_ref the
-length-normalised step probability under a frozen copy of the initial policy. Tokens a path
-shares with other paths are counted once per path in the loss.
+advantages through the shared GRPO loss (arXiv 2605.28109; docs/algorithms.md, IB-TPO): the
+config, the tree sampler (the paper's IBTree) and its monitors, then the agent `IBTPO`; the
+tree itself, the IB-Score and the step advantages are in `rlvr_gym.agents.tree`.
 """
 
 from __future__ import annotations
@@ -27,11 +10,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from rlvr_gym.agents.core import check_choice, check_minimum
 from rlvr_gym.agents.grpo import GRPOConfig, PolicyGradient
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
@@ -46,21 +30,16 @@ from rlvr_gym.agents.tree import (
 )
 from rlvr_gym.types import split_prefix
 
-Strategy = Literal["ib", "random", "entropy"]
 STRATEGIES: tuple[str, ...] = ("ib", "random", "entropy")
 
 
 @dataclass
 class IBTPOConfig(GRPOConfig):
-    """Hyper-parameters of IB-TPO; the GRPO fields (learning rate, clipping, loss aggregation,
-    evaluation, ...) keep their meaning. `group_size` is derived: the G leaves of a tree."""
+    """GRPO's fields plus IB-TPO's; `group_size` is derived: the G leaves of a tree."""
 
     prompts_per_step: int = 32
-    """Problems (trees) per training step. In the paper a tree of 12 leaves costs about as
-    many generated tokens as 8 independent samples (Table 3); on the `tiny` model's two-step
-    solutions it costs 1.15x (steps at '=') to 1.47x (steps at lines) of 8 samples, on
-    `tiny-chain`'s 3-5 step solutions 1.00x ('=') to 1.11x (lines)
-    (benchmarks/results/ibtpo_branching*.md)."""
+    """Problems (trees) per training step; a tree of 12 leaves costs the tokens of 8 samples
+    in the paper (Table 3), of 8-12 here (benchmarks/results/ibtpo_branching*.md)."""
     initial_samples: int = 4
     """B0: independent samples from the root of each tree (paper: 4)."""
     rounds: int = 9
@@ -73,31 +52,22 @@ class IBTPOConfig(GRPOConfig):
     """Where to branch: 'ib' (highest IB-Score), 'entropy' (highest mean token
     surprisal of the node's children, the TreeRL/EPTree baseline) or 'random'."""
     ib_beta: float = 5.0
-    """beta of the IB-Score and of A_IB (paper: 5): weight of answer relevance against
-    diversity. Not the KL weight, which is `beta`."""
+    """beta of the IB-Score and of A_IB (paper: 5); not the KL weight, which is `beta`."""
     lam: float = 0.1
     """lambda in A = A_GL + lambda A_IB (paper: 0.1; 0.5 collapsed training)."""
     delimiter: str = "\n"
     """Text that ends a reasoning step (paper: '\\n\\n'; the tasks here put one step per
-    line). '=' splits "a + b = c" after the operation, so that a branch can resample only
-    the result (the benchmarks' choice: more trajectories per token than lines on both
-    bundled models)."""
+    line). '=', the benchmarks' choice, lets a branch resample only an operation's result."""
     step_probability: str = "mean"
-    """How pi(s | v) of a step (eta2 of the IB-Score, pi_ref of A_IB) is read from its token
-    log-probabilities: 'mean', the length-normalised exp(mean log p) (safe for steps
-    of any length), or 'product', the paper's literal exp(sum log p), for steps of a few
-    tokens (on tiny-chain's "=" steps it branches deeper; benchmarks/results/
-    ibtpo_branching_chain.md)."""
+    """How pi(s | v) of a step is read from its token log-probs: 'mean', exp(mean log p), for
+    steps of any length, or 'product', the paper's exp(sum log p), for steps of a few tokens."""
     reference_confidence: bool = True
     """Take pi_ref(s) of A_IB from a frozen copy of the initial policy (paper); False uses the
     sampling policy's own step confidence (saves a model copy and a forward pass)."""
 
     def __post_init__(self) -> None:
-        for name in ("initial_samples", "rounds", "top_k", "branches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check_minimum(self, ("initial_samples", "rounds", "top_k", "branches"))
+        check_choice(self, "strategy", STRATEGIES)
         if self.ib_beta <= 0:
             raise ValueError(f"ib_beta must be positive (the paper uses 5), got {self.ib_beta}")
         if not self.delimiter:
@@ -109,7 +79,7 @@ class IBTPOConfig(GRPOConfig):
         if self.advantage != "group":
             raise ValueError("IB-TPO's global advantage is std-normalised (docs/algorithms.md, "
                              "IB-TPO); keep advantage='group'")
-        if self.initial_samples + (self.rounds - 1) * self.top_k * self.branches < 2:
+        if self.trajectories_per_tree < 2:
             raise ValueError("a tree needs at least 2 leaves for a global advantage; raise "
                              "initial_samples or rounds")
         if self.group_size not in (GRPOConfig.group_size, self.trajectories_per_tree):
@@ -128,9 +98,6 @@ class IBTPOConfig(GRPOConfig):
     def field_help(cls) -> dict[str, str]:
         return {**super().field_help(),
                 "group_size": "Derived, not set: the G = B0 + (L - 1) K B leaves of a tree."}
-
-
-# --- Tree rollouts ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -165,24 +132,14 @@ class ProblemTree:
 
 
 class TreeSampler:
-    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO).
-
-    With `rounds=1` it is plain independent sampling of `initial_samples` per problem, which
-    makes the baselines of the branching benchmark the same code path.
-
-    Args:
-        policy: samples continuations and scores their tokens.
-        env: verifies leaves; problems are pinned with `reset(options={"problem_id": ...})`
-            and the action continues the observation (node prefix + new text).
-        sampling: temperature, top-p, stop strings and the token budget of a whole
-            root-to-leaf response (a branch gets what its node's prefix left of it).
-        initial_samples, rounds, top_k, branches: B0, L, K, B.
-        strategy: 'ib', 'entropy' or 'random'.
-        beta: beta of the IB-Score.
-        delimiter: text that ends a step.
-        step_probability: 'mean' (length-normalised) or 'product', see `IBTPOConfig`.
-        micro_batch_size: sequences per forward pass when scoring tokens.
-    """
+    """Grows one `RolloutTree` per problem (the paper's IBTree; docs/algorithms.md, IB-TPO): B0
+    independent samples from the root, then L - 1 rounds that each continue the top-K branchable
+    nodes by the strategy B times, to the end of the response. With `rounds=1` it is plain
+    independent sampling, the baseline of the branching benchmark. A continuation is sampled from
+    the token ids of `prompt + response prefix + node prefix`: shared prefixes are never
+    regenerated, and their tokens count once in `RolloutTree.generated_tokens`. `sampling` holds the
+    token budget of a whole root-to-leaf response; the keyword arguments are `IBTPOConfig`'s fields
+    (`beta` is its `ib_beta`)."""
 
     def __init__(self, policy: Policy, env: Any, sampling: SamplingConfig, *,
                  initial_samples: int = 4, rounds: int = 9, top_k: int = 1, branches: int = 1,
@@ -205,10 +162,9 @@ class TreeSampler:
         return self.initial_samples + (self.rounds - 1) * self.top_k * self.branches
 
     def sample(self, heads: Sequence[Head]) -> list[ProblemTree]:
-        """Trees for the problems of `heads`, the `(observation, info)` pairs of `env.reset`.
-
-        All trees grow together: one batched generation call per round. Randomness (sampling,
-        random branching, tie-breaking) comes from torch's global RNG."""
+        """Trees for the problems of `heads`, the `(observation, info)` pairs of `env.reset`,
+        grown together (one batched generation call per round). Randomness (sampling, random
+        branching, tie-breaking) comes from torch's global RNG."""
         trees = []
         for observation, info in heads:
             prompt, prefix = split_prefix(observation, info)
@@ -237,8 +193,7 @@ class TreeSampler:
 
     def _expand(self, requests: Sequence[tuple[ProblemTree, Node]]) -> None:
         """Sample one continuation per (tree, node) to the end of the response, score them all
-        through the env (one batch: `rlvr_gym.agents.rollout.score`) and add each to its
-        tree."""
+        through the env in one batch and add each to its tree."""
         if not requests:
             return
         tok = self.policy.tokenizer
@@ -249,13 +204,12 @@ class TreeSampler:
         outputs = self.policy.backend.generate(contexts, self.sampling)
         gens = []
         for (t, node), ids, (out, reason) in zip(requests, node_ids, outputs, strict=True):
-            # A root-to-leaf response gets max_new_tokens, as an independent sample does: a
-            # continuation keeps what its node's prefix left. (All rows are sampled with the
-            # full budget, so a row that stops in time draws exactly as before.)
+            # A root-to-leaf response gets max_new_tokens: a continuation keeps what its
+            # node's prefix left (sampled with the full budget, then cut).
             room = self.sampling.max_new_tokens - len(ids)
             if len(out) > room:
                 out, reason = out[:room], "length"
-            gens.append(Generation(t.prompt, t.prefix + node.text(), _decode(tok, out),
+            gens.append(Generation(t.prompt, t.prefix + node.text(), self.policy.decode(out),
                                    t.prompt_ids, t.prefix_ids + ids, out, reason))
         logprobs = generated_logprobs(self.policy, gens, self.sampling.temperature or 1.0,
                                       self.micro_batch_size)
@@ -278,16 +232,10 @@ class TreeSampler:
                                  node.depth, len(gen.completion_ids)))
 
 
-def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
-    eos = tokenizer.eos_token_id
-    return tokenizer.decode([i for i in ids if i != eos], skip_special_tokens=True)
-
-
 @torch.no_grad()
 def generated_logprobs(policy: Policy, generations: Sequence[Generation], temperature: float,
                        micro_batch_size: int = 64) -> list[list[float]]:
-    """Log-probabilities of each generation's completion tokens under `policy` at the
-    sampling temperature (the context is prompt + prefix, as when it was sampled)."""
+    """Each generation's completion-token log-probs under `policy` at `temperature`."""
     out: list[list[float]] = []
     for i in range(0, len(generations), micro_batch_size):
         chunk = generations[i:i + micro_batch_size]
@@ -300,19 +248,10 @@ def generated_logprobs(policy: Policy, generations: Sequence[Generation], temper
     return out
 
 
-# --- Monitors --------------------------------------------------------------------------------
-
-
 def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
-    """Monitors of a batch of trees.
-
-    - `eff_rate`: share of trees whose leaf rewards differ (non-zero GRPO signal);
-    - `accuracy`: mean correctness of the leaves;
-    - `eta_cov`: mean over trees of the visit-weighted Cov(eta1, eta2), positive
-      when the policy is more confident in steps that lead to the answer;
-    - `generated_tokens_per_problem` (shared prefixes counted once);
-    - `trajectories_per_1k_tokens`: leaves per 1,000 generated tokens.
-    """
+    """Monitors of a batch of trees: `eff_rate` (share of trees whose leaf rewards differ),
+    leaf `accuracy`, `eta_cov` (mean of `RolloutTree.eta_covariance`),
+    `generated_tokens_per_problem` (shared prefixes once) and `trajectories_per_1k_tokens`."""
     tokens = sum(t.tree.generated_tokens for t in trees)
     leaves = sum(len(t.leaves) for t in trees)
     return {
@@ -322,9 +261,6 @@ def tree_metrics(trees: Sequence[ProblemTree], beta: float) -> dict[str, float]:
         "generated_tokens_per_problem": tokens / max(len(trees), 1),
         "trajectories_per_1k_tokens": 1000.0 * leaves / max(tokens, 1),
     }
-
-
-# --- Step advantages over tokens -------------------------------------------------------------
 
 
 def spread_step_advantages(step_lengths: Sequence[Sequence[int]],
@@ -346,9 +282,6 @@ def spread_step_advantages(step_lengths: Sequence[Sequence[int]],
     return out
 
 
-# --- The agent -------------------------------------------------------------------------------
-
-
 @dataclass
 class TreeRollout(Rollout):
     """A rollout whose groups are the leaves of `trees` (one group per tree)."""
@@ -357,14 +290,10 @@ class TreeRollout(Rollout):
 
 
 class IBTPO(PolicyGradient):
-    """IB-TPO: the GRPO objective on IB-guided rollout trees with step-level advantages,
-    A = A_GL + lambda A_IB (docs/algorithms.md, IB-TPO).
-
+    """The GRPO objective on IB-guided rollout trees with step-level advantages:
     `IBTPO(policy, env, config, eval_env).learn(steps)` (arguments: `Trainer`). Each step
-    grows `prompts_per_step` trees of G = B0 + (L - 1) K B leaves and updates on every
-    root-to-leaf path. With `reference_confidence` (or a KL `beta`) a frozen copy of the
-    initial model is kept as `reference`.
-    """
+    grows `prompts_per_step` trees and trains on every root-to-leaf path, each token with the
+    advantage A = A_GL + lambda A_IB of its step (`RolloutTree.step_advantages`)."""
 
     config_class = IBTPOConfig
     config: IBTPOConfig
@@ -383,10 +312,8 @@ class IBTPO(PolicyGradient):
         return self.config.beta != 0.0 or self.config.reference_confidence
 
     def collect(self) -> TreeRollout:
-        """Grow `prompts_per_step` trees; each becomes one group of its G leaves. The rollout
-        carries the per-token step advantages of the leaves' paths (`token_advantages`; the
-        policy does not change before `update`) and the tree monitors of `tree_metrics` as
-        statistics (Eff-Rate and accuracy are the step's own metrics)."""
+        """Grow `prompts_per_step` trees, one group of G leaves each, with the step advantages
+        of their paths (`token_advantages`) and the `tree_metrics` not among the step's own."""
         start = time.perf_counter()
         self._seed_env()
         trees = self.sampler.sample(draw(self.env, self.config.prompts_per_step))
@@ -402,10 +329,9 @@ class IBTPO(PolicyGradient):
                            stats=stats, trees=trees)
 
     def token_advantages(self, trees: Sequence[ProblemTree]) -> torch.Tensor:
-        """[B, L-1] advantages of every leaf's path in group order, aligned with
-        `Policy.batch` of the leaves' generations (zero outside generated tokens and on
-        unusable leaves). With `reference_confidence` it first sets `Node.ref_confidence`
-        from the reference model."""
+        """[B, L-1] advantages of every leaf's path in group order, aligned with `Policy.batch`
+        of the leaves' generations (zero outside generated tokens and on unusable leaves),
+        after setting `Node.ref_confidence` from the reference with `reference_confidence`."""
         c = self.config
         if c.reference_confidence:
             self._set_reference_confidence([leaf for t in trees for leaf in t.leaves])
@@ -426,9 +352,8 @@ class IBTPO(PolicyGradient):
         return spread_step_advantages(lengths, values, starts, width)
 
     def _set_reference_confidence(self, leaves: Sequence[Leaf]) -> None:
-        """pi_ref(s) of every node on the leaves' paths, read from the reference model's token
-        log-probabilities as the config's `step_probability` says; a node shared by
-        several paths has one context, so it is scored once."""
+        """pi_ref(s) of every node on the leaves' paths from the reference model's token
+        log-probabilities, once per node (a node shared by several paths has one context)."""
         todo = [leaf for leaf in leaves if leaf.trajectory is not None
                 and any(n.ref_confidence is None for n in leaf.trajectory.nodes)]
         if not todo:

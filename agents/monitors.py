@@ -1,10 +1,8 @@
 """Monitors shared by all agents: the statistics they log and the files a run writes
-(metrics.jsonl, metrics.csv, TensorBoard events in `tensorboard/` when the tensorboard package
-is installed, a PNG of the training curves at the end of every `learn`, and the agent's
-checkpoint `agent/`), and the optional Weights & Biases mirror of the metrics.
-
-A run directory belongs to one run: a new agent refuses a directory that holds another run's
-files (`holds_run`), and an agent loaded from a checkpoint continues the run it came from.
+(`MetricsLogger`: metrics files, TensorBoard events when tensorboard is installed, the
+optional Weights & Biases mirror). A run directory belongs to one run: a new agent refuses one
+that holds another run's files (`holds_run`), and an agent loaded from a checkpoint continues
+its run.
 """
 
 from __future__ import annotations
@@ -46,8 +44,7 @@ RUN_FILES = ("metrics.jsonl", "summary.json", "agent")
 
 
 def holds_run(directory: str | Path) -> bool:
-    """Whether `directory` holds a run's files (metrics.jsonl, summary.json or a saved agent):
-    a new run may not write there."""
+    """Whether `directory` holds a run's files (`RUN_FILES`): a new run may not write there."""
     return any((Path(directory) / name).exists() for name in RUN_FILES)
 
 
@@ -67,12 +64,8 @@ class RunExistsError(ValueError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped `learn` after a complete step; the agent was saved first.
-
-    Attributes:
-        step: the agent's `num_steps` when it stopped.
-        checkpoint: where the agent was saved (None without an output directory).
-    """
+    """Ctrl-C (SIGINT) stopped `learn` after a complete step, at `step`, and the agent was
+    saved first to `checkpoint` (None without an output directory)."""
 
     def __init__(self, step: int, checkpoint: Path | None) -> None:
         where = f"agent saved to {checkpoint}" if checkpoint else \
@@ -84,17 +77,13 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class MetricsLogger:
     """Writes one record per `log` call to `metrics.jsonl` (flushed at once, so a crashed run
-    keeps its history) and, on `close`, `metrics.csv` and `curves.png` (titled `title`).
-    Mirrors the numbers to TensorBoard (`out_dir/tensorboard/`) when `tensorboard` is on and
-    the `tensorboard` package is installed, and to the Weights & Biases project
-    `wandb_project` when one is given (see `start_wandb`; `run_config` is recorded as the W&B
-    run's config).
-
-    `continue_from=None` starts a new run: a directory that already `holds_run` raises
-    `RunExistsError`. `continue_from=step` continues the run in `out_dir` from `step`: records
-    after `step` (from a continuation whose checkpoint was never saved) are dropped, so that
-    no step is logged twice.
-    """
+    keeps its history) and, on `close`, `metrics.csv` and `curves.png` (titled `title`);
+    mirrors the numbers to TensorBoard (`out_dir/tensorboard/`) when `tensorboard` is on and
+    installed, and to the W&B project `wandb_project` when given (`start_wandb`, with
+    `run_config` as the W&B run's config). `continue_from=None` starts a new run
+    (`RunExistsError` for a directory that `holds_run`); `continue_from=step` continues the run
+    in `out_dir`, dropping its records after `step` (logged by a continuation whose checkpoint
+    was never saved)."""
 
     def __init__(self, out_dir: str | Path | None, tensorboard: bool = True, *,
                  continue_from: int | None = None, title: str = "",
@@ -165,15 +154,11 @@ WANDB_ID_FILE = "wandb-run-id"
 
 def start_wandb(project: str, out_dir: Path | None, title: str, run_config: Any,
                 continue_from: int | None) -> Any:
-    """`wandb.init` of the W&B run that mirrors a `MetricsLogger`: named after the run
-    directory, `title` as its notes, `run_config` (a dataclass or dict) as its config. A run
-    directory keeps the W&B run's id in `WANDB_ID_FILE`, so that continuing the run
-    (`continue_from`) continues the same W&B run. Everything else is W&B's own settings:
-    `wandb login` or WANDB_API_KEY, WANDB_MODE=offline to keep the run on disk (`wandb sync`
-    uploads it later), WANDB_DIR for where its files go (default ./wandb), WANDB_ENTITY.
-
-    Raises ImportError with the install command when wandb is not installed.
-    """
+    """`wandb.init` of the W&B run mirroring a `MetricsLogger`: named after the run directory,
+    `title` as its notes, `run_config` (a dataclass or dict) as its config; continuing a run
+    (`continue_from`) resumes the W&B run whose id the directory keeps in `WANDB_ID_FILE`.
+    Login, WANDB_MODE (offline: kept on disk for `wandb sync`), WANDB_DIR and WANDB_ENTITY are
+    W&B's own settings. ImportError with the install command when wandb is missing."""
     try:
         import wandb
     except ImportError:
@@ -193,8 +178,7 @@ def start_wandb(project: str, out_dir: Path | None, title: str, run_config: Any,
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    """Drop the records of `path` after `step` (replacing the file atomically), with a warning
-    that says how many."""
+    """Drop the records of `path` after `step` (atomically), warning how many."""
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line)["step"] <= step]
     if len(kept) == len(lines):

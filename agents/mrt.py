@@ -1,27 +1,9 @@
 """MRT: Meta Reinforcement Fine-Tuning (Qu et al., arXiv 2503.07572; docs/algorithms.md, MRT).
-
 A response is a sequence of episodes (attempts, re-checks). MRT measures how well it spends
-tokens with a *meta-prover* mu: the same policy forced to answer after a prefix z_{0:j}. Its
-success probability J(z_{0:j}) gives the progress of an episode (Def. 6.1)
-
-    r_prg(z_j; c) = J(c + z_j) - J(c),        c = (x, z_{0:j-1}),
-
-and the regret of a response (Def. 4.1; `rlvr_gym.wrappers.normalized_regret`).
-
-This module holds:
-
-- `MetaProver`: the forced-termination estimator of J (a `ProgressEstimator`).
-- `MRT`: a policy-gradient agent whose groups continue a *stale* prefix c sampled from the
-  policy before the update, cut after a random number of episodes (docs/algorithms.md, MRT:
-  the two variants):
-    'termination'  A_i = r_i - J(c)                          (official RL README)
-    'progress'     R_i = r_i + alpha (J(c + y_i^(1)) - J(c)), then GRPO advantages of R
-                   (y_i^(1) = the first new episode of continuation i; Eq. 2's dense term).
-  The loss, aggregation, clipping and KL are GRPO's (`rlvr_gym.agents.grpo.policy_loss`).
-- `budget_forcing`: test-time extension with a continuation marker (s1, arXiv 2501.19393), as
-  MRT extrapolates past its training budget.
-- `regret_traces` / `summarize_regret`: J curves at episode boundaries and the regret metrics
-  `rlvr-gym eval --regret-budget` prints.
+tokens with a *meta-prover*: the same policy forced to answer after a prefix, whose success
+probability J gives the progress of an episode (Def. 6.1) and the regret of a response
+(Def. 4.1). This module holds the meta-prover (`MetaProver`), the agent (`MRT`), test-time
+budget forcing (`budget_forcing`) and the regret of a policy (`regret_traces`).
 """
 
 from __future__ import annotations
@@ -29,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
+from rlvr_gym.agents.core import check_choice, check_minimum
 from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.policy import Generation, Policy, SamplingConfig
 from rlvr_gym.agents.rollout import Group, Rollout, Scored, collect, draw, score
@@ -53,29 +36,18 @@ Variant = Literal["termination", "progress"]
 DEFAULT_TERMINATION_SUFFIX = "\n\\boxed{"
 
 
-# --- The meta-prover -------------------------------------------------------------------------
-
-
 class MetaProver:
-    """J(prefix): the share of K forced answers after `prefix` that `env` judges correct.
+    """J(prefix), a `rlvr_gym.wrappers.ProgressEstimator`: the share of K forced answers after
+    `prefix` that `env` judges correct. For each prefix the policy continues `prompt + prefix
+    + suffix` K times (the suffix forces an answer) and `env` judges each whole response
+    `prefix + suffix + answer` (a prefix that already holds an answer, as it is): its
+    verdict's score counts (without a verdict, the reward); unusable verdicts are left out,
+    and a prefix with none usable gets NaN, never 0. `no_answer_rate` is the share of forced
+    answers in the last `estimate` call whose verdict extracted no answer.
 
-    Implements `rlvr_gym.wrappers.ProgressEstimator`. For each prefix the policy continues
-    `prompt + prefix + suffix` K times (the suffix forces an answer; it is encoded, not
-    sampled) and `env` judges each whole response `prefix + suffix + answer`, pinned to the
-    problem (`rlvr_gym.agents.rollout.score`): its verdict's score counts (without a verdict,
-    the reward). A prefix that already holds an answer (`\\boxed{}`) is judged as it is.
-
-    `prefix` is the response from its start, a prefix given by a wrapper included, so `env`
-    must judge a whole response in one `step`: no response prefix of its own (`HintScaffold`
-    would prepend its hint again and count the forced answers as rollouts), no step per
-    episode (`TokenBudget` would cut it). A `ReasoningEnv` fits (`env.unwrapped` of a wrapped
-    one). It is reset and stepped for every answer: no episode may be in progress on it during
-    `estimate` (a `ProgressReward` needs another instance of the env than its estimator's).
-
-    Unusable verdicts (verifier `error`/`timeout`) are left out of the average; a prefix with
-    none usable gets NaN, never 0 (a failure is not a wrong answer). `no_answer_rate` is the
-    share of forced answers in the last `estimate` call whose verdict extracted no answer.
-    The prefix is re-encoded for every sample (the transformers backend shares no KV cache).
+    `prefix` is the whole response so far, so `env` must judge a response in one `step`,
+    with no response prefix of its own and no step per episode: a `ReasoningEnv` fits. It
+    is reset and stepped for every answer: no episode may be in progress on it meanwhile.
     """
 
     def __init__(self, policy: Policy, env: Any, suffix: str = DEFAULT_TERMINATION_SUFFIX,
@@ -94,8 +66,8 @@ class MetaProver:
 
     def estimate(self, problems: Sequence[Problem], prompts: Sequence[str],
                  prefixes: Sequence[str]) -> list[float]:
-        """J for many (problem, prompt, prefix) triples: one batched generation, one batch of
-        env scoring."""
+        """J for many (problem, prompt, prefix) triples, in one batch of generation and one of
+        scoring."""
         if not len(problems) == len(prompts) == len(prefixes):
             raise ValueError("problems, prompts and prefixes must have the same length")
         answered = [i for i, prefix in enumerate(prefixes) if last_boxed(prefix) is not None]
@@ -124,18 +96,13 @@ def _mean_score(scored: Sequence[Scored]) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-# --- The agent -------------------------------------------------------------------------------
-
-
 @dataclass
 class MRTConfig(GRPOConfig):
-    """GRPO's fields plus MRT's. `advantage` defaults to 'none': in the 'termination' variant
-    the advantage is r - J(c) itself."""
+    """GRPO's fields plus MRT's."""
 
     advantage: AdvantageMode = "none"
-    """Advantage of the training signal: 'none' uses it as is (required by 'termination':
-    J(c) is shared by the whole group, so group centring would cancel it and leave plain
-    GRPO); 'group' or 'mean' normalise the 'progress' variant's R over the group."""
+    """'none' uses the training signal as the advantage (required by 'termination': group
+    centring would cancel J(c)); 'group' or 'mean' normalise the 'progress' variant's R."""
     variant: Variant = "termination"
     """'termination': A = r - J(c), the official RL README's termination-reward baseline;
     'progress': R = r + alpha (J after the first new episode - J(c)), Eq. 2's dense bonus
@@ -153,40 +120,27 @@ class MRTConfig(GRPOConfig):
     markers: tuple[str, ...] = DEFAULT_MARKERS
     """Words that, after a blank line, open a new episode (segmentation of prefixes)."""
     max_prefix_episodes: int = 0
-    """Cap on the random episode count of the stale prefix (0: any episode before the
-    last of the stale trace)."""
+    """Cap on the random episode count of the stale prefix (0: no cap)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.variant not in ("termination", "progress"):
-            raise ValueError(f"variant must be 'termination' or 'progress', got "
-                             f"{self.variant!r}")
+        check_choice(self, "variant", get_args(Variant))
         if self.variant == "termination" and self.advantage != "none":
             raise ValueError("variant='termination' needs advantage='none': A = r - J(c) is "
                              "the advantage, and group centring would cancel J(c)")
-        if self.termination_samples < 1 or self.termination_max_tokens < 1:
-            raise ValueError("termination_samples and termination_max_tokens must be >= 1")
-        if self.max_prefix_episodes < 0:
-            raise ValueError(f"max_prefix_episodes must be >= 0, got {self.max_prefix_episodes}")
+        check_minimum(self, ("termination_samples", "termination_max_tokens"))
+        check_minimum(self, ("max_prefix_episodes",), 0, " (0: no cap)")
         self.markers = tuple(self.markers)
 
 
 class MRT(PolicyGradient):
     """GRPO's loss on continuations of stale prefixes with MRT's progress-based training
     signal: `MRT(policy, env, config, eval_env).learn(total_steps)` (arguments: `Trainer`).
-
-    Per problem and step: one trace from the current policy (about to be updated, hence
-    "stale"), cut after a random number j of its episodes (0 <= j < its episode count) into
-    the prefix c; J(c) from the meta-prover; G continuations of c, sent to the env as
-    c + continuation (the action continues the observation) and masked so that only the
-    continuation is trained. `Group.rewards` hold the training signal (r - J(c), or R);
-    `Group.correct` the outcome. Generation budget: c plus its continuation share
-    `max_new_tokens`.
-
-    The meta-prover judges forced answers through the training env's base env
-    (`env.unwrapped`): the forced answers are not rollouts, so the wrappers of the training
-    episode (hints, budgets, penalties) do not see them (`MetaProver`).
-    """
+    Per problem and step: one trace of the policy before the update ("stale"), cut after a
+    random number of episodes into the prefix c; J(c) from the meta-prover; G continuations
+    of c sharing `max_new_tokens` with it, trained on the continuation only, with the
+    `variant`'s signal in `Group.rewards`. Forced answers are judged on `env.unwrapped`, out
+    of sight of the training env's wrappers (they are not rollouts)."""
 
     config: MRTConfig
     config_class = MRTConfig
@@ -217,8 +171,7 @@ class MRT(PolicyGradient):
 
     def sample_stale(self, num_problems: int) -> tuple[list[Group], int, dict[str, float]]:
         """Groups of continuations of stale prefixes of `num_problems` problems drawn by the
-        env (class docstring), the generated tokens (stale traces included) and the round's
-        statistics (`collect`)."""
+        env, the generated tokens (stale traces included) and the round's statistics."""
         c = self.config
         self._seed_env()
         heads = draw(self.env, num_problems)
@@ -284,12 +237,9 @@ class MRT(PolicyGradient):
 
 
 def termination_signal(outcomes: np.ndarray, j_prefix: np.ndarray) -> np.ndarray:
-    """MRT's termination-baseline advantage A_i = r_i - J(c) (docs/algorithms.md, MRT: the
-    two variants).
-
-    `outcomes` [groups, G] are the rewards of the continuations of each group's prefix c,
-    `j_prefix` [groups] the meta-prover's J(c). NaN in J(c) propagates (mask those samples).
-    """
+    """MRT's termination-baseline advantage A_i = r_i - J(c) (docs/algorithms.md, MRT), from
+    the rewards `outcomes` [groups, G] of the continuations of each group's prefix c and the
+    meta-prover's `j_prefix` [groups]. NaN in J(c) propagates (mask those samples)."""
     return np.asarray(outcomes, dtype=float) - np.asarray(j_prefix, dtype=float)[:, None]
 
 
@@ -303,20 +253,15 @@ def progress_signal(outcomes: np.ndarray, j_prefix: np.ndarray, j_first: np.ndar
 
 
 def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
-    """`gen` with at most `room` (>= 1) generated tokens; cut ones end with reason 'length'.
-
-    The kept ids are exactly the sampled ones, so importance ratios stay exact."""
+    """`gen` with at most `room` (>= 1) generated tokens, the sampled ids kept exactly; cut
+    ones end with reason 'length'."""
     room = max(room, 1)
     if len(gen.completion_ids) <= room:
         return gen
     ids = gen.completion_ids[:room]
     eos = policy.tokenizer.eos_token_id
     text = policy.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
-    return Generation(gen.prompt, gen.prefix, text, gen.prompt_ids, gen.prefix_ids, ids,
-                      "length")
-
-
-# --- Test-time budget forcing ----------------------------------------------------------------
+    return Generation(gen.prompt, gen.prefix, text, gen.prompt_ids, gen.prefix_ids, ids, "length")
 
 
 @dataclass(frozen=True)
@@ -335,14 +280,10 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
                    sampling: SamplingConfig, marker: str = "\n\nWait,",
                    max_extensions: int = 2) -> list[ForcedResponse]:
     """Generate within `budget_tokens`; when a response stops without an answer, append
-    `marker` and let it continue, at most `max_extensions` times.
-
-    Budget forcing (s1, arXiv 2501.19393), as MRT extrapolates past the training budget
-    (the MRT paper appends "Wait"-style markers up to 8 times). A response is final when
-    it holds an answer (`\\boxed{}`), has used the budget (markers count), was cut by the
-    budget, has no room for the marker and one more token, or has used its extensions.
-    `sampling.max_new_tokens` is ignored: the room left in the budget replaces it.
-    """
+    `marker` and let it continue, at most `max_extensions` times (budget forcing, s1, arXiv
+    2501.19393, as MRT extrapolates past its training budget). A response is final when it
+    holds an answer, has used the budget (markers count), has no room for the marker and one
+    more token, or has used its extensions. `sampling.max_new_tokens` is ignored."""
     if budget_tokens < 1 or max_extensions < 0:
         raise ValueError("need budget_tokens >= 1 and max_extensions >= 0")
     marker_tokens = len(policy.encode(marker))
@@ -370,9 +311,6 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
     return [ForcedResponse(t, n, e) for t, n, e in zip(texts, tokens, extensions, strict=True)]
 
 
-# --- Regret of a policy ----------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class RegretTrace:
     """One sampled response as MRT's analysis sees it: J after every episode."""
@@ -394,14 +332,11 @@ def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problem
                   stop: tuple[str, ...] = ()) -> list[RegretTrace]:
     """Sample one response per problem 0..num_problems-1 (pinned by index) within
     `budget_tokens`, cut it into episodes and evaluate J after each (one batched meta-prover
-    call); whether the whole response is correct is judged through `env`. Responses that were
-    given a prefix by a wrapper are measured from the prefix on."""
+    call) and the whole response's correctness; tokens are counted after a wrapper's prefix."""
     heads = [env.reset(options={"index": i}) for i in range(num_problems)]
-    prompts, given = [], []
-    for obs, info in heads:
-        prompt, prefix = split_prefix(obs, info)
-        prompts.append(prompt)
-        given.append(prefix)
+    split = [split_prefix(obs, info) for obs, info in heads]
+    prompts = [p for p, _ in split]
+    given = [x for _, x in split]
     gens = policy.generate(prompts, SamplingConfig(temperature, 1.0, budget_tokens, stop), given)
     cuts = [[given[k] + "".join(episodes[:n + 1]) for n in range(len(episodes))]
             for k, episodes in enumerate(split_episodes(g.text, markers) or [""] for g in gens)]
@@ -421,9 +356,8 @@ def regret_traces(policy: Policy, env: Any, meta_prover: MetaProver, num_problem
 
 def summarize_regret(traces: Sequence[RegretTrace], budget_tokens: float) -> dict[str, float]:
     """Means over traces: `normalized_regret` at `budget_tokens` (area form, J from (0, 0)),
-    `cumulative_regret` (Def. 4.1 with comparator 1, one term per episode), `episodes`,
-    `tokens` (response length) and `accuracy` (whole response correct). Traces whose J has a
-    NaN (no usable verdict) are skipped and counted in `skipped`."""
+    `cumulative_regret` (Def. 4.1, comparator 1), `episodes`, `tokens` and `accuracy`; traces
+    whose J has a NaN (no usable verdict) are skipped and counted in `skipped`."""
     kept = [t for t in traces if not any(np.isnan(t.j_values))]
     if not kept:
         raise ValueError("no trace with usable verdicts; check the verifier")

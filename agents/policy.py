@@ -1,17 +1,10 @@
-"""The policy: a Hugging Face causal LM with its tokenizer, sampling through a backend, and
-the log-probabilities every RL loss needs.
-
-Three ideas carry the rest of the package:
-
-- A *response prefix* is text the response starts with that the policy did not generate
-  (a SEELE hint, an MRT prefix, an IB-TPO tree branch point). Sampling continues from
-  `prompt + prefix`; the training batch marks the prefix tokens so that RL losses skip them
-  and imitation losses can use them.
-- Generated tokens are kept as ids, never re-tokenized from text, so the importance ratio is
-  computed on exactly the tokens and context that were sampled.
-- Generation goes through a `GenerationBackend` that sees only token ids; the transformers
-  backend is always available, `rlvr_gym.agents.vllm_backend.VLLMBackend` is the optional
-  vLLM one (`backend="vllm"`).
+"""The policy: a Hugging Face causal LM with its tokenizer, sampling through a backend, and the
+log-probabilities every RL loss needs. Generated tokens are kept as ids, never re-tokenized from
+text, so that importance ratios are computed on exactly the tokens and context that were sampled. A
+*response prefix* (a SEELE hint, an MRT prefix, an IB-TPO branch point) is text the response starts
+with that the policy did not generate: sampling continues from `prompt + prefix`, and `TokenBatch`
+marks its tokens. Generation goes through a `GenerationBackend` that sees only token ids
+(`TransformersBackend`, or the optional `rlvr_gym.agents.vllm_backend.VLLMBackend`).
 """
 
 from __future__ import annotations
@@ -59,10 +52,8 @@ class SamplingConfig:
 
 @dataclass
 class Generation:
-    """One sampled completion and everything a loss needs to score it again.
-
-    The full response is `prefix + text`; only `completion_ids` were generated.
-    """
+    """One sampled completion and everything a loss needs to score it again: the response is
+    `prefix + text`, and only `completion_ids` were generated."""
 
     prompt: str
     prefix: str
@@ -72,10 +63,8 @@ class Generation:
     completion_ids: list[int]
     finish_reason: FinishReason
     logprobs: list[float] | None = None
-    """log-probability of each completion token under the distribution it was sampled from
-    (after temperature and top-p), as the backend computed it while sampling (vLLM); None
-    where the backend computes none (transformers: score with `Policy.token_logprobs`).
-    Losses score tokens with the training model, never with these."""
+    """Each completion token's log-probability after temperature and top-p, as the backend
+    computed it while sampling (vLLM; None from transformers); losses never use these."""
 
     @property
     def response(self) -> str:
@@ -84,13 +73,10 @@ class Generation:
 
 
 class GenerationBackend(abc.ABC):
-    """Samples continuations of token-id contexts.
-
-    Contract: `generate(contexts, sampling)` returns, for each context, the generated ids cut
-    just after the end-of-sequence token or after the token that completes a stop string
-    (whichever comes first), and the reason it ended. Randomness comes from torch's global RNG
-    (or the backend's own seeded state), so seeding torch makes a run repeatable.
-    """
+    """Samples continuations of token-id contexts: `generate(contexts, sampling)` returns, for
+    each context, the generated ids cut just after the end-of-sequence token or after the
+    token that completes a stop string, and the reason it ended. Randomness comes from
+    torch's global RNG (or the backend's own seeded state): seeding torch makes runs repeat."""
 
     @abc.abstractmethod
     def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
@@ -111,12 +97,9 @@ class GenerationBackend(abc.ABC):
 
 @contextmanager
 def _without_spurious_mask_warning() -> Iterator[None]:
-    """Drops transformers' "passing in an `attention_mask`" warning during our `generate`.
-
-    The mask is always passed; transformers 5 drops it when it is all ones (no padding), and
-    once a row has finished, the pad tokens it is fed make the model's check warn. Those rows'
-    outputs are cut away (`_cut`), and left-padded batches give the same tokens as each
-    prompt alone (tests/agents/test_policy.py)."""
+    """Drops transformers' "passing in an `attention_mask`" warning during our `generate`: it
+    fires on the pad tokens a finished row is fed, whose outputs `_cut` removes (left-padded
+    batches give the same tokens as each prompt alone: tests/agents/test_policy.py)."""
 
     def quiet(record: logging.LogRecord) -> bool:
         return "passing in an `attention_mask`" not in record.getMessage()
@@ -130,11 +113,9 @@ def _without_spurious_mask_warning() -> Iterator[None]:
 
 
 class TransformersBackend(GenerationBackend):
-    """Batched sampling with `model.generate` (KV cache), left-padded contexts.
-
-    Every sampling knob is passed explicitly, so a model's own `generation_config.json`
-    (top_k=50, repetition penalties, ...) never changes what an RL ratio assumes.
-    """
+    """Batched sampling with `model.generate` (KV cache), left-padded contexts. Every sampling
+    knob is passed explicitly, so a model's own `generation_config.json` (top_k=50,
+    repetition penalties, ...) never changes what an RL ratio assumes."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 256,
                  compute_dtype: torch.dtype = torch.float32) -> None:
@@ -209,11 +190,8 @@ class TransformersBackend(GenerationBackend):
 def select_dtype(device_type: str, bf16_supported: bool, requested: str = "auto"
                  ) -> torch.dtype:
     """The compute dtype: bf16 on a GPU that supports it when `requested="auto"`, else fp32.
-
-    Weights and optimiser state stay in fp32 and bf16 is used through autocast: an update of
-    lr=1e-6 is below bf16's resolution and would be rounded away on bf16 weights. fp16 is not
-    offered: without a loss scaler RL gradients underflow in it.
-    """
+    bf16 is used through autocast, weights and optimiser state stay fp32 (an update of lr=1e-6
+    would be rounded away on bf16 weights); no fp16: RL gradients underflow in it unscaled."""
     if requested == "auto":
         return torch.bfloat16 if device_type == "cuda" and bf16_supported else torch.float32
     choices = {"float32": torch.float32, "fp32": torch.float32,
@@ -237,13 +215,10 @@ def select_device(requested: str = "auto") -> torch.device:
 
 @dataclass
 class TokenBatch:
-    """Prompt + prefix + completion sequences, right-padded, with masks aligned to targets.
-
-    `input_ids` and `attention_mask` have shape [B, L]. The masks have shape [B, L-1] and are
-    aligned with `targets = input_ids[:, 1:]`, i.e. with what `Policy.token_logprobs` returns:
-    `completion_mask` marks generated tokens (the RL loss), `prefix_mask` marks given
-    response-prefix tokens (never in the RL loss; SEELE's imitation term uses them).
-    """
+    """Prompt + prefix + completion sequences, right-padded: `input_ids` and `attention_mask`
+    [B, L], and masks [B, L-1] aligned with `input_ids[:, 1:]` as `Policy.token_logprobs` is:
+    `completion_mask` marks generated tokens (the RL loss), `prefix_mask` the response prefix
+    (never in the RL loss; SEELE's imitation term uses it)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -268,13 +243,10 @@ class TokenBatch:
 
 @dataclass
 class Policy:
-    """A causal LM, its tokenizer and a generation backend.
-
-    Build one with `Policy.from_pretrained(path)` (any local Hugging Face model directory;
-    `rlvr_gym.agents.tiny.TINY_MODEL_DIR` is the bundled one). The model is kept in eval mode
-    (dropout off) also while training, so that the log-probabilities of the sampling pass, the
-    old-policy pass and the training pass agree exactly.
-    """
+    """A causal LM, its tokenizer and a generation backend; `Policy.from_pretrained(path)`
+    loads a local Hugging Face model directory (`rlvr_gym.agents.tiny.TINY_MODEL_DIR`: the
+    bundled one). The model stays in eval mode (dropout off) also while training, so that the
+    sampling, old-policy and training passes give the same log-probabilities."""
 
     model: Any
     tokenizer: Any
@@ -299,8 +271,7 @@ class Policy:
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto",
                         dtype: str = "auto", generation_batch_size: int = 256,
                         backend: str = "transformers") -> Policy:
-        """Load a local model directory (no download is attempted); `backend` as in
-        `use_backend`."""
+        """Load a local model directory (never downloads); `backend` as in `use_backend`."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path)
@@ -325,6 +296,11 @@ class Policy:
         """Token ids of text, without special tokens."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated token ids, without the end-of-sequence and special tokens."""
+        eos = self.tokenizer.eos_token_id
+        return self.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
+
     def generate(self, prompts: Sequence[str], sampling: SamplingConfig,
                  prefixes: Sequence[str] | None = None) -> list[Generation]:
         """Sample one completion per prompt, each continuing from its response prefix."""
@@ -340,12 +316,8 @@ class Policy:
 
         contexts = [ids(p) + ids(x) for p, x in zip(prompts, prefixes, strict=True)]
         outputs, logprobs = self.backend.generate_with_logprobs(contexts, sampling)
-        eos = self.tokenizer.eos_token_id
-        return [Generation(prompt=p, prefix=x,
-                           text=self.tokenizer.decode([t for t in out if t != eos],
-                                                      skip_special_tokens=True),
-                           prompt_ids=ids(p), prefix_ids=ids(x), completion_ids=out,
-                           finish_reason=reason, logprobs=lp)
+        return [Generation(prompt=p, prefix=x, text=self.decode(out), prompt_ids=ids(p),
+                           prefix_ids=ids(x), completion_ids=out, finish_reason=reason, logprobs=lp)
                 for p, x, (out, reason), lp in zip(prompts, prefixes, outputs,
                                                    logprobs if logprobs else [None] * len(outputs),
                                                    strict=True)]
@@ -356,8 +328,7 @@ class Policy:
         train on them (reference solutions, selected samples); completions end with EOS."""
         prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
         eos = self.tokenizer.eos_token_id
-        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos],
-                           "stop")
+        return [Generation(p, x, c, self.encode(p), self.encode(x), self.encode(c) + [eos], "stop")
                 for p, c, x in zip(prompts, completions, prefixes, strict=True)]
 
     def batch(self, generations: Sequence[Generation]) -> TokenBatch:
@@ -383,11 +354,8 @@ class Policy:
                        with_entropy: bool = False
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token_t+1 | tokens_<=t) for every target position, shape [B, L-1], and
-        optionally the entropy of each predictive distribution (same shape, no gradient).
-
-        Logits are divided by the sampling temperature so that ratios compare the
-        distribution the samples actually came from (temperature 0 is treated as 1).
-        """
+        optionally the entropy of each predictive distribution (same shape, no gradient),
+        at the sampling temperature (0 is treated as 1), the distribution samples came from."""
         batch = batch.to(self.device)
         with autocast(self.device, self.compute_dtype):
             logits = self.model(input_ids=batch.input_ids,
@@ -414,10 +382,9 @@ def as_policy(policy: Policy | str | os.PathLike, device: str = "auto", dtype: s
 
 
 def use_backend(policy: Policy, backend: str = "transformers") -> Policy:
-    """`policy` generating through `backend`: 'transformers' keeps the backend it has (the
-    transformers one unless a custom one was given), 'vllm' gives it a `VLLMBackend` unless it
-    has one (`ImportError` naming the install command when vllm is missing), 'auto' means
-    'vllm' for a policy on a CUDA GPU where vllm imports, else 'transformers'."""
+    """`policy` generating through `backend`: 'transformers' keeps the backend it has, 'vllm'
+    gives it a `VLLMBackend` unless it has one (`ImportError` naming the install command when
+    vllm is missing), 'auto' is 'vllm' on a CUDA GPU where vllm imports, else 'transformers'."""
     from rlvr_gym.agents import vllm_backend
 
     if vllm_backend.resolve_backend(backend, policy.device) == "vllm" \

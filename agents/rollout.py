@@ -1,12 +1,5 @@
 """Sampling through the env: the one place where agents generate responses for problems and
-score them through `reset`/`step`.
-
-Every agent, `evaluate` and the regret traces go through `score`: it pins each problem with
-`reset(options={"problem_id": ...})` and sends the response with `step`, so every wrapper
-(hints, budgets, penalties) sees every sample, and it first hands the whole batch to the env's
-`verify_ahead`, so that a verifier that can run in parallel (the code sandbox pool) verifies
-the batch at once instead of one `step` at a time. Rewards are the same either way.
-
+score them (`score`), so that every wrapper (hints, budgets, penalties) sees every sample.
 The action continues the observation: a response prefix given by a wrapper
 (`rlvr_gym.types.split_prefix`) is generated from, masked out of the loss, and not sent.
 """
@@ -61,9 +54,8 @@ class Rollout:
     generated_tokens: int = 0
     seconds: float = 0.0
     advantages: Any = None
-    """Per-sample ([B]) or per-token ([B, L-1], aligned with `Policy.batch` of the
-    generations) advantages the sampler computed, a tensor (IB-TPO's step advantages); None:
-    group advantages of the rewards."""
+    """Advantages the sampler computed (IB-TPO's), per sample [B] or per token [B, L-1]
+    (aligned with `Policy.batch` of the generations); None: group advantages of the rewards."""
     stats: dict[str, float] = field(default_factory=dict)
     """Statistics the sampler reports, logged with the step's metrics."""
 
@@ -76,9 +68,9 @@ def draw(env: Any, n: int) -> list[Head]:
 def score(env: Any, problems: Sequence[str | Problem], actions: Sequence[str],
           prefixes: Sequence[str] | None = None) -> list[Scored]:
     """Judge `actions[i]` on `problems[i]` (a problem id, or a `Problem` pinned as it is)
-    through `reset` + `step`. `prefixes[i]` is the response prefix the env gave (its `step`
-    receives prefix + action); it lets the env verify the whole batch ahead, in parallel
-    where its verifier can."""
+    through `reset(options=...)` + `step`, after handing the whole batch to the env's
+    `verify_ahead` (a verifier that can run in parallel verifies it at once; rewards are the
+    same). `prefixes[i]` is the response prefix the env gave (`step` gets prefix + action)."""
     prefixes = prefixes if prefixes is not None else [""] * len(actions)
     ahead = getattr(getattr(env, "unwrapped", env), "verify_ahead", None)
     if callable(ahead):
@@ -91,8 +83,7 @@ def score(env: Any, problems: Sequence[str | Problem], actions: Sequence[str],
         _, reward, _, _, info = env.step(action)
         verdict = info.get("verdict")
         out.append(Scored(float(reward), verdict is None or verdict.usable,
-                          verdict.correct if verdict is not None else float(reward) >= 1,
-                          verdict))
+                          verdict.correct if verdict is not None else float(reward) >= 1, verdict))
     return out
 
 
@@ -108,10 +99,9 @@ def sample_groups(policy: Policy, env: Any, heads: Sequence[Head], group_size: i
     groups = []
     for k, (_, info) in enumerate(heads):
         members = slice(k * group_size, (k + 1) * group_size)
-        groups.append(Group(info["problem_id"], gens[members],
-                            [s.reward for s in scored[members]],
-                            [s.usable for s in scored[members]],
-                            [s.correct for s in scored[members]]))
+        part = scored[members]
+        groups.append(Group(info["problem_id"], gens[members], [s.reward for s in part],
+                            [s.usable for s in part], [s.correct for s in part]))
     return groups, sum(len(g.completion_ids) for g in gens)
 
 
@@ -141,13 +131,10 @@ def _varies(values: Sequence[float]) -> bool:
 def evaluate(policy: Policy, env: Any, num_problems: int = 200, samples: int = 8,
              ks: Sequence[int] = (1, 8), temperature: float = 1.0, max_new_tokens: int = 64,
              stop: tuple[str, ...] = (), progress_bar: bool = False) -> dict[str, float]:
-    """Held-out evaluation on problems 0..num_problems-1 of `env` (pinned by index).
-
-    Returns `accuracy` (greedy decoding), `pass@k` for each k (unbiased, from `samples`
-    sampled completions per problem at `temperature`; pass@1 is then the mean sampled
-    accuracy) and `mean_length` (generated tokens of the greedy answers). `progress_bar`
-    shows the generations done (the results are the same with or without it).
-    """
+    """Held-out evaluation on problems 0..num_problems-1 of `env` (pinned by index):
+    `accuracy` (greedy decoding), `pass@k` for each k (unbiased, from `samples` completions per
+    problem sampled at `temperature`) and `mean_length` (generated tokens of the greedy
+    answers). `progress_bar` shows the generations done (the results are the same without)."""
     heads = [env.reset(options={"index": i}) for i in range(num_problems)]
     ids = [info["problem_id"] for _, info in heads]
     prompts, prefixes = zip(*(split_prefix(*head) for head in heads), strict=True) \

@@ -1,28 +1,10 @@
 """SEELE: GRPO on problems whose reference-solution hint is sized per problem so that rollout
-accuracy sits near a target (arXiv 2509.06923; docs/algorithms.md, SEELE).
-
-The hint lengths come from the env: a `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit; build the
-one matching a config with `hinted_env`). This module is the agent side of the paper's
-Algorithm 1, reading the hint from `info` (`response_prefix`, `hint_ratio`, `hint_round`):
-
-- Sampling: each training step draws `prompts_per_step` problems and gives each `rounds`
-  sequential rounds of `group_size` completions. Every round resets the pinned problem, so the
-  wrapper refits the accuracy-vs-hint curve on the rounds so far and hands out the next ratio.
-- Advantages: Dr. GRPO, `A = r - mean(r)` over all `rounds x group_size` completions of a
-  problem (one baseline across rounds of different hint lengths, as in the paper), computed
-  by GRPO's `group_advantages` on one group per problem.
-- Loss (the paper's Eq. 47-48), minimised:
-
-      L = L_GRPO(generated tokens) + gamma/(N L) sum_i sum_{t in hint_i} -log pi(y_t | x, y_<t)
-
-  The clipped policy-gradient term is GRPO's `policy_loss` on the generated tokens (the hint
-  is a response prefix, masked out of it). The imitation term is the negative log-likelihood
-  of the hint y_{1:l} given the prompt (`log pi` where the paper writes `pi`), summed
-  over the hint tokens of each of the N rollouts of the mini-batch and divided by N and by the
-  same constant L = `max_new_tokens` as Dr. GRPO's token sum, so gamma weighs a hint token
-  against a generated token of advantage 1.
-
-Held-out evaluation runs on the `eval_env` as given, i.e. without hints.
+accuracy sits near a target (arXiv 2509.06923; docs/algorithms.md, SEELE). The env sizes the hints:
+a `rlvr_gym.wrappers.HintScaffold` (3PL IRT fit; `hinted_env` builds the one matching a config). The
+agent is the rest of the paper's Algorithm 1: it samples `rounds` rounds per problem, reading the
+hint from `info` (`response_prefix`, `hint_ratio`, `hint_round`), takes Dr. GRPO advantages over all
+rounds of a problem, and adds an imitation term on the hint tokens to GRPO's loss
+(`SEELE.imitation_loss`). Held-out evaluation runs on the `eval_env` as given, i.e. without hints.
 """
 
 from __future__ import annotations
@@ -31,11 +13,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 
+from rlvr_gym.agents.core import check_choice, check_minimum
 from rlvr_gym.agents.grpo import AdvantageMode, GRPOConfig, LossType, PolicyGradient
 from rlvr_gym.agents.policy import Policy, TokenBatch
 from rlvr_gym.agents.rollout import Group, Rollout, draw, sample_groups
@@ -44,34 +27,28 @@ from rlvr_gym.wrappers.hints import HintScaffold, Unit
 
 @dataclass
 class SEELEConfig(GRPOConfig):
-    """Hyper-parameters of SEELE: GRPO's fields plus the hint schedule and the imitation
-    weight. Defaults scale the paper's setup to the bundled tiny model on a CPU: 8 problems x
-    4 rounds x 8 completions = 256 completions per step, the rollout budget of GRPO's defaults
-    (32 x 8)."""
+    """GRPO's fields plus the hint schedule and the imitation weight; the defaults spend the
+    rollout budget of GRPO's (32 x 8) as 8 problems x 4 rounds x 8 completions per step."""
 
     prompts_per_step: int = 8
     """Problems per training step (paper: 256 with 4 x 8 rollouts each; here 8 x 4 x 8)."""
     group_size: int = 8
-    """Completions per round, n (paper: 8). A problem gets rounds x group_size per step."""
+    """Completions per round, n (paper: 8)."""
     rounds: int = 4
     """Sequential sampling rounds per problem per step, m (paper: 4; 3 points are too few for
-    the three-parameter fit, more rounds make per-round accuracies noisier)."""
+    the three-parameter fit)."""
     target_accuracy: float = 0.5
-    """Rollout accuracy a* the hint length aims at (paper: 0.5, the maximiser of the
-    per-step loss decrease a(1 - a); docs/algorithms.md, SEELE)."""
+    """Rollout accuracy a* the hint length aims at (paper: 0.5, the maximiser of a(1 - a))."""
     imitation_coef: float = 1.0
-    """gamma, weight of the negative log-likelihood of the hint tokens (Eq. 47). Paper: 0.001
-    with Qwen2.5 base models; the tiny model knows nothing of the hard tasks' solution format,
-    so here it is 1 (under loss_type='dr_grpo' a hint token then counts like a generated
-    token of advantage 1; other loss types scale the RL term differently)."""
+    """gamma, weight of the hint tokens' negative log-likelihood (Eq. 47). Paper: 0.001 with
+    Qwen2.5; here 1, as the tiny model knows nothing of the hard tasks' solution format."""
     hint_unit: Unit = "tokens"
     """What the hint ratio of `hinted_env`'s scaffold counts: 'tokens' (the policy's
     tokenizer; docs/algorithms.md, SEELE), 'steps' (solution lines) or 'chars'."""
     snap_to_steps: bool = False
     """Cut token/char hints back to the last line break (optional)."""
     advantage: AdvantageMode = "mean"
-    """Dr. GRPO advantage r - mean over all rounds of a problem (SEELE's derivation
-    assumes the unnormalised advantage)."""
+    """Dr. GRPO's r - mean over all rounds of a problem (what SEELE's derivation assumes)."""
     loss_type: LossType = "dr_grpo"
     """Token sum divided by a constant (Eq. 48); see GRPOConfig for the other options."""
 
@@ -80,13 +57,9 @@ class SEELEConfig(GRPOConfig):
         if not 0.0 < self.target_accuracy < 1.0:
             raise ValueError(f"target_accuracy must lie strictly between 0 and 1, got "
                              f"{self.target_accuracy}")
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
-        if self.imitation_coef < 0:
-            raise ValueError(f"imitation_coef must be >= 0, got {self.imitation_coef}")
-        if self.hint_unit not in ("tokens", "steps", "chars"):
-            raise ValueError(f"hint_unit must be 'tokens', 'steps' or 'chars', got "
-                             f"{self.hint_unit!r}")
+        check_minimum(self, ("rounds",))
+        check_minimum(self, ("imitation_coef",), 0)
+        check_choice(self, "hint_unit", get_args(Unit))
         if self.dynamic_sampling:
             raise ValueError("SEELE sizes hints so that groups keep reward variance instead of "
                              "dropping them; set dynamic_sampling=False")
@@ -94,11 +67,9 @@ class SEELEConfig(GRPOConfig):
 
 def hinted_env(env: Any, config: SEELEConfig, tokenizer: Any = None) -> HintScaffold:
     """`env` in the `HintScaffold` that `config` asks for: its `target_accuracy`, `rounds`,
-    `group_size` as samples per round, `hint_unit` and `snap_to_steps`.
-
-    `tokenizer` counts 'tokens' hints (the policy's: a tokenizer, or the path of the model
-    directory to load it from); other units need none. `env`'s `info` needs `problem_id` and
-    `solution`."""
+    `group_size` as samples per round, `hint_unit` and `snap_to_steps`. `tokenizer` counts
+    'tokens' hints (the policy's: a tokenizer, or the path of the model directory to load it
+    from); other units need none. `env`'s `info` needs `problem_id` and `solution`."""
     if isinstance(tokenizer, (str, os.PathLike)):
         from transformers import AutoTokenizer
 
@@ -108,17 +79,11 @@ def hinted_env(env: Any, config: SEELEConfig, tokenizer: Any = None) -> HintScaf
 
 
 class SEELE(PolicyGradient):
-    """GRPO with capability-adaptive hint scaffolding (SEELE, Algorithm 1):
-    `SEELE(policy, hinted_env(env, config, tokenizer), config, eval_env).learn(total_steps)`.
-
-    Args:
-        policy: a `Policy`, or a path of a local Hugging Face model directory.
-        env: the training env, giving hints in rounds: a `HintScaffold` whose target, rounds
-            and samples per round are the config's (`hinted_env`), possibly further wrapped.
-            Its state (each problem's stored ratio) is saved and restored with the agent.
-        config: a `SEELEConfig`.
-        eval_env: optional held-out env, evaluated as given (without hints).
-    """
+    """GRPO with capability-adaptive hint scaffolding:
+    `SEELE(policy, hinted_env(env, config, tokenizer), config, eval_env).learn(total_steps)`
+    (arguments: `Trainer`). The env gives hints in rounds: a `HintScaffold` whose target,
+    rounds and samples per round are the config's, possibly further wrapped; its state (each
+    problem's stored ratio) is saved and restored with the agent."""
 
     config_class = SEELEConfig
     config: SEELEConfig
@@ -130,13 +95,10 @@ class SEELE(PolicyGradient):
         # zero are then still forwarded, the batches benchmarks/results/seele.md was run with.
         self.extra_loss = self.imitation_loss
 
-    # -- sampling (Algorithm 1, the rounds loop) --
-
     def collect(self) -> Rollout:
-        """Draw `prompts_per_step` distinct problems and sample `rounds` rounds of
-        `group_size` completions each, in one group per problem; the env refits the hint
-        between rounds. `stats`: rollout accuracy and hint ratio per round, the target, the
-        mean hint ratio and hint length."""
+        """`rounds` rounds of `group_size` completions of `prompts_per_step` distinct problems,
+        one group per problem (the env refits the hint between rounds). `stats`: accuracy and
+        hint ratio per round, the target, the mean hint ratio and hint length."""
         c = self.config
         start = time.perf_counter()
         self._seed_env()
@@ -158,16 +120,13 @@ class SEELE(PolicyGradient):
                 if info.get("hint_round") != r + 1:
                     raise RuntimeError(
                         f"problem {pid!r} is in hint round {info.get('hint_round')} where SEELE "
-                        f"expected {r + 1}: the HintScaffold's rounds or samples per round "
-                        "differ from the config's rounds and group_size (build it with "
-                        "hinted_env), or something else stepped it; give SEELE an env of its "
-                        "own")
-            sampled, count = sample_groups(self.policy, self.env, heads, c.group_size,
-                                           c.sampling())
+                        f"expected {r + 1}: the HintScaffold's rounds or samples per round are "
+                        "not the config's rounds and group_size (build it with hinted_env), or "
+                        "something else stepped it; give SEELE an env of its own")
+            sampled, count = sample_groups(self.policy, self.env, heads, c.group_size, c.sampling())
             tokens += count
             round_ratios = [float(info["hint_ratio"]) for _, info in heads]
-            for group, part, ratio, mine in zip(groups, sampled, round_ratios, ratios,
-                                                strict=True):
+            for group, part, ratio, mine in zip(groups, sampled, round_ratios, ratios, strict=True):
                 group.generations += part.generations
                 group.rewards += part.rewards
                 group.usable += part.usable
@@ -175,8 +134,7 @@ class SEELE(PolicyGradient):
                 mine += [ratio] * c.group_size
             stats[f"accuracy_round{r + 1}"] = float(np.array(
                 [x for g in sampled for x in g.correct], dtype=float).mean())
-            stats[f"hint_ratio_round{r + 1}"] = float(np.repeat(round_ratios,
-                                                                c.group_size).mean())
+            stats[f"hint_ratio_round{r + 1}"] = float(np.repeat(round_ratios, c.group_size).mean())
         stats["target_accuracy"] = c.target_accuracy
         stats["hint_ratio"] = float(np.concatenate(ratios).mean())
         stats["hint_tokens"] = float(np.mean([len(gen.prefix_ids) for g in groups
@@ -184,15 +142,15 @@ class SEELE(PolicyGradient):
         return Rollout(groups=groups, sampled_groups=groups, generated_tokens=tokens,
                        seconds=time.perf_counter() - start, stats=stats)
 
-    # -- the imitation term --
-
     def imitation_loss(self, batch: TokenBatch, logprobs: torch.Tensor, total_sequences: float
                        ) -> tuple[torch.Tensor, dict[str, float]] | None:
-        """gamma * (1/N) sum_i (1/L) sum_{hint tokens} -log pi (module docstring; Eq. 47);
-        None at gamma = 0.
+        """The paper's imitation term (Eq. 47-48), None at gamma = 0:
 
-        Uses the log-probs at the sampling temperature, the model's own at the paper's T = 1.
-        Only `prefix_mask` tokens (the hint) enter; prompt and generated tokens do not."""
+            gamma / (N L) sum_i sum_{t in hint_i} -log pi(y_t | x, y_<t)
+
+        over the hint (`prefix_mask`) tokens of the N rows of the mini-batch, with L =
+        `max_new_tokens`, Dr. GRPO's constant, so gamma weighs a hint token against a generated
+        token of advantage 1. Log-probs are at the sampling temperature (T = 1 in the paper)."""
         c = self.config
         if c.imitation_coef == 0:
             return None

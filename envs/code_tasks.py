@@ -1,13 +1,17 @@
 """What the code tasks share, and the entry point of their ids.
 
-- `CodeFileSource`: MBPP-, HumanEval- or APPS-style JSONL/Parquet files with configurable
-  field names (`rlvr/CodeDataset-v0`; with no path, a small sample shipped in the package).
+- `CodeFileSource`: MBPP-, HumanEval- or APPS-style datasets with configurable field names,
+  from local files or Hugging Face `datasets` (`RowsConfig`; `rlvr/CodeDataset-v0`; with no
+  path, a small sample shipped in the package). HumanEval's tests run as its own harness runs
+  them, and `completion=True` follows its completion convention (the program is the prompt
+  followed by the response).
 - `make_code_env`: a `ReasoningEnv` over a registered code task (`kind="code"`, such as
   `rlvr/CodeProblems-v0` in `rlvr_gym.envs.tasks.code_problems`), judged by `CodeVerifier`;
   with `max_attempts > 1` the failing tests are fed back after each wrong attempt.
 
 Every code problem carries its reference program as `Problem.solution`, fenced as a Python
-block, so that it is itself a passing response.
+block, so that it is itself a passing response (in completion mode, the reference completion
+as it is).
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
-from rlvr_gym.envs.files import field_of, read_rows
+from rlvr_gym.envs.files import RowsConfig, RowSource, SkipRow, field_of
 from rlvr_gym.envs.registry import task_env
-from rlvr_gym.envs.sources import ListSource
 from rlvr_gym.types import Problem, Status, Verdict, Verifier
 from rlvr_gym.verifiers.code import CodeVerifier, parse_tests
 
@@ -78,18 +81,17 @@ def revealing_code_feedback(verdict: Verdict) -> str:
 
 
 @dataclass(frozen=True)
-class CodeFileConfig:
-    """Where the code problems are and which fields hold what.
+class CodeFileConfig(RowsConfig):
+    """Where the code problems are (`RowsConfig`) and which fields hold what.
 
     `tests_format` says how the tests field is stored: `asserts` (a list of assert statements
     or one string of them: MBPP `test_list`), `check` (HumanEval: code defining
-    `check(candidate)`, with the function named by `entry_point_field`), `apps` (APPS
-    `input_output`: JSON with `inputs`, `outputs` and optionally `fn_name`) or `native` (a dict
-    in the format of `rlvr_gym.verifiers.code`).
+    `check(candidate)`, with the function named by `entry_point_field`; run as HumanEval's
+    harness runs it, see `humaneval_tests`), `apps` (APPS `input_output`: JSON with `inputs`,
+    `outputs` and optionally `fn_name`) or `native` (a dict in the format of
+    `rlvr_gym.verifiers.code`).
     """
 
-    path: str
-    """A local .jsonl or .parquet file."""
     question_field: str = "text"
     """Field with the problem statement."""
     tests_field: str = "test_list"
@@ -106,16 +108,22 @@ class CodeFileConfig:
     """Field naming the function under test (HumanEval `entry_point`)."""
     prompt_prefix_field: str | None = None
     """Field whose text precedes the reference solution (HumanEval `prompt`: the solution
-    field holds only the body)."""
+    field holds only the body). With `check` tests it also runs before a whole program, so
+    that the helpers it defines exist for the tests."""
     difficulty_field: str | None = None
     """Field with the difficulty: a number, or APPS' introductory/interview/competition."""
     show_tests: int = 1
     """For `asserts` tests: how many asserts to show in the question, so that the model
     knows the function's name and signature (MBPP's prompts do the same)."""
-    limit: int | None = None
-    """Keep only the first `limit` rows."""
+    completion: bool = False
+    """HumanEval's completion convention: the question is the start of the program (HumanEval's
+    `prompt`), shown as it is with no instructions; the response is its completion, and the
+    program run is the question followed by the response, verbatim. The reference solution
+    is the solution field alone (HumanEval's `canonical_solution`). For base models;
+    single-turn only."""
 
     def validate(self) -> None:
+        super().validate()
         if self.tests_format not in ("asserts", "check", "apps", "native"):
             raise ValueError(f"tests_format must be 'asserts', 'check', 'apps' or 'native', "
                              f"got {self.tests_format!r}")
@@ -124,8 +132,6 @@ class CodeFileConfig:
                              "field naming the function that check(candidate) receives")
         if self.show_tests < 0:
             raise ValueError(f"show_tests must be >= 0, got {self.show_tests}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be positive or None, got {self.limit}")
 
 
 CODE_PRESETS: dict[str, dict[str, Any]] = {
@@ -145,36 +151,22 @@ CODE_PRESETS: dict[str, dict[str, Any]] = {
 _APPS_LEVELS = {"introductory": 1.0, "interview": 2.0, "competition": 3.0}
 
 
-class _RenameName(ast.NodeTransformer):
-    def __init__(self, old: str, new: str) -> None:
-        self.old, self.new = old, new
-
-    def visit_Name(self, node: ast.Name) -> ast.Name:
-        return ast.copy_location(ast.Name(self.new, node.ctx), node) if node.id == self.old \
-            else node
-
-
-def humaneval_tests(test_code: str, entry_point: str) -> dict[str, Any]:
-    """HumanEval's `def check(candidate): assert ...` as assert tests on `entry_point`: the
-    top-level asserts of `check` become tests; everything else (imports, helpers, loops)
-    becomes setup."""
+def humaneval_tests(test_code: str, entry_point: str, prompt: str = "",
+                    completion: bool = False) -> dict[str, Any]:
+    """HumanEval's test code as a test program, run as HumanEval's own harness runs it:
+    after the program, `test_code` then `check(entry_point)`, so that every assert counts,
+    those inside loops too. The task's `prompt` is the start of the program (`completion`)
+    or else its preamble: it runs before a whole program, so that the helpers the tests call
+    (HumanEval/32's `poly`, /38's `encode_cyclic`) exist without the program repeating them.
+    ValueError when the test code cannot run as such."""
+    if not entry_point.isidentifier():
+        raise ValueError(f"the entry point must be a function name, got {entry_point!r}")
     module = ast.parse(test_code)
-    setup, asserts = [], []
-    for node in module.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "check":
-            arg = node.args.args[0].arg if node.args.args else "candidate"
-            for stmt in node.body:
-                stmt = _RenameName(arg, entry_point).visit(stmt)
-                if isinstance(stmt, ast.Assert):
-                    asserts.append(ast.unparse(stmt))
-                elif not isinstance(stmt, (ast.Return, ast.Pass)):
-                    setup.append(ast.unparse(stmt))
-        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-                  and isinstance(node.value.func, ast.Name) and node.value.func.id == "check"):
-            setup.append(ast.unparse(node))
-    if not asserts:
-        raise ValueError("check(candidate) has no top-level assert statements")
-    return {"format": "assert", "asserts": asserts, "setup": "\n".join(setup)}
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "check"
+               for node in module.body):
+        raise ValueError("the test code defines no check(candidate) function")
+    return {"format": "program", "test": f"{test_code.rstrip()}\n\ncheck({entry_point})\n",
+            "prompt" if completion else "preamble": prompt}
 
 
 def apps_tests(input_output: Any) -> dict[str, Any]:
@@ -202,34 +194,25 @@ def apps_tests(input_output: Any) -> dict[str, Any]:
                                          for i, o in zip(inputs, outputs, strict=True)]}
 
 
-class CodeFileSource(ListSource):
-    """Code problems read once from a local file; rows whose tests cannot be used are skipped
-    and counted in `skipped` (with the first reason in `skip_reason`)."""
+class CodeFileSource(RowSource):
+    """Code problems read once (`RowsConfig`); rows whose tests cannot be used are skipped,
+    counted in `skipped` (with the first reason in `skip_reason`) and warned about."""
+
+    skippable = (ValueError, KeyError, TypeError, SyntaxError, RecursionError)
 
     def __init__(self, config: CodeFileConfig, name: str = "codefile") -> None:
         config.validate()
         self.config = config
         self.name = name
-        self.problems = []
-        self.skipped = 0
-        self.skip_reason: str | None = None
-        rows = read_rows(config.path, config.limit)
-        for row_number, row in enumerate(rows):
-            try:
-                self.problems.append(self._problem(row_number, row))
-            except (ValueError, KeyError, TypeError, SyntaxError, RecursionError) as exc:
-                self.skipped += 1
-                why = f"missing key {exc}" if isinstance(exc, KeyError) else \
-                    str(exc) or type(exc).__name__
-                self.skip_reason = self.skip_reason or f"{config.path} row {row_number}: {why}"
-        if not self.problems:
-            raise ValueError(f"no usable problems ({self.skip_reason}); check "
-                             f"the field names and tests_format={config.tests_format!r}, or "
-                             f"use CodeFileSource.from_preset with one of {sorted(CODE_PRESETS)}")
-        self._index_problems(f"{config.path} (id_field={config.id_field!r})")
+        self.template = "{question}" if config.completion else None
+        """The prompt template the questions need (completion: the question alone, so that
+        the response continues it); None: the code env's default."""
+        self._load(config, f"check the field names and tests_format={config.tests_format!r}, "
+                           "or use CodeFileSource.from_preset with one of "
+                           f"{sorted(CODE_PRESETS)}")
 
     @classmethod
-    def from_preset(cls, path: str, preset: str, **overrides: Any) -> CodeFileSource:
+    def from_preset(cls, path: Any, preset: str, **overrides: Any) -> CodeFileSource:
         """A source with a preset's field names (`mbpp`, `humaneval`, `apps`, `native`),
         overridable per field."""
         if preset not in CODE_PRESETS:
@@ -241,40 +224,53 @@ class CodeFileSource(ListSource):
         c = self.config
         question = row.get(c.question_field)
         if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"no question in field {c.question_field!r}")
+            raise SkipRow(f"no question in field {c.question_field!r}")
+        if not c.completion:  # a completion continues the question exactly as it is
+            question = question.strip()
         raw = row.get(c.tests_field)
         if raw is None:
-            raise ValueError(f"no tests in field {c.tests_field!r}")
+            raise SkipRow(f"no tests in field {c.tests_field!r}")
+        prefix = str(row.get(c.prompt_prefix_field) or "") if c.prompt_prefix_field else ""
         if c.tests_format == "asserts":
             asserts = [raw] if isinstance(raw, str) else list(raw)
             setup = row.get(c.setup_field) if c.setup_field else None
             tests: dict[str, Any] = {"format": "assert", "asserts": asserts,
                                      "setup": setup or ""}
-            if c.show_tests:
+            if c.show_tests and not c.completion:
                 question = question.rstrip() + "\nYour code should pass tests like:\n" + \
                     "\n".join(asserts[: c.show_tests])
         elif c.tests_format == "check":
             assert c.entry_point_field is not None  # the config's validation requires it
-            tests = humaneval_tests(str(raw), str(field_of(row, c.entry_point_field)))
+            tests = humaneval_tests(str(raw), str(field_of(row, c.entry_point_field)),
+                                    "" if c.completion else prefix)
         elif c.tests_format == "apps":
             tests = apps_tests(raw)
         else:
             tests = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        if c.completion:
+            tests = {**tests, "prompt": question}
         parse_tests(tests)  # reject unusable tests now, with the reason
         solution = row.get(c.solution_field) if c.solution_field else None
         if c.tests_format == "apps" and isinstance(solution, str) and solution.startswith("["):
             solutions = json.loads(solution)
             solution = solutions[0] if solutions else None
-        if solution and c.prompt_prefix_field:
-            solution = str(row.get(c.prompt_prefix_field) or "") + str(solution)
+        if solution and c.completion:
+            try:
+                compile(question + str(solution), "<reference>", "exec")
+            except SyntaxError as exc:
+                raise SkipRow(f"the question followed by the reference solution is not valid "
+                              f"Python ({exc.msg}); completion=True needs questions that "
+                              "start the program") from None
+        elif solution:
+            solution = fenced(prefix + str(solution))
         difficulty = row.get(c.difficulty_field) if c.difficulty_field else None
         if isinstance(difficulty, str):
             difficulty = _APPS_LEVELS.get(difficulty.lower())
         return Problem(
             id=str(row[c.id_field]) if c.id_field and c.id_field in row
             else f"{self.name}/{row_number}",
-            question=question.strip(), answer="",
-            solution=fenced(str(solution)) if solution else "", kind="code", tests=tests,
+            question=question, answer="", solution=str(solution or ""), kind="code",
+            tests=tests,
             difficulty=float(difficulty) if isinstance(difficulty, (int, float)) else 0.0,
             meta={"row": row_number, "format": tests["format"]})
 
@@ -293,10 +289,11 @@ def make_code_env(
     registered with `kind="code"`).
 
     Args:
-        task: the registered code task: `problems` (self-written) or `dataset` (a file:
-            `path`, `preset` and `CodeFileConfig` fields; with no path, the sample file in
-            the package).
-        prompt: prompt format or template with `{question}`; default `CODE_TEMPLATE`.
+        task: the registered code task: `problems` (self-written) or `dataset` (your data:
+            `path` or `hub`, `preset` and `CodeFileConfig` fields; with neither, the sample
+            file in the package).
+        prompt: prompt format or template with `{question}`; default the source's own
+            (`{question}` alone in completion mode), else `CODE_TEMPLATE`.
         verifier: a `CodeVerifier` to share between envs; default the task's own, else a new
             `CodeVerifier` (its sandbox pool starts on the first program that needs running,
             and `env.close()` stops it).
@@ -311,8 +308,10 @@ def make_code_env(
             (the action space's `max_length`).
         **config: options of the task source.
     """
+    if max_attempts > 1 and config.get("completion"):
+        raise ValueError("completion=True is single-turn (a completion cannot follow feedback); "
+                         "use max_attempts=1, or whole programs (completion=False)")
     return task_env("code", task, verifier, CodeVerifier, config,
-                    prompt=CODE_TEMPLATE if prompt is None else prompt,
-                    max_attempts=max_attempts,
+                    prompt=prompt, default_prompt=CODE_TEMPLATE, max_attempts=max_attempts,
                     feedback=revealing_code_feedback if reveal_tests else code_feedback,
                     render_mode=render_mode, max_response_chars=max_response_chars)

@@ -21,16 +21,21 @@ def make_source(task: str, kind: str = "math", **config: Any) -> TaskSource:
 
 def task_env(kind: str, task: str, verifier: Verifier | None,
              default_verifier: Callable[[], Verifier], config: dict[str, Any],
+             prompt: PromptFormat | str | None = None, default_prompt: str | None = None,
              **env_options: Any) -> ReasoningEnv:
     """A `ReasoningEnv` over the source of the registered task `task` of `kind`, built with
-    `config`. The verifier is `verifier`, else the task's own, else `default_verifier()`;
-    `env_options` are `ReasoningEnv`'s."""
+    `config`. The verifier is `verifier`, else the task's own, else `default_verifier()`; the
+    prompt is `prompt`, else the template the source names as its `template` attribute (a
+    code source in completion mode: the question alone), else `default_prompt` (None:
+    `ReasoningEnv`'s default); `env_options` are `ReasoningEnv`'s."""
     registered = get_task(kind, task)
     source = registered.make_source(**config)
     if verifier is None:
         verifier = (registered.verifier or default_verifier)()
+    if prompt is None:
+        prompt = getattr(source, "template", None) or default_prompt
     charset = source.characters() if isinstance(source, ListSource) else None
-    return ReasoningEnv(source, verifier, charset=charset, **env_options)
+    return ReasoningEnv(source, verifier, prompt=prompt, charset=charset, **env_options)
 
 
 def make_task_env(

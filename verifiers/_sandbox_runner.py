@@ -354,7 +354,13 @@ def _run_calls(payload, channel):
     cannot forge or influence; a `loading` line then marks where the program's control
     begins. After the program, the setup's names are restored (the setup wins, as if it ran
     after the program), the setup statements that failed without the program run again, and
-    the remaining expressions are evaluated."""
+    the remaining expressions are evaluated.
+
+    A test program (`{"exec": code}`, HumanEval's `check(candidate)`) is compiled before the
+    program and run after it, in a copy of the program's namespace with the clean builtins;
+    its value is True when it runs to its end. The payload's `preamble` (code the program may
+    rely on, such as helpers the tests use) runs before the program, which may replace what
+    it defines."""
     import builtins
 
     clean = dict(builtins.__dict__)
@@ -372,6 +378,10 @@ def _run_calls(payload, channel):
                 retry.append(statement)
         pending = []
         for i, case in enumerate(cases):
+            if "exec" in case:  # a test program: it needs the program
+                case["exec"] = compile(case["exec"], "<test program>", "exec")
+                pending.append(i)
+                continue
             try:
                 channel.send(t="ref", i=i, v=encode(_evaluate(case["expr"], i, namespace,
                                                                clean)))
@@ -379,6 +389,11 @@ def _run_calls(payload, channel):
             except BaseException:
                 pending.append(i)
         defined = dict(namespace)
+    try:
+        exec(compile(payload.get("preamble") or "", "<preamble>", "exec"), namespace)
+    except BaseException as exc:
+        channel.send(t="load_error", error="the tests' preamble failed: " + _describe(exc))
+        return
     channel.send(t="loading")
     try:
         exec(compile(payload["code"], "<solution>", "exec"), namespace)
@@ -397,6 +412,9 @@ def _run_calls(payload, channel):
                 if not callable(fn):
                     raise NameError(f"the program defines no function {fn_name!r}")
                 value = fn(*decode(case["args"]), **decode(case["kwargs"]))
+            elif "exec" in case:
+                clean["exec"](case["exec"], dict(namespace, __builtins__=clean))
+                value = True
             else:
                 value = _evaluate(case["expr"], i, namespace, clean)
             channel.send(t="result", i=i, v=encode(value))

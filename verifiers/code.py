@@ -1,6 +1,6 @@
 """Code verification: run a model's Python program against a problem's tests in the sandbox.
 
-`Problem.tests` is a dict in one of three formats:
+`Problem.tests` is a dict in one of four formats:
 
 - stdin/stdout: `{"format": "stdio", "cases": [{"input": "1 2\\n", "output": "3\\n"}, ...],
   "float_tol": None}`. Outputs are compared line by line on whitespace-separated tokens
@@ -26,6 +26,18 @@
   that are not top-level asserts (imports, helpers, asserts inside loops) are setup: it runs
   before the program, the names it defines win over the program's, and statements that
   needed the program run again after it. Values must be plain data, as for function calls.
+- test program: `{"format": "program", "test": "def check(candidate): ...\ncheck(f)",
+  "preamble": "..."}` (HumanEval, run as its own harness runs it: asserts inside loops
+  count). The preamble (HumanEval's prompt: the helpers its tests call) runs before the
+  program, which may replace what it defines; the test program runs after the program, with
+  the builtins as they were before it, and is one test, passed when it runs to its end. Its
+  verdict is computed in the program's process, as in HumanEval's harness: a program built
+  to cheat (an object equal to everything, a result line it writes itself) can pass it,
+  which the other formats prevent.
+
+Any format may carry `"prompt"`: the program text responses continue (HumanEval's
+completion convention). The program run is then `prompt + response`, verbatim; no fenced
+block is looked for.
 
 In every format the expected outputs never enter the sandbox, and the host requires a result
 for every test: a program that exits (`sys.exit(0)`, `os._exit(0)`) before the tests ran gets
@@ -100,10 +112,16 @@ class TestSuite:
     """Tolerance for float comparisons, if any."""
     json_values: bool = False
     """Returned tuples count as lists (expected values came from JSON)."""
+    prompt: str = ""
+    """Program text the response continues (completion mode); empty: the response holds
+    the whole program."""
 
     @property
     def fn(self) -> str | None:
         return self.payload.get("fn")
+
+
+_FORMATS = ("stdio", "call", "assert", "program")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -114,16 +132,43 @@ def _require(condition: bool, message: str) -> None:
 def parse_tests(tests: Any) -> TestSuite:
     """Validate `Problem.tests` and split it into sandbox payload and host-side checks.
     Raises ValueError saying what to fix."""
-    _require(isinstance(tests, dict) and tests.get("format") in ("stdio", "call", "assert"),
-             "code tests must be a dict with 'format' set to 'stdio', 'call' or 'assert', "
+    _require(isinstance(tests, dict) and tests.get("format") in _FORMATS,
+             f"code tests must be a dict with 'format' set to one of {list(_FORMATS)}, "
              f"got {_short(tests, 100)}")
     fmt = tests["format"]
     float_tol = tests.get("float_tol")
     _require(float_tol is None or (isinstance(float_tol, (int, float)) and float_tol >= 0),
              f"float_tol must be None or a non-negative number, got {_short(float_tol)}")
+    prompt = tests.get("prompt") or ""
+    _require(isinstance(prompt, str), "the tests' 'prompt' must be the program text that "
+             f"responses continue, got {_short(prompt)}")
     if fmt == "assert":
-        return _parse_asserts(tests)
-    cases = tests.get("cases")
+        suite = _parse_asserts(tests)
+    elif fmt == "program":
+        suite = _parse_program(tests)
+    else:
+        suite = _parse_cases(tests, fmt, float_tol)
+    return replace(suite, prompt=prompt)
+
+
+def _parse_program(tests: dict[str, Any]) -> TestSuite:
+    parts: dict[str, Any] = {"test": tests.get("test"), "preamble": tests.get("preamble") or ""}
+    _require(isinstance(parts["test"], str) and bool(parts["test"].strip()),
+             "program tests need 'test', the code of the test program")
+    for key, text in parts.items():
+        _require(isinstance(text, str), f"program tests' {key!r} must be a string of Python "
+                 "code")
+        try:
+            ast.parse(text)
+        except SyntaxError as exc:
+            raise ValueError(f"program tests' {key!r} is not valid Python ({exc.msg}): "
+                             f"{text[:100]!r}") from exc
+    payload = {"mode": "call", "cases": [{"exec": parts["test"]}], "preamble": parts["preamble"]}
+    return TestSuite(payload, (_Check("the test program", True, "strict"),))
+
+
+def _parse_cases(tests: dict[str, Any], fmt: str, float_tol: float | None) -> TestSuite:
+    cases: Any = tests.get("cases")
     _require(isinstance(cases, list) and len(cases) > 0,
              f"{fmt} tests need a non-empty 'cases' list")
     if fmt == "stdio":
@@ -633,7 +678,10 @@ class CodeVerifier:
             suite = self._suite(problem)
         except ValueError as exc:
             return Verdict(Status.ERROR, 0.0, None, f"problem {problem.id!r}: {exc}"), None, None
-        code = extract_code(response)
+        if suite.prompt:  # completion mode: the response continues the prompt, verbatim
+            code = suite.prompt + response if response.strip() else None
+        else:
+            code = extract_code(response)
         if code is None:
             return Verdict(Status.NO_ANSWER, 0.0, None, "no Python code found"), None, None
         if len(code) > self.config.max_code_chars:

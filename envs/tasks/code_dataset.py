@@ -1,8 +1,10 @@
-"""`rlvr/CodeDataset-v0`: programming problems from a local JSONL or Parquet file
-(`CodeFileSource`).
+"""`rlvr/CodeDataset-v0`: programming problems from your own data (`CodeFileSource`): a local
+file (JSON lines, JSON, CSV, Parquet, gzip-compressed or not), a Hugging Face `datasets`
+dataset saved to disk, or a hub name.
 
-Options: `path` (default: a small MBPP-style sample shipped in the package), `preset` (`mbpp`,
-the default, `humaneval`, `apps` or `native`) and any `CodeFileConfig` field.
+Options: `path` or `hub` (neither: a small MBPP-style sample shipped in the package), `preset`
+(`mbpp`, the default, `humaneval`, `apps` or `native`), `completion` (HumanEval's completion
+convention) and any `CodeFileConfig` field.
 """
 
 from functools import partial

@@ -1,6 +1,8 @@
-"""`rlvr/MathDataset-v0`: math problems from a local JSONL or Parquet file (`FileSource`).
+"""`rlvr/MathDataset-v0`: math problems from your own data (`FileSource`): a local file (JSON
+lines, JSON, CSV, Parquet, gzip-compressed or not), a Hugging Face `datasets` dataset saved
+to disk, or a hub name.
 
-Options: `path` (default: a small MATH-style sample shipped in the package), `preset`
+Options: `path` or `hub` (neither: a small MATH-style sample shipped in the package), `preset`
 (`math`, the default, or `gsm8k`) and any `FileConfig` field.
 """
 

@@ -19,6 +19,7 @@ from rlvr_gym.envs.code_tasks import (
     humaneval_tests,
     make_code_env,
 )
+from rlvr_gym.envs.files import SkippedRowsWarning
 from rlvr_gym.envs.registry import make_source
 from rlvr_gym.envs.tasks.code_problems import CodeProblemsConfig, CodeProblemSource
 from rlvr_gym.verifiers.code import CodeVerifier, CodeVerifierConfig
@@ -74,14 +75,13 @@ def test_mbpp_sample_ships_with_the_package():
     assert p.solution.startswith("```python\n")
 
 
-def test_humaneval_check_function_becomes_assert_tests(tmp_path, verifier):
+def test_humaneval_check_runs_whole_so_asserts_inside_loops_count(tmp_path, verifier):
     test_code = ("METADATA = {'author': 'x'}\n\ndef check(candidate):\n    import math\n"
-                 "    assert candidate(2) == 4\n    assert candidate(-3) == 9\n"
-                 "    for i in range(3):\n        assert candidate(i) >= 0\n\n"
-                 "check(square)\n")
-    tests = humaneval_tests(test_code, "square")
-    assert tests["asserts"] == ["assert square(2) == 4", "assert square(-3) == 9"]
-    assert "for i in range(3)" in tests["setup"] and "check(square)" not in tests["setup"]
+                 "    assert candidate(2) == 4\n"
+                 "    for i in range(3):\n        assert candidate(i) == i * i\n")
+    tests = humaneval_tests(test_code, "square", "def square(x):\n")
+    assert tests == {"format": "program", "test": test_code.rstrip() + "\n\ncheck(square)\n",
+                     "preamble": "def square(x):\n"}
     row = {"task_id": "HE/0", "prompt": "def square(x):\n    \"\"\"Square x.\"\"\"\n",
            "canonical_solution": "    return x * x\n", "test": test_code,
            "entry_point": "square"}
@@ -89,7 +89,10 @@ def test_humaneval_check_function_becomes_assert_tests(tmp_path, verifier):
     problem = source[0]
     assert problem.id == "HE/0"
     assert verifier.verify(problem.solution, problem).correct
-    assert not verifier.verify("def square(x):\n    return abs(x) * 2\n", problem).correct
+    # Right at 2 (the top-level assert), wrong at 1 (inside the loop): fails.
+    assert not verifier.verify("def square(x):\n    return x * 2\n", problem).correct
+    with pytest.raises(ValueError, match="defines no check"):
+        humaneval_tests("assert square(2) == 4\n", "square")
 
 
 def test_apps_rows_give_stdio_or_call_tests(tmp_path, verifier):
@@ -121,7 +124,8 @@ def test_native_rows_and_field_overrides(tmp_path):
     config = CodeFileConfig(path=write_jsonl(tmp_path / "n.jsonl", rows),
                             question_field="statement", tests_field="checks",
                             tests_format="native", id_field="name", solution_field=None)
-    source = CodeFileSource(config)
+    with pytest.warns(SkippedRowsWarning, match="skipped 1 of 2 rows.* row 1: no question"):
+        source = CodeFileSource(config)
     assert [p.id for p in source] == ["n1"]
     assert source.skipped == 1
 

@@ -6,6 +6,7 @@ import gymnasium as gym
 import pytest
 
 from rlvr_gym.envs import FileConfig, FileSource
+from rlvr_gym.envs.files import SkippedRowsWarning
 
 GSM8K_ROWS = [
     {"question": "Tom has 3 boxes of 12 eggs. How many eggs?",
@@ -27,7 +28,11 @@ def write_jsonl(path, rows):
 
 
 def test_gsm8k_preset_reads_answers_and_strips_calculator_notes(tmp_path):
-    source = FileSource.from_preset(str(write_jsonl(tmp_path / "g.jsonl", GSM8K_ROWS)), "gsm8k")
+    path = write_jsonl(tmp_path / "g.jsonl", GSM8K_ROWS)
+    with pytest.warns(SkippedRowsWarning, match=r"skipped 1 of 3 rows, which are not among the "
+                                                r"2 problems; the first: .*g\.jsonl row 2: no "
+                                                "'#### answer' in field 'answer'"):
+        source = FileSource.from_preset(str(path), "gsm8k")
     assert len(source) == 2 and source.skipped == 1
     first = source[0]
     assert first.answer == "36"
@@ -62,7 +67,7 @@ def test_custom_field_names_and_ids(tmp_path):
 
 
 def test_math_dataset_env_over_a_user_file(tmp_path):
-    path = write_jsonl(tmp_path / "g.jsonl", GSM8K_ROWS)
+    path = write_jsonl(tmp_path / "g.jsonl", GSM8K_ROWS[:2])
     env = gym.make("rlvr/MathDataset-v0", path=str(path), preset="gsm8k")
     _, info = env.reset(options={"index": 1})
     _, reward, terminated, _, _ = env.step("The total is 1250 dollars.\n#### 1250")

@@ -1,4 +1,4 @@
-"""CodeVerifier: extraction, the three test formats, statuses and the batch API."""
+"""CodeVerifier: extraction, the four test formats, completions, statuses and the batch API."""
 
 from __future__ import annotations
 
@@ -126,6 +126,11 @@ def test_statements_other_than_asserts_become_setup():
     ({"format": "assert", "asserts": ["x = 1"]}, "no assert"),
     ({"format": "stdio", "float_tol": -1, "cases": [{"input": "", "output": ""}]},
      "non-negative"),
+    ({"format": "program"}, "program tests need 'test'"),
+    ({"format": "program", "test": "check(f"}, "'test' is not valid Python"),
+    ({"format": "program", "test": "check(f)", "preamble": 3}, "'preamble' must be a string"),
+    ({"format": "call", "fn": "f", "cases": [{"args": [], "expected": 1}], "prompt": [1]},
+     "'prompt' must be the program text"),
 ])
 def test_bad_tests_say_what_to_fix(tests, message):
     with pytest.raises(ValueError, match=message):
@@ -284,3 +289,64 @@ def test_config_validation_says_how_to_fix():
         CodeVerifier(CodeVerifierConfig(test_timeout_s=0))
     with pytest.raises(ValueError, match="workers"):
         CodeVerifier(CodeVerifierConfig(workers=0))
+
+
+# -- test programs (HumanEval's harness) and completions -------------------------------------
+
+# HumanEval/38's shape: the only assert sits inside a loop, and the check calls a helper
+# (encode) that the task's prompt defines.
+LOOP_CHECK = """
+def check(candidate):
+    for n in range(1, 30):
+        s = "abcdefghijklmnopqrstuvwxyz"[:n]
+        assert candidate(encode(s)) == s
+
+check(decode)
+"""
+PREAMBLE = 'def encode(s):\n    return s[1:] + s[:1]\n\ndef decode(s):\n    """Undo encode."""\n'
+
+
+def program_problem(**extra):
+    return Problem("t/program", "", "", kind="code", tests={
+        "format": "program", "test": LOOP_CHECK, "preamble": PREAMBLE, **extra})
+
+
+def test_a_test_program_counts_the_asserts_inside_its_loops(verifier):
+    problem = program_problem()
+    right = "def decode(s):\n    return s[-1:] + s[:-1]\n"  # encode comes from the preamble
+    verdict = verifier.verify(right, problem)
+    assert (verdict.status, verdict.score, verdict.reason) == (Status.CORRECT, 1.0,
+                                                               "1/1 tests passed")
+    # Right for the first 12 iterations of the loop only: the loop's later asserts fail it.
+    short = "def decode(s):\n    return s[-1:] + s[:-1] if len(s) <= 12 else s\n"
+    verdict = verifier.verify(short, problem)
+    assert (verdict.status, verdict.score) == (Status.INCORRECT, 0.0)
+    assert verdict.reason == "0/1 tests passed; failed: the test program: raised " \
+                             "'AssertionError: '"
+
+
+def test_the_program_replaces_the_preamble_and_the_test_program_keeps_the_builtins(verifier):
+    problem = program_problem()
+    # The preamble's stub `decode` (it returns None) loses to the program's.
+    assert not verifier.verify("x = 1\n", problem).correct
+    cheat = ("import builtins\nbuiltins.AssertionError = None\nbuiltins.range = "
+             "lambda *a: []\ndef decode(s):\n    return ''\n")
+    assert verifier.verify(cheat, problem).score == 0.0
+    exits = "import sys\ndef decode(s):\n    sys.exit(0)\n"
+    assert "SystemExit" in verifier.verify(exits, problem).reason
+
+
+def test_a_completion_continues_the_prompt_verbatim(verifier):
+    problem = program_problem(prompt=PREAMBLE, preamble="")
+    assert verifier.verify("    return s[-1:] + s[:-1]\n", problem).correct
+    wrong = verifier.verify("    return s\n", problem)
+    assert (wrong.status, wrong.extracted) == (Status.INCORRECT,
+                                               PREAMBLE + "    return s\n")
+    # A whole program in a fenced block is not a completion: it does not parse after the
+    # prompt, and no block is looked for.
+    fenced = "```python\ndef decode(s):\n    return s[-1:] + s[:-1]\n```"
+    verdict = verifier.verify(fenced, problem)
+    assert verdict.status is Status.INCORRECT and verdict.reason.startswith("syntax error")
+    assert verifier.verify("  \n", problem).status is Status.NO_ANSWER
+    calls = call_problem(prompt="def f(x):\n")
+    assert verifier.verify("    return 2 * x\n", calls).correct
