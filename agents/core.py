@@ -84,6 +84,9 @@ class TrainerConfig:
     """The run directory of metrics files and the saved agent `agent/` (None: nowhere)."""
     save_every: int = 25
     """Save the agent to `output_dir`/agent every this many iterations (0: only at the end)."""
+    wandb_project: str | None = None
+    """Also log the metrics to this Weights & Biases project (`pip install "rlvr-gym[wandb]"`;
+    WANDB_MODE=offline keeps the run on disk). None: no W&B."""
 
     def __post_init__(self) -> None:
         check_minimum(self, ("max_new_tokens", "micro_batch_size"))
@@ -226,7 +229,8 @@ class Trainer:
         iterations = math.ceil(total_steps / self.steps_per_iteration)
         fresh = self.num_steps == 0 and not self.eval_history
         logger = MetricsLogger(c.output_dir, continue_from=None if fresh else self.num_steps,
-                               title=self._run_title())
+                               title=self._run_title(), wandb_project=c.wandb_project,
+                               run_config=c)
         with _StopOnInterrupt() as stop:
             try:
                 if self.eval_env is not None and not self._evaluated_now():

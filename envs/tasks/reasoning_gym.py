@@ -108,4 +108,5 @@ def make_reasoning_gym_env(task: str = DEFAULT_TASK, prompt: PromptFormat | str 
 
 register_task("rlvr/ReasoningGym-v0", DEFAULT_TASK, ReasoningGymSource,
               verifier=ReasoningGymVerifier,
-              entry_point="rlvr_gym.envs.tasks.reasoning_gym:make_reasoning_gym_env")
+              entry_point="rlvr_gym.envs.tasks.reasoning_gym:make_reasoning_gym_env",
+              description="any reasoning-gym dataset (task=...), scored by its score_answer")
