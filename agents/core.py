@@ -97,6 +97,9 @@ class TrainerConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of storing them (less memory, one
     more forward pass per update)."""
+    wandb_project: str | None = None
+    """Also log the metrics to this Weights & Biases project (`pip install "rlvr-gym[wandb]"`;
+    WANDB_MODE=offline keeps the run on disk). None: no W&B."""
 
     def __post_init__(self) -> None:
         check_minimum(self, ("max_new_tokens", "micro_batch_size"))
@@ -260,7 +263,8 @@ class Trainer:
         iterations = math.ceil(total_steps / self.steps_per_iteration)
         fresh = self.num_steps == 0 and not self.eval_history
         logger = MetricsLogger(c.output_dir, continue_from=None if fresh else self.num_steps,
-                               title=self._run_title())
+                               title=self._run_title(), wandb_project=c.wandb_project,
+                               run_config=c)
         with _StopOnInterrupt() as stop:
             try:
                 if self.eval_env is not None and not self._evaluated_now():

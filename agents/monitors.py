@@ -1,11 +1,14 @@
 """Monitors shared by all agents: the statistics they log and the files a run writes
-(`MetricsLogger`). A run directory belongs to one run: a new agent refuses one that holds
-another run's files (`holds_run`), and an agent loaded from a checkpoint continues its run.
+(`MetricsLogger`: metrics files, TensorBoard events when tensorboard is installed, the
+optional Weights & Biases mirror). A run directory belongs to one run: a new agent refuses one
+that holds another run's files (`holds_run`), and an agent loaded from a checkpoint continues
+its run.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -75,18 +78,22 @@ class TrainingInterrupted(KeyboardInterrupt):
 class MetricsLogger:
     """Writes one record per `log` call to `metrics.jsonl` (flushed at once, so a crashed run
     keeps its history) and, on `close`, `metrics.csv` and `curves.png` (titled `title`);
-    mirrors scalars to TensorBoard when `tensorboard` is installed. `continue_from=None` starts
-    a new run (`RunExistsError` for a directory that `holds_run`); `continue_from=step`
-    continues the run in `out_dir`, dropping its records after `step` (logged by a
-    continuation whose checkpoint was never saved)."""
+    mirrors the numbers to TensorBoard (`out_dir/tensorboard/`) when `tensorboard` is on and
+    installed, and to the W&B project `wandb_project` when given (`start_wandb`, with
+    `run_config` as the W&B run's config). `continue_from=None` starts a new run
+    (`RunExistsError` for a directory that `holds_run`); `continue_from=step` continues the run
+    in `out_dir`, dropping its records after `step` (logged by a continuation whose checkpoint
+    was never saved)."""
 
     def __init__(self, out_dir: str | Path | None, tensorboard: bool = True, *,
-                 continue_from: int | None = None, title: str = "") -> None:
+                 continue_from: int | None = None, title: str = "",
+                 wandb_project: str | None = None, run_config: Any = None) -> None:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.title = title
         self.records: list[dict[str, Any]] = []
         self._jsonl = None
         self._tb = None
+        self._wandb = None
         if self.out_dir is not None:
             path = self.out_dir / "metrics.jsonl"
             if continue_from is None and holds_run(self.out_dir):
@@ -106,6 +113,9 @@ class MetricsLogger:
                                              purge_step=continue_from)
                 except ImportError:
                     self._tb = None
+        if wandb_project is not None:
+            self._wandb = start_wandb(wandb_project, self.out_dir, title, run_config,
+                                      continue_from)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
@@ -113,10 +123,13 @@ class MetricsLogger:
         if self._jsonl is not None:
             self._jsonl.write(json.dumps(record) + "\n")
             self._jsonl.flush()
+        numbers = {k: v for k, v in record.items()
+                   if k != "step" and isinstance(v, (int, float))}
         if self._tb is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self._tb.add_scalar(key, value, step)
+            for key, value in numbers.items():
+                self._tb.add_scalar(key, value, step)
+        if self._wandb is not None:
+            self._wandb.log(numbers, step=step)
 
     def close(self) -> None:
         """Write the CSV and the PNG of the curves; safe to call twice."""
@@ -130,6 +143,38 @@ class MetricsLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+
+WANDB_ID_FILE = "wandb-run-id"
+"""File of a run directory holding the id of its W&B run, which its continuations resume."""
+
+
+def start_wandb(project: str, out_dir: Path | None, title: str, run_config: Any,
+                continue_from: int | None) -> Any:
+    """`wandb.init` of the W&B run mirroring a `MetricsLogger`: named after the run directory,
+    `title` as its notes, `run_config` (a dataclass or dict) as its config; continuing a run
+    (`continue_from`) resumes the W&B run whose id the directory keeps in `WANDB_ID_FILE`.
+    Login, WANDB_MODE (offline: kept on disk for `wandb sync`), WANDB_DIR and WANDB_ENTITY are
+    W&B's own settings. ImportError with the install command when wandb is missing."""
+    try:
+        import wandb
+    except ImportError:
+        raise ImportError('wandb_project needs the wandb package: pip install '
+                          '"rlvr-gym[wandb]"') from None
+    id_file = out_dir / WANDB_ID_FILE if out_dir is not None else None
+    run_id = id_file.read_text(encoding="utf-8").strip() \
+        if continue_from is not None and id_file is not None and id_file.exists() else None
+    if dataclasses.is_dataclass(run_config) and not isinstance(run_config, type):
+        run_config = dataclasses.asdict(run_config)
+    run = wandb.init(project=project, id=run_id, resume="allow" if run_id else None,
+                     name=out_dir.name if out_dir is not None else None,
+                     notes=title or None, config=run_config)
+    if id_file is not None:
+        id_file.write_text(run.id + "\n", encoding="utf-8")
+    return run
 
 
 def _truncate_after(path: Path, step: int) -> None:

@@ -19,6 +19,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from rlvr_gym.envs.sources import TaskSource
+from rlvr_gym.envs.spaces import PromptText
 from rlvr_gym.types import Problem, Status, Verdict, Verifier
 
 # Printable ASCII with whitespace, Latin-1 and Latin Extended-A/B, Greek, punctuation,
@@ -151,8 +152,8 @@ class ReasoningEnv(gym.Env[str, str]):
         chars = chars | frozenset(self.prompt_format.render("?"))
         self._charset = chars
         text_charset = "".join(sorted(chars))
-        self.observation_space = spaces.Text(MAX_PROMPT_CHARS, min_length=0,
-                                             charset=text_charset)
+        self.observation_space = PromptText(MAX_PROMPT_CHARS, min_length=0,
+                                            charset=text_charset)
         self.action_space = spaces.Text(max_response_chars, min_length=0, charset=text_charset)
         self.problem: Problem | None = None
         self._prompt = self._transcript = ""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rlvr_gym.envs.env import MAX_RESPONSE_CHARS, PromptFormat, ReasoningEnv
-from rlvr_gym.envs.sources import ListSource, TaskSource
+from rlvr_gym.envs.sources import TaskSource
 from rlvr_gym.registration import get_task
 from rlvr_gym.types import Verifier
 from rlvr_gym.verifiers.math import MathVerifier
@@ -27,14 +27,16 @@ def task_env(kind: str, task: str, verifier: Verifier | None,
     `config`. The verifier is `verifier`, else the task's own, else `default_verifier()`; the
     prompt is `prompt`, else the template the source names as its `template` attribute (a
     code source in completion mode: the question alone), else `default_prompt` (None:
-    `ReasoningEnv`'s default); `env_options` are `ReasoningEnv`'s."""
+    `ReasoningEnv`'s default); the text spaces admit the characters of the source's
+    `characters()` where it has one; `env_options` are `ReasoningEnv`'s."""
     registered = get_task(kind, task)
     source = registered.make_source(**config)
     if verifier is None:
         verifier = (registered.verifier or default_verifier)()
     if prompt is None:
         prompt = getattr(source, "template", None) or default_prompt
-    charset = source.characters() if isinstance(source, ListSource) else None
+    characters = getattr(source, "characters", None)  # a list: its questions' characters
+    charset = characters() if callable(characters) else None
     return ReasoningEnv(source, verifier, prompt=prompt, charset=charset, **env_options)
 
 

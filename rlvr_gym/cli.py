@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections.abc
+import contextlib
 import dataclasses
+import difflib
+import importlib
 import json
 import os
+import re
 import sys
 import time
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,28 +121,116 @@ def _literal(text: str) -> Any:
         return text
 
 
+def _split_pair(pair: str, what: str) -> tuple[str, str]:
+    """`"a=1"` -> `("a", "1")`; SystemExit naming `what` (the option) without a `=`."""
+    if "=" not in pair:
+        raise SystemExit(f"error: {what} expects KEY=VALUE, got {pair!r}")
+    key, value = pair.split("=", 1)
+    return key.strip(), value
+
+
 def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
     """`["a=1", "b=x"]` -> `{"a": 1, "b": "x"}`."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"error: {what} expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _literal(value)
-    return out
+    return {key: _literal(value) for key, value in (_split_pair(p, what) for p in pairs)}
+
+
+def _typed(text: str, hint: Any) -> Any:
+    """`text` as a value of the type `hint` (a config field's annotation); ValueError when it
+    is not one. Comma lists are tuples, `none` is None for an optional field, a field of
+    another type takes what `_literal` makes of the text."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if text.strip().lower() in ("none", "null") and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            with contextlib.suppress(ValueError):
+                return _typed(text, option)
+        raise ValueError(text)
+    if origin is typing.Literal:
+        match = [a for a in args if str(a) == text.strip()]
+        if not match:
+            raise ValueError(text)
+        return match[0]
+    if origin is tuple:
+        items = [t for t in text.strip().strip("()[]").split(",") if t.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(t, args[0]) for t in items)
+        if len(items) != len(args):
+            raise ValueError(text)
+        return tuple(_typed(t, a) for t, a in zip(items, args, strict=True))
+    if hint is bool:
+        if text.strip().lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.strip().lower() == "true"
+    if hint in (int, float):
+        return hint(text.strip())
+    if hint is str:
+        return text
+    if origin in (dict, collections.abc.Mapping):
+        value = _literal(text)
+        if not isinstance(value, dict):
+            raise ValueError(text)
+        return value
+    return _literal(text)
+
+
+_KINDS = {bool: ("true or false", "true/false values"), int: ("an integer", "integers"),
+          float: ("a number", "numbers"), str: ("text", "texts")}
+
+
+def _describe(hint: Any) -> str:
+    """What `_typed` accepts for `hint`, for error messages: `a number (float)`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join([_describe(a) for a in args if a is not type(None)]
+                           + ["none"] * (type(None) in args))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (dict, collections.abc.Mapping):
+        return "a dict, e.g. \"{'max_digits': 4}\""
+    if origin is tuple:
+        variable = len(args) == 2 and args[1] is Ellipsis
+        items = {args[0]} if variable else set(args)
+        plural = _KINDS[next(iter(items))][1] if len(items) == 1 and items <= set(_KINDS) \
+            else "values"
+        count = "" if variable else f"{len(args)} "
+        return f"{count}comma-separated {plural} ({_annotation(hint)})"
+    if hint in _KINDS:
+        return f"{_KINDS[hint][0]} ({hint.__name__})"
+    return _annotation(hint)
+
+
+def _annotation(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def _example(field: dataclasses.Field) -> str:
+    """`--set` text of the field's default, for error messages; empty without one."""
+    if field.default is dataclasses.MISSING or field.default is None:
+        return ""
+    default = field.default
+    text = ",".join(map(str, default)) if isinstance(default, tuple) \
+        else str(default).lower() if isinstance(default, bool) else str(default)
+    return f", e.g. --set {field.name}={text} (the default)"
 
 
 def config_overrides(config_cls: type, pairs: Sequence[str]) -> dict[str, Any]:
-    """`--set` pairs checked against the config's fields; comma lists become tuples."""
-    values = parse_pairs(pairs, "--set")
+    """`--set` pairs parsed by the type of the config field each names (comma lists become
+    tuples); SystemExit with one line naming the field and its type when a value is not of
+    that type, or naming `--help-config` when there is no such field."""
+    hints = typing.get_type_hints(config_cls)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    for key, value in values.items():
+    values = {}
+    for key, text in (_split_pair(p, "--set") for p in pairs):
         if key not in fields:
             raise SystemExit(f"error: {config_cls.__name__} has no field {key!r}; see "
                              "`rlvr-gym train --help-config` for the list")
-        if isinstance(fields[key].default, tuple) and not isinstance(value, tuple):
-            values[key] = tuple(_literal(v) for v in str(value).split(",") if v != "") \
-                if isinstance(value, str) else (value,)
+        hint = hints.get(key, Any)
+        try:
+            values[key] = _typed(text, hint)
+        except ValueError:
+            raise SystemExit(f"error: --set {key}={text}: {config_cls.__name__}.{key} takes "
+                             f"{_describe(hint)}{_example(fields[key])}") from None
     return values
 
 
@@ -158,6 +253,36 @@ def _setup_torch(threads: int | None) -> None:
     logging.disable_progress_bar()  # weight-loading bars would bury the training output
 
 
+def check_env_id(env_id: str) -> None:
+    """SystemExit with one line naming the fix when `gym.make(env_id)` would not find the id:
+    the registered id it most likely means (`rlvr/NAME` for a `NAME` given without the
+    namespace) and `rlvr-gym envs`, which lists the ids. A `module:id` imports the module
+    first, as `gym.make` does."""
+    import gymnasium as gym
+    from gymnasium.envs.registration import find_highest_version, parse_env_id
+
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SystemExit(f"error: --env {env_id}: cannot import {module!r} ({exc}); the "
+                             "part before ':' is the module that registers the id") from None
+    with contextlib.suppress(gym.error.Error):
+        namespace, base, version = parse_env_id(name)
+        if name in gym.registry or (version is None
+                                    and find_highest_version(namespace, base) is not None):
+            return
+    # Names compared without namespace and version; of ids sharing a name, the rlvr/ one.
+    ids = {parse_env_id(registered)[1].lower(): registered
+           for registered in sorted(gym.registry, key=lambda i: i.startswith("rlvr/"))}
+    base = re.sub(r"-v\d+$", "", name.rsplit("/", 1)[-1]).lower()
+    close = difflib.get_close_matches(base, list(ids), n=1)
+    hint = f"did you mean {ids[close[0]]}? " if close else ""
+    raise SystemExit(f"error: unknown env id {env_id!r}; {hint}`rlvr-gym envs` lists the "
+                     "registered ids")
+
+
 def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None = None,
               recorded: dict[str, Any] | None = None, prompt: PromptFor | None = None
               ) -> tuple[Any, Any, str, dict[str, Any]]:
@@ -173,6 +298,7 @@ def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None =
     from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS
 
     if env_id is not None:
+        check_env_id(env_id)
         kwargs: dict[str, Any] = {}
     elif recorded is not None:
         env_id, kwargs = recorded["id"], dict(recorded["kwargs"])
@@ -345,17 +471,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_dir = str(Path(args.resume) / "policy" if args.resume else args.model or TINY_MODEL_DIR)
     known = {f.name for f in dataclasses.fields(spec.config_cls)}
     saved = {k: v for k, v in record.get("config", {}).items() if k in known} if record else {}
-    config = spec.config_cls(**{"seed": args.seed, **saved, **overrides})
-    env, extra = spec.setup(env, config, model_dir) if spec.setup is not None else (env, {})
-    if args.resume:
-        from rlvr_gym.agents.checkpoint import CheckpointError
+    from rlvr_gym.agents.checkpoint import CheckpointError
 
-        try:
-            agent = spec.agent_cls.load(args.resume, env, eval_env, **extra, **overrides)
-        except CheckpointError as exc:
-            raise SystemExit(f"error: --resume {args.resume}: {exc}") from None
-    else:
-        agent = spec.agent_cls(model_dir, env, config, eval_env=eval_env, **extra)
+    try:
+        config = spec.config_cls(**{"seed": args.seed, **saved, **overrides})
+        env, extra = spec.setup(env, config, model_dir) if spec.setup is not None else (env, {})
+        if args.resume:
+            try:
+                agent = spec.agent_cls.load(args.resume, env, eval_env, **extra, **overrides)
+            except CheckpointError as exc:
+                raise SystemExit(f"error: --resume {args.resume}: {exc}") from None
+        else:
+            agent = spec.agent_cls(model_dir, env, config, eval_env=eval_env, **extra)
+    except ValueError as exc:  # a value of the right type that is refused, e.g. --set lr=-1
+        raise SystemExit(f"error: {exc}") from None
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     if "decay_steps" in fields and "decay_steps" not in overrides:
         end = agent.num_steps + args.steps
@@ -444,8 +573,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    for env_id, (_, kwargs) in rlvr_gym.ENV_IDS.items():
-        print(f"{env_id:<28} task={kwargs.get('task')}")
+    from rlvr_gym.registration import TASKS
+
+    width = max(map(len, TASKS), default=0) + 2
+    for env_id, task in TASKS.items():
+        print(f"{env_id:<{width}}{task.description or f'{task.kind} task {task.name!r}'}")
     return 0
 
 
@@ -481,9 +613,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         if "seed" in kwargs:
             raise SystemExit("error: pretraining uses dataset seed 0 and holds out seed 1; "
                              "drop --env-arg seed=...")
+        if args.env is not None:
+            check_env_id(args.env)
         overrides.update(env_id=args.env or bundled.env_id, env_kwargs=kwargs)
     _setup_torch(None)
-    config = dataclasses.replace(bundled.pretrain, **overrides)
+    try:
+        config = dataclasses.replace(bundled.pretrain, **overrides)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     summary = pretrain(config, args.output or bundled.directory,
                        progress_bar=not args.no_progress)
     print(f"{summary['parameters']} parameters, {summary['wall_seconds']:.0f} s, final held-out "
@@ -500,6 +637,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvr-gym", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version",
+                        version=f"rlvr-gym {rlvr_gym.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def env_options(p: argparse.ArgumentParser) -> None:
@@ -567,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="forced answers per prefix for the meta-prover's J (default 4)")
     ev.set_defaults(func=cmd_eval)
 
-    envs = sub.add_parser("envs", help="list registered env ids")
+    envs = sub.add_parser("envs", help="list the registered env ids, one line each")
     envs.set_defaults(func=cmd_envs)
 
     verify = sub.add_parser("verify", help="check a response against a reference answer "

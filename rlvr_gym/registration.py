@@ -43,6 +43,8 @@ class Task:
     """Dataclass of the source's options, or None when `source` takes them itself."""
     verifier: Callable[[], Verifier] | None
     """Builds the default verifier; None: the kind's default."""
+    description: str = ""
+    """One line on what the task asks (what `rlvr-gym envs` prints beside the id)."""
 
     def make_source(self, **options: Any) -> TaskSource:
         """The source with these options (`gym.make` keywords that are not the env's own)."""
@@ -70,6 +72,8 @@ def register_task(
     *,
     kind: str = "math",
     verifier: Callable[[], Verifier] | None = None,
+    entry_point: str | None = None,
+    description: str = "",
 ) -> Task:
     """Register `env_id` with Gymnasium as the task `name` of `kind`.
 
@@ -83,24 +87,35 @@ def register_task(
         kind: `math` or `code` (see `ENTRY_POINTS`).
         verifier: builds the default verifier (e.g. a verifier class); `gym.make(...,
             verifier=...)` still overrides it.
+        entry_point: `"module:function"` that builds the id's envs instead of the kind's
+            (`ENTRY_POINTS`), for a task whose envs differ in more than their source: its own
+            default prompt, or a `task` keyword of its own (`rlvr/ReasoningGym-v0`, where
+            `task` names a reasoning-gym dataset and `name` is the default one). It receives
+            `task=name` unless `gym.make` passes another `task`.
+        description: one line on what the task asks, listed by `rlvr-gym envs`.
 
-    Raises ValueError, saying what to change, when the id or the name is taken.
+    Raises ValueError, saying what to change, when the id or the name is taken or the
+    description is more than one line.
     """
     if kind not in ENTRY_POINTS:
         raise ValueError(f"kind must be one of {sorted(ENTRY_POINTS)}, got {kind!r}")
     if config is not None and not is_dataclass(config):
         raise ValueError(f"config must be a dataclass (its fields are the options), got "
                          f"{config!r}")
+    if "\n" in description.strip():
+        raise ValueError(f"description must be one line (`rlvr-gym envs` prints it beside the "
+                         f"id), got {description!r}")
     if env_id in gym.registry:
         raise ValueError(f"{env_id} is already registered; give the new task another id "
                          "(or a new version, -v1)")
     taken = next((t.env_id for t in TASKS.values() if (t.kind, t.name) == (kind, name)), None)
     if taken:
         raise ValueError(f"the {kind} task name {name!r} is taken by {taken}; choose another")
-    task = Task(env_id, kind, name, source, config, verifier)
+    task = Task(env_id, kind, name, source, config, verifier, description.strip())
     TASKS[env_id] = task
-    ENV_IDS[env_id] = (ENTRY_POINTS[kind], {"task": name})
-    gym.register(id=env_id, entry_point=ENTRY_POINTS[kind], kwargs={"task": name})
+    entry_point = entry_point or ENTRY_POINTS[kind]
+    ENV_IDS[env_id] = (entry_point, {"task": name})
+    gym.register(id=env_id, entry_point=entry_point, kwargs={"task": name})
     return task
 
 

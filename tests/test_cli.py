@@ -1,12 +1,21 @@
 """The `rlvr-gym` command line, run in-process through `main(argv)`."""
 
+import dataclasses
+import importlib.util
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import rlvr_gym
 from rlvr_gym.agents.grpo import GRPOConfig
-from rlvr_gym.cli import config_overrides, main
+from rlvr_gym.cli import check_env_id, config_overrides, main
+from rlvr_gym.registration import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY_RUN = ["--steps", "1", "--no-progress", "--threads", "1",
             "--set", "prompts_per_step=2", "--set", "group_size=2",
@@ -14,10 +23,83 @@ TINY_RUN = ["--steps", "1", "--no-progress", "--threads", "1",
             "--set", "warmup_steps=0"]
 
 
-def test_envs_lists_every_registered_id(capsys):
+def test_envs_lists_every_registered_id_with_its_description(capsys):
     assert main(["envs"]) == 0
-    out = capsys.readouterr().out
-    assert "rlvr/Arithmetic-v0" in out and "rlvr/Countdown-v0" in out
+    lines = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    assert [line[0] for line in lines] == list(TASKS)
+    assert lines[0] == ["rlvr/Arithmetic-v0",
+                        "integer expressions; difficulty = digits and operands"]
+    # the built-in ids (a fresh process: no task of the tests registered) each have their own
+    builtin = subprocess.run([sys.executable, "-m", "rlvr_gym.cli", "envs"], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+    assert len(builtin) >= 9
+    for line in builtin:
+        env_id, description = line.split(None, 1)
+        assert description == TASKS[env_id].description != ""
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"rlvr-gym {rlvr_gym.__version__}\n"
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("lr=abc", "GRPOConfig.lr takes a number (float), e.g. --set lr=0.0002 (the default)"),
+    ("group_size=2.5", "GRPOConfig.group_size takes an integer (int), e.g. --set group_size=8"),
+    ("dynamic_sampling=1", "GRPOConfig.dynamic_sampling takes true or false (bool)"),
+    ("eval_k=1,x", "GRPOConfig.eval_k takes comma-separated integers (tuple[int, ...]), "
+                   "e.g. --set eval_k=1,8"),
+    ("adam_betas=0.9", "GRPOConfig.adam_betas takes 2 comma-separated numbers"),
+    ("loss_type=ppo", "GRPOConfig.loss_type takes one of grpo, dr_grpo, dapo, bnpo"),
+])
+def test_a_set_value_of_the_wrong_type_names_the_field_and_its_type(pair, message):
+    with pytest.raises(SystemExit) as refused:
+        config_overrides(GRPOConfig, [pair])
+    assert str(refused.value).startswith(f"error: --set {pair}: {message}")
+    assert "\n" not in str(refused.value)
+
+
+def test_set_values_take_the_type_of_their_field():
+    values = config_overrides(GRPOConfig, ["lr=1", "eval_k=4", "adam_betas=(0.9, 0.95)",
+                                           "output_dir=none", "backend=3"])
+    assert values == {"lr": 1.0, "eval_k": (4,), "adam_betas": (0.9, 0.95),
+                      "output_dir": None, "backend": "3"}
+    assert isinstance(values["lr"], float)
+    # every default, written as --set text, comes back as itself
+    for field in dataclasses.fields(GRPOConfig):
+        if field.default in (dataclasses.MISSING, None):
+            continue
+        text = ",".join(map(str, field.default)) if isinstance(field.default, tuple) \
+            else str(field.default)
+        assert config_overrides(GRPOConfig, [f"{field.name}={text}"]) == {
+            field.name: field.default}, field.name
+
+
+def test_a_wrong_set_value_fails_before_any_model_is_built(tmp_path):
+    with pytest.raises(SystemExit, match="GRPOConfig.lr takes a number"):
+        main(["train", "--set", "lr=abc", "--output", str(tmp_path / "run"), *TINY_RUN])
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit, match="^error: .*learning rate.*-1"):  # right type, refused
+        main(["train", "--set", "lr=-1", "--output", str(tmp_path / "run"), *TINY_RUN])
+
+
+@pytest.mark.parametrize(("command", "env_id", "hint"), [
+    ("train", "Arithmetic-v0", "did you mean rlvr/Arithmetic-v0? "),
+    ("train", "rlvr/Fraction-v0", "did you mean rlvr/Fractions-v0? "),
+    ("pretrain", "countdown", "did you mean rlvr/Countdown-v0? "),
+    ("train", "Nothing-v3", ""),
+])
+def test_an_unknown_env_id_suggests_the_rlvr_id_and_the_envs_command(command, env_id, hint,
+                                                                     tmp_path):
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--env", env_id, "--output", str(tmp_path / "out"), "--no-progress"])
+    assert str(refused.value) == (f"error: unknown env id {env_id!r}; {hint}`rlvr-gym envs` "
+                                  "lists the registered ids")
+    # the ids it accepts: registered, unversioned (the latest version), module-prefixed
+    for accepted in ("rlvr/Arithmetic-v0", "rlvr/Arithmetic", "rlvr_gym:rlvr/Countdown-v0"):
+        check_env_id(accepted)
 
 
 def test_verify_exit_status_says_whether_the_answer_is_right(capsys):
@@ -49,6 +131,48 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
                  *TINY_RUN]) == 0
     resumed = json.loads((tmp_path / "more" / "agent" / "agent.json").read_text())
     assert resumed["num_steps"] == 2 and resumed["config"]["decay_steps"] == 2
+
+
+def readme_block(heading):
+    """The first fenced block of the README section `heading`."""
+    section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n")[1].split("\n## ")[0]
+    return section.split("```\n")[1]
+
+
+def test_the_logging_commands_of_the_readme(tmp_path, monkeypatch, wandb_offline):
+    """Each command of the README's Logging block, the training ones on a tiny budget, in a
+    directory that is also WANDB_DIR (so that W&B's files are the `./wandb` of the block)."""
+    monkeypatch.chdir(tmp_path / "wandb-dir")
+    commands = [shlex.split(line, comments=True) for line in readme_block("Logging").splitlines()]
+    trained = []
+    for words in commands:
+        while "=" in words[0]:  # VAR=value before the command
+            monkeypatch.setenv(*words.pop(0).split("=", 1))
+        if words[:2] == ["rlvr-gym", "train"]:
+            assert main([*words[1:], *TINY_RUN]) == 0
+            trained.append(sorted(Path("runs").iterdir())[-1])
+        elif words[0] == "tensorboard" and importlib.util.find_spec("tensorboard"):
+            logdir = Path(words[words.index("--logdir") + 1])
+            assert sorted(logdir.glob("*/tensorboard/events.out.tfevents.*"))
+        elif words[:2] == ["wandb", "sync"]:
+            assert [p.name for p in Path().glob(words[2])] == [r["dir"] for r in wandb_offline()]
+    assert [run.name for run in trained] == ["grpo-Arithmetic-v0-seed0",
+                                             "grpo-Arithmetic-v0-seed0-2"]
+    (run,) = wandb_offline()  # the second command only
+    assert (run["project"], run["name"]) == ("rlvr-gym", trained[1].name)
+    assert run["config"]["lr"] == GRPOConfig.lr and run["config"]["group_size"] == 2
+
+    def by_step(rows, step_key):
+        merged = {}
+        for row in rows:
+            merged.setdefault(row[step_key], {}).update(
+                {k: v for k, v in row.items()
+                 if not k.startswith("_") and k != "step" and isinstance(v, (int, float))})
+        return merged
+
+    logged = [json.loads(line) for line in (trained[1] / "metrics.jsonl").read_text().splitlines()]
+    assert by_step(run["history"], "_step") == by_step(logged, "step")
+    assert set(by_step(logged, "step")) == {0, 1} and "reward" in by_step(logged, "step")[1]
 
 
 def test_set_output_dir_is_the_run_directory(tmp_path):

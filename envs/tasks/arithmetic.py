@@ -80,4 +80,5 @@ class ArithmeticSource(ProceduralSource):
         )
 
 
-register_task("rlvr/Arithmetic-v0", "arithmetic", ArithmeticSource, ArithmeticConfig)
+register_task("rlvr/Arithmetic-v0", "arithmetic", ArithmeticSource, ArithmeticConfig,
+              description="integer expressions; difficulty = digits and operands")

@@ -63,4 +63,5 @@ class ChainSource(ProceduralSource):
         )
 
 
-register_task("rlvr/ArithmeticChain-v0", "chain", ChainSource, ChainConfig)
+register_task("rlvr/ArithmeticChain-v0", "chain", ChainSource, ChainConfig,
+              description="a start value and k operations, one step per line")

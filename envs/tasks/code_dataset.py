@@ -16,4 +16,5 @@ from rlvr_gym.registration import register_task
 register_task("rlvr/CodeDataset-v0", "dataset",
               partial(dataset_source, CodeFileSource.from_preset, "sample_code.jsonl",
                       preset="mbpp"),
-              kind="code")
+              kind="code", description="your MBPP/HumanEval/APPS-style data (path=, hub=, preset=) "
+              "or a sample")

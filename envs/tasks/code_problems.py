@@ -345,4 +345,4 @@ class CodeProblemSource(ListSource):
 
 
 register_task("rlvr/CodeProblems-v0", "problems", CodeProblemSource, CodeProblemsConfig,
-              kind="code")
+              kind="code", description="36 Python problems, difficulty 1-5, judged by their tests")

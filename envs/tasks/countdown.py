@@ -76,4 +76,5 @@ class CountdownSource(ProceduralSource):
 
 
 register_task("rlvr/Countdown-v0", "countdown", CountdownSource, CountdownConfig,
-              verifier=CountdownVerifier)
+              verifier=CountdownVerifier,
+              description="reach a target with the given numbers (many valid answers)")

@@ -77,4 +77,5 @@ class FractionSource(ProceduralSource):
         )
 
 
-register_task("rlvr/Fractions-v0", "fractions", FractionSource, FractionConfig)
+register_task("rlvr/Fractions-v0", "fractions", FractionSource, FractionConfig,
+              description="fraction arithmetic, answer in lowest terms")

@@ -74,4 +74,5 @@ class LinearEquationSource(ProceduralSource):
         )
 
 
-register_task("rlvr/LinearEquation-v0", "linear", LinearEquationSource, LinearEquationConfig)
+register_task("rlvr/LinearEquation-v0", "linear", LinearEquationSource, LinearEquationConfig,
+              description="solve a x + b = c for x (sometimes x on both sides)")

@@ -12,4 +12,5 @@ from rlvr_gym.envs.files import FileSource, dataset_source
 from rlvr_gym.registration import register_task
 
 register_task("rlvr/MathDataset-v0", "dataset",
-              partial(dataset_source, FileSource.from_preset, "sample_math.jsonl", preset="math"))
+              partial(dataset_source, FileSource.from_preset, "sample_math.jsonl", preset="math"),
+              description="your math data (path= file or saved dataset, hub=, preset=) or a sample")

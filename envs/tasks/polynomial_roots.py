@@ -72,4 +72,5 @@ class PolynomialRootsSource(ProceduralSource):
         )
 
 
-register_task("rlvr/PolynomialRoots-v0", "roots", PolynomialRootsSource, PolynomialRootsConfig)
+register_task("rlvr/PolynomialRoots-v0", "roots", PolynomialRootsSource, PolynomialRootsConfig,
+              description="the integer roots of a polynomial; the answer is a set")

@@ -91,3 +91,47 @@ def test_fresh_run_dir_numbers_past_directories_that_hold_runs(tmp_path):
     assert fresh_run_dir(base) == tmp_path / "runs" / "example-2"
     (tmp_path / "runs" / "example-2" / "agent").mkdir(parents=True)
     assert fresh_run_dir(base) == tmp_path / "runs" / "example-3"
+
+
+def test_logger_mirrors_the_numbers_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard", reason='pip install "rlvr-gym[tensorboard]"')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = MetricsLogger(tmp_path)
+    for step in range(3):
+        logger.log(step, {"reward": step / 2, "note": "text is left out"})
+    logger.log(3, {"eval/accuracy": 0.75})
+    logger.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert sorted(events.Tags()["scalars"]) == ["eval/accuracy", "reward"]
+    assert [(e.step, e.value) for e in events.Scalars("reward")] == [(0, 0.0), (1, 0.5),
+                                                                     (2, 1.0)]
+    assert [(e.step, e.value) for e in events.Scalars("eval/accuracy")] == [(3, 0.75)]
+
+
+def test_logger_mirrors_the_numbers_to_wandb_and_a_continuation_resumes_its_run(
+        tmp_path, wandb_offline):
+    run_dir = tmp_path / "run"
+    logger = MetricsLogger(run_dir, tensorboard=False, title="GRPO on rlvr/Arithmetic-v0",
+                           wandb_project="rlvr-test", run_config={"lr": 0.1, "eval_k": (1, 8)})
+    for step in range(3):
+        logger.log(step, {"reward": step / 2, "note": "text is left out"})
+    logger.log(3, {"eval/accuracy": 0.75})
+    logger.close()
+    (first,) = wandb_offline()
+    assert (first["project"], first["name"]) == ("rlvr-test", "run")
+    assert first["config"] == {"lr": 0.1, "eval_k": [1, 8]}
+    numbers = [{k: v for k, v in row.items() if not k.startswith("_") or k == "_step"}
+               for row in first["history"]]
+    assert numbers == [{"_step": 0, "reward": 0.0}, {"_step": 1, "reward": 0.5},
+                       {"_step": 2, "reward": 1.0}, {"_step": 3, "eval/accuracy": 0.75}]
+
+    # continuing the run in its directory continues its W&B run
+    logger = MetricsLogger(run_dir, tensorboard=False, continue_from=3,
+                           wandb_project="rlvr-test")
+    logger.log(4, {"reward": 0.25})
+    logger.close()
+    second = wandb_offline()[1]
+    assert second["id"] == first["id"] == (run_dir / "wandb-run-id").read_text().strip()
+    assert [(row["_step"], row["reward"]) for row in second["history"]] == [(4, 0.25)]

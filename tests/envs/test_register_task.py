@@ -40,7 +40,8 @@ def test_a_math_task_in_one_file_is_made_listed_and_configured(local_tasks):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         main(["envs"])
-    assert out.getvalue().splitlines()[-1] == "rlvr/DigitSum-v0             task=digit_sum"
+    assert out.getvalue().splitlines()[-1].split(None, 1) == [
+        "rlvr/DigitSum-v0", "the sum of the digits of a number"]
 
 
 def test_a_code_task_takes_the_same_path(local_tasks):
@@ -85,6 +86,8 @@ class _Options:
     (("rlvr/Sums-v0", "sums", ProceduralSource, _Options), {"kind": "prose"},
      "kind must be one of"),
     (("rlvr/Sums-v0", "sums", ProceduralSource, dict), {}, "config must be a dataclass"),
+    (("rlvr/Sums-v0", "sums", ProceduralSource, _Options), {"description": "sums\nof two"},
+     "description must be one line"),
 ])
 def test_register_task_refuses_a_taken_id_or_name_and_changes_nothing(args, kwargs, message):
     before = dict(rlvr_gym.ENV_IDS)
@@ -101,7 +104,7 @@ def test_make_through_the_module_prefix_registers_without_torch():
             "      'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out[1:] == ["9", "False"] and out[0].startswith("code/")
+    assert out[1:] == ["10", "False"] and out[0].startswith("code/")
 
 
 def test_the_worked_examples_of_the_docs_are_the_tested_task_files():

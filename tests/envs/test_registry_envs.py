@@ -2,6 +2,7 @@
 checked the day it is registered. The tasks written one file each outside the package
 (local_tasks/, see conftest.py) are checked the same way."""
 
+import importlib.util
 import pickle
 
 import gymnasium as gym
@@ -14,10 +15,15 @@ import rlvr_gym
 ENV_IDS = sorted(rlvr_gym.ENV_IDS)
 #: the tasks of local_tasks/, as `module:id` (gym.make imports the module, which registers it)
 LOCAL_IDS = ["digit_sum:rlvr/DigitSum-v0", "affine_code:rlvr/AffineCode-v0"]
+#: id -> (the optional package it needs, its install command): skipped where it is absent
+OPTIONAL = {"rlvr/ReasoningGym-v0": ("reasoning_gym", 'pip install "rlvr-gym[reasoning-gym]"')}
 
 
 @pytest.fixture(params=ENV_IDS + LOCAL_IDS)
 def env(request, local_tasks):
+    package, install = OPTIONAL.get(request.param, (None, ""))
+    if package and importlib.util.find_spec(package) is None:
+        pytest.skip(f"{request.param} needs {package}: {install}")
     env = gym.make(request.param)
     yield env
     env.close()
@@ -102,12 +108,43 @@ def test_make_without_import_through_module_prefix():
     assert env.reset(seed=0)[0]
 
 
+def vector_episode(mode, **vector_kwargs):
+    """Reset and two steps of a 3-env vector of 2-attempt episodes: a right, a wrong and a
+    missing answer, then each env's reference solution; what each call returned."""
+    envs = gym.make_vec("rlvr/ArithmeticChain-v0", num_envs=3, vectorization_mode=mode,
+                        vector_kwargs=vector_kwargs, max_attempts=2)
+    try:
+        obs, infos = envs.reset(seed=11)
+        calls = [(tuple(obs), list(infos["question"]))]
+        solutions = tuple(infos["solution"])
+        for actions in ((solutions[0], "\\boxed{-1}", "no idea"), solutions):
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            verdicts = [(v.status, v.score) if v is not None else None
+                        for v in infos.get("verdict", [None] * 3)]
+            calls.append((tuple(obs), list(rewards), list(terminated), list(truncated), verdicts))
+        return calls
+    finally:
+        envs.close()
+
+
+def test_async_vector_env_returns_what_the_sync_one_does():
+    sync = vector_episode("sync")
+    prompts = sync[0][0]
+    assert all(p.startswith("Start with ") for p in prompts) and len(set(prompts)) == 3
+    assert sync[1][1] == [1.0, 0.0, 0.0] and sync[1][3] == [False, False, False]
+    assert sync[1][0][1].endswith("\\boxed{-1}\nThat is incorrect: differs from the reference. "
+                                  "Try again.\n")  # the feedback of a wrong attempt
+    assert vector_episode("async") == sync
+    # `copy=False`: the shared buffer itself, read when it is read
+    assert vector_episode("async", copy=False)[1:] == sync[1:]
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_make_vec_runs_groups_of_episodes(mode):
     envs = gym.make_vec("rlvr/ArithmeticChain-v0", num_envs=3, vectorization_mode=mode)
     try:
         obs, infos = envs.reset(seed=11)
-        assert len(obs) == 3 and all(isinstance(o, str) for o in obs)
+        assert isinstance(obs, tuple) and len(obs) == 3 and all(isinstance(o, str) for o in obs)
         _, rewards, terminated, truncated, _ = envs.step(tuple(infos["solution"]))
         assert list(rewards) == [1.0, 1.0, 1.0]
         assert all(terminated) and not any(truncated)

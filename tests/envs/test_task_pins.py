@@ -3,7 +3,11 @@
 The values below were recorded from the code before tasks registered themselves (commit
 b4b952b), so that moving the tasks around is proven not to change a single problem, prompt,
 spec or the `rlvr-gym envs` listing. A change that is meant to alter a task's data must
-re-record them, and say so.
+re-record them, and say so. (The listing was re-recorded when it gained each task's one-line
+description in place of `task=NAME`; the ids and their order are those of b4b952b.)
+`rlvr/ReasoningGym-v0`, added later, pins its entry point and listing only: its problems are
+reasoning-gym's, which change with that package's version (tests/envs/test_reasoning_gym.py
+checks them against reasoning-gym itself).
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ ENV_IDS: dict[str, tuple[str, dict[str, Any]]] = {
     'rlvr/MathDataset-v0': ('rlvr_gym.envs.registry:make_task_env', {'task': 'dataset'}),
     'rlvr/CodeProblems-v0': ('rlvr_gym.envs.code_tasks:make_code_env', {'task': 'problems'}),
     'rlvr/CodeDataset-v0': ('rlvr_gym.envs.code_tasks:make_code_env', {'task': 'dataset'}),
+    'rlvr/ReasoningGym-v0': ('rlvr_gym.envs.tasks.reasoning_gym:make_reasoning_gym_env',
+                             {'task': 'chain_sum'}),
 }
 #: (id, question, answer) of problems 0 and 3 of each id's default source
 PROBLEMS: dict[str, list[tuple[str, str, str]]] = {
@@ -131,15 +137,16 @@ PROBLEMS: dict[str, list[tuple[str, str, str]]] = {
 }
 #: `rlvr-gym envs`
 LISTING = """\
-rlvr/Arithmetic-v0           task=arithmetic
-rlvr/ArithmeticChain-v0      task=chain
-rlvr/LinearEquation-v0       task=linear
-rlvr/Fractions-v0            task=fractions
-rlvr/PolynomialRoots-v0      task=roots
-rlvr/Countdown-v0            task=countdown
-rlvr/MathDataset-v0          task=dataset
-rlvr/CodeProblems-v0         task=problems
-rlvr/CodeDataset-v0          task=dataset
+rlvr/Arithmetic-v0       integer expressions; difficulty = digits and operands
+rlvr/ArithmeticChain-v0  a start value and k operations, one step per line
+rlvr/LinearEquation-v0   solve a x + b = c for x (sometimes x on both sides)
+rlvr/Fractions-v0        fraction arithmetic, answer in lowest terms
+rlvr/PolynomialRoots-v0  the integer roots of a polynomial; the answer is a set
+rlvr/Countdown-v0        reach a target with the given numbers (many valid answers)
+rlvr/MathDataset-v0      your math data (path= file or saved dataset, hub=, preset=) or a sample
+rlvr/CodeProblems-v0     36 Python problems, difficulty 1-5, judged by their tests
+rlvr/CodeDataset-v0      your MBPP/HumanEval/APPS-style data (path=, hub=, preset=) or a sample
+rlvr/ReasoningGym-v0     any reasoning-gym dataset (task=...), scored by its score_answer
 """
 
 

@@ -51,4 +51,5 @@ class AffineSource(ProceduralSource):
         )
 
 
-register_task("rlvr/AffineCode-v0", "affine", AffineSource, AffineConfig, kind="code")
+register_task("rlvr/AffineCode-v0", "affine", AffineSource, AffineConfig, kind="code",
+              description="write a function returning a x + b for given a, b")

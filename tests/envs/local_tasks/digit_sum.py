@@ -54,4 +54,5 @@ class DigitSumSource(ProceduralSource):
         )
 
 
-register_task("rlvr/DigitSum-v0", "digit_sum", DigitSumSource, DigitSumConfig)
+register_task("rlvr/DigitSum-v0", "digit_sum", DigitSumSource, DigitSumConfig,
+              description="the sum of the digits of a number")
