@@ -105,6 +105,11 @@ class TrainerConfig:
         check_minimum(self, ("max_new_tokens", "micro_batch_size"))
         check_minimum(self, ("eval_every", "greedy_eval_every", "save_every", "warmup_steps",
                              "lora_rank"), 0, " (0 turns it off)")
+        for name in ("lr", "temperature", "top_p"):
+            if not getattr(self, name) >= 0:  # NaN too
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.top_p == 0:
+            raise ValueError("top_p must be above 0 (1.0 keeps the whole distribution)")
         if self.lora_rank and self.backend != "transformers":
             raise ValueError(f"LoRA (lora_rank={self.lora_rank}) needs backend='transformers' "
                              f"(the {self.backend!r} backend would not see the adapters)")

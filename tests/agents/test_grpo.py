@@ -176,6 +176,15 @@ def test_config_rejects_unknown_modes():
         GRPOConfig(loss_type="mean")
 
 
+@pytest.mark.parametrize("field, value", [("lr", -1e-4), ("lr", float("nan")),
+                                          ("temperature", -1.0), ("top_p", 0.0)])
+def test_config_names_a_negative_or_empty_sampling_or_learning_rate(field, value):
+    # caught by the config with the field's name, not later inside torch's optimiser
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        GRPOConfig(**{field: value})
+    assert GRPOConfig(temperature=0.0, lr=0.0).temperature == 0.0  # greedy, frozen: allowed
+
+
 class Recording:
     """Scripted verifier that records what the env was asked to judge."""
 
