@@ -92,10 +92,10 @@ def sample_groups(policy: Policy, env: Any, heads: Sequence[Head], group_size: i
     """`group_size` responses to each problem of `heads`, scored through the env. Returns the
     groups and the number of generated tokens."""
     split = [split_prefix(obs, info) for obs, info in heads]
-    gens = policy.generate([p for p, _ in split for _ in range(group_size)], sampling,
-                           [x for _, x in split for _ in range(group_size)])
+    prefixes = [x for _, x in split for _ in range(group_size)]
+    gens = policy.generate([p for p, _ in split for _ in range(group_size)], sampling, prefixes)
     scored = score(env, [info["problem_id"] for _, info in heads for _ in range(group_size)],
-                   [g.text for g in gens], [x for _, x in split for _ in range(group_size)])
+                   [g.text for g in gens], prefixes)
     groups = []
     for k, (_, info) in enumerate(heads):
         members = slice(k * group_size, (k + 1) * group_size)

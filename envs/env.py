@@ -175,29 +175,27 @@ class ReasoningEnv(gym.Env[str, str]):
         verified ahead (0 for a verifier without `verify_batch`, which makes this a no-op)."""
         self._ahead = {}
         batch = getattr(self.verifier, "verify_batch", None)
+        if not callable(batch):
+            return 0
         limit = self.action_space.max_length
         uses = collections.Counter((str(pid), response) for pid, response in items
                                    if isinstance(response, str) and len(response) <= limit)
-        keys = list(uses)
-        if not callable(batch) or not keys:
-            return 0
-        known = []
-        for pid, response in keys:  # an id not in the source (a pinned `Problem`): left to step
+        pairs = []
+        for key in uses:  # an id not in the source (a pinned `Problem`): left to `step`
             try:
-                known.append((self.source[self.source.index_of(pid)], response))
+                pairs.append((key, self.source[self.source.index_of(key[0])]))
             except KeyError:
                 continue
-        keys = [(problem.id, response) for problem, response in known]
-        problems = [problem for problem, _ in known]
-        if not keys:
+        if not pairs:
             return 0
         try:
-            verdicts = batch([response for _, response in keys], problems)
+            verdicts = batch([response for (_, response), _ in pairs],
+                             [problem for _, problem in pairs])
         except Exception:  # a verifier must not raise; `step` then verifies one by one
             return 0
-        self._ahead = {key: (verdict, uses[key]) for key, verdict in zip(keys, verdicts,
-                                                                           strict=True)}
-        return len(keys)
+        self._ahead = {key: (verdict, uses[key])
+                       for (key, _), verdict in zip(pairs, verdicts, strict=True)}
+        return len(pairs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[str, dict[str, Any]]:
