@@ -33,6 +33,7 @@ from rlvr_gym.agents.checkpoint import (
 )
 from rlvr_gym.agents.monitors import MetricsLogger, TrainingInterrupted
 from rlvr_gym.agents.policy import Policy, SamplingConfig, add_lora, as_policy, has_adapters
+from rlvr_gym.distributed import data_parallel
 
 ENV_STATE_FILE = "env_state.json"
 """Checkpoint file of the stateful wrappers of the training env (SEELE's hint ratios)."""
@@ -169,11 +170,17 @@ class Trainer:
         eval_env: optional held-out env (e.g. the same task with dataset `seed=1`).
 
     A subclass implements `train_step` and `_held_out` (docs/adding_an_agent.md).
+
+    Started by torchrun with several ranks (docs/scaling_out.md), each rank is an agent on its
+    own share of every step (seeded `seed + rank * RANK_SEED_STRIDE`); rank 0 evaluates, logs
+    and saves, the others keep the same weights.
     """
 
     config_class: ClassVar[type[TrainerConfig]] = TrainerConfig
     """The config dataclass of this agent (`load` rebuilds it from agent.json)."""
     config: TrainerConfig
+    data_parallel: ClassVar[bool] = False
+    """Whether the agent can train on several ranks (its update sums the ranks' gradients)."""
 
     def __init__(self, policy: Policy | str | Path, env: Any,
                  config: TrainerConfig | None = None, eval_env: Any = None) -> None:
@@ -183,10 +190,16 @@ class Trainer:
                             f"{type(config).__name__}; build one with "
                             f"{self.config_class.__name__}(**fields)")
         self.config = config
-        random.seed(config.seed)
-        np.random.seed(config.seed)
-        torch.manual_seed(config.seed)
-        self.policy = as_policy(policy, config.device, config.dtype, config.backend,
+        self.world = data_parallel.World.from_env()
+        """This process's rank among the torchrun ranks (a world of one otherwise)."""
+        if self.world.distributed:
+            self._check_data_parallel(env)
+        _, device = data_parallel.start(config.device)
+        seed = self.world.seed(config.seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        self.policy = as_policy(policy, device, config.dtype, config.backend,
                                 frozen=config.lora_rank > 0)
         if config.lora_rank:
             add_lora(self.policy, config.lora_rank, config.lora_alpha, config.lora_target_modules)
@@ -207,6 +220,17 @@ class Trainer:
         self.eval_history: list[dict[str, float]] = []
         """Held-out results of `learn`, each with its `step`."""
         self._env_seeded = False
+
+    def _check_data_parallel(self, env: Any) -> None:
+        """ValueError when this agent or `env` cannot train on several ranks."""
+        name = type(self).__name__
+        if not self.data_parallel:
+            raise ValueError(f"{name} does not train on several ranks; run it in one process "
+                             "(without torchrun)")
+        wrappers = _stateful_wrappers(env)
+        if wrappers:
+            raise ValueError(f"the env's {', '.join(wrappers)} wrapper keeps state that each "
+                             f"rank would change on its own; train {name} with it in one process")
 
     def train_step(self) -> dict[str, Any]:
         """One iteration: sample through the env, update the policy, advance `num_steps` by
@@ -261,44 +285,57 @@ class Trainer:
         metrics)` runs after each, and returning False stops. Metrics go to `config.output_dir`
         (`MetricsLogger`; a new agent refuses one that holds another run), and the agent to its
         `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops after the
-        current iteration, saves, and raises `TrainingInterrupted`."""
+        current iteration, saves, and raises `TrainingInterrupted`. With several ranks, each
+        iteration's metrics are those of all ranks (`merge_metrics`), and only rank 0
+        evaluates, logs and writes; every rank stops when one is interrupted or told to."""
         from tqdm.auto import tqdm
 
-        c = self.config
+        c, main = self.config, self.world.main
         iterations = math.ceil(total_steps / self.steps_per_iteration)
         fresh = self.num_steps == 0 and not self.eval_history
-        logger = MetricsLogger(c.output_dir, continue_from=None if fresh else self.num_steps,
-                               title=self._run_title(), wandb_project=c.wandb_project,
-                               run_config=c)
+        logger = MetricsLogger(c.output_dir if main else None,
+                               continue_from=None if fresh else self.num_steps,
+                               title=self._run_title(),
+                               wandb_project=c.wandb_project if main else None, run_config=c)
+        evaluates = self.eval_env is not None and main
         with _StopOnInterrupt() as stop:
             try:
-                if self.eval_env is not None and not self._evaluated_now():
+                if evaluates and not self._evaluated_now():
                     logger.log(self.num_steps, self._evaluate(progress_bar))
-                bar = tqdm(range(iterations), desc=self._description(), disable=not progress_bar)
+                bar = tqdm(range(iterations), desc=self._description(),
+                           disable=not (progress_bar and main))
                 for i in bar:
-                    if stop.requested:
+                    if self._any_rank(stop.requested):
                         break
                     metrics = self.train_step()
+                    if self.world.distributed:
+                        metrics = data_parallel.merge_metrics(data_parallel.gather(metrics))
                     count, last = self.num_steps // self.steps_per_iteration, i == iterations - 1
-                    if self.eval_env is not None and c.eval_every and count % c.eval_every == 0:
+                    if evaluates and c.eval_every and count % c.eval_every == 0:
                         metrics.update(self._evaluate(progress_bar))
-                    elif (self.eval_env is not None and c.greedy_eval_every and not last
+                    elif (evaluates and c.greedy_eval_every and not last
                           and count % c.greedy_eval_every == 0):
                         metrics.update(self._evaluate(progress_bar, greedy_only=True))
                     logger.log(self.num_steps, metrics)
                     bar.set_postfix(**self._progress(metrics))
                     if c.save_every and count % c.save_every == 0 and not last:
                         self._save_to_run()
-                    if callback is not None and callback(self, metrics) is False:
+                    if self._any_rank(callback is not None and callback(self, metrics) is False):
                         break
-                if stop.requested:
+                if self._any_rank(stop.requested):
                     raise TrainingInterrupted(self.num_steps, self._save_to_run())
-                if self.eval_env is not None and not self._evaluated_now():
+                if evaluates and not self._evaluated_now():
                     logger.log(self.num_steps, self._evaluate(progress_bar))
                 self._save_to_run()
             finally:
                 logger.close()
         return self
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether `flag` holds on any rank (every rank must ask together)."""
+        if not self.world.distributed:
+            return flag
+        return data_parallel.all_sum([float(flag)])[0] > 0
 
     def evaluate(self, env: Any = None, samples: int | None = None,
                  progress_bar: bool = False) -> dict[str, float]:
@@ -337,7 +374,13 @@ class Trainer:
         """Save everything an exact resume needs: weights (and the reference), optimiser
         state, step, config, the random states of torch, numpy, random and the env, the state
         of the env's stateful wrappers, and the agent's own state. Atomic: an interrupted save
-        leaves the previous checkpoint at `path` intact."""
+        leaves the previous checkpoint at `path` intact. With several ranks every rank calls it:
+        rank 0 writes, with the random states of every rank."""
+        random_state = self._random_state()
+        if self.world.distributed:
+            random_state["rank_random_states"] = data_parallel.gather(dict(random_state))
+            if not self.world.main:
+                return Path(path)
         models: dict[str, list[Any]] = {"policy": [self.policy.model, self.policy.tokenizer]}
         if self.reference is not None:
             models["reference"] = [self.reference]
@@ -345,7 +388,7 @@ class Trainer:
         return save_checkpoint(path, CheckpointContent(
             agent=type(self).__name__, step=self.num_steps, config=self.config,
             state={"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
-                   **self._random_state(), **self._extra_state()},
+                   **random_state, **self._extra_state()},
             models=models, env=self._env_record(),
             files={ENV_STATE_FILE: {name: w.state_dict() for name, w in wrappers.items()}}
             if wrappers else {}))
@@ -425,7 +468,14 @@ class Trainer:
                 if self._env_seeded else None}
 
     def _restore_random_state(self, state: dict[str, Any]) -> None:
-        """Inverse of `_random_state` (extra keys in `state` are ignored)."""
+        """Inverse of `_random_state` (extra keys in `state` are ignored). A checkpoint of
+        several ranks gives each rank its own states; a rank it has none for (more ranks than
+        were saved) keeps the fresh seeding of its rank."""
+        ranks = state.get("rank_random_states")
+        if ranks is not None:
+            if self.world.rank >= len(ranks):
+                return
+            state = ranks[self.world.rank]
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -438,7 +488,7 @@ class Trainer:
     def _seed_env(self) -> None:
         """Seed the training env's problem draws with `config.seed`, once."""
         if not self._env_seeded:
-            self.env.reset(seed=self.config.seed)
+            self.env.reset(seed=self.world.seed(self.config.seed))
             self._env_seeded = True
 
     def _evaluated_now(self) -> bool:

@@ -17,6 +17,7 @@ from rlvr_gym.agents.core import Mean, Trainer, TrainerConfig, check_choice, che
 from rlvr_gym.agents.monitors import eff_rate
 from rlvr_gym.agents.policy import Policy, TokenBatch
 from rlvr_gym.agents.rollout import Group, Rollout, collect, draw, evaluate, sample_groups
+from rlvr_gym.distributed import data_parallel
 
 AdvantageMode = Literal["group", "mean", "none"]
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo"]
@@ -179,19 +180,25 @@ class PolicyGradient(Trainer):
 
     config_class = GRPOConfig
     config: GRPOConfig
+    data_parallel = True
     extra_loss: ExtraLoss | None = None
     """Added to the policy loss of every micro-batch when set; without one, rows whose
     advantages are all zero are not forwarded."""
 
     def collect(self) -> Rollout:
-        """Sample the step's groups through the env."""
+        """Sample the step's groups through the env (`prompts_per_rank` problems)."""
         raise NotImplementedError(f"{type(self).__name__} must implement collect")
+
+    @property
+    def prompts_per_rank(self) -> int:
+        """This rank's share of `prompts_per_step` (all of it in one process)."""
+        return self.world.share(self.config.prompts_per_step, "prompts_per_step")
 
     def train_step(self) -> dict[str, Any]:
         start = time.perf_counter()
         rollout = self.collect()
         metrics = rollout_metrics(rollout)
-        if rollout.groups:
+        if self._any_rank(bool(rollout.groups)):  # a rank without groups still takes part
             metrics.update(self.update(rollout))
         else:
             metrics["skipped_update"] = 1  # every group had equal rewards; nothing to learn
@@ -210,23 +217,28 @@ class PolicyGradient(Trainer):
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """Advantages (the rollout's own, or group advantages) and `num_iterations` passes of
-        clipped policy-gradient updates; returns the update's statistics."""
+        clipped policy-gradient updates; returns the update's statistics. With several ranks
+        every rank calls it, with its own groups (possibly none): the losses are normalised by
+        the totals of all ranks and the gradients summed over them before each optimiser step,
+        which is then the step one process takes on all the groups."""
         c = self.config
         start = time.perf_counter()
-        usable = torch.tensor([g.usable for g in rollout.groups])
-        advantages = rollout.advantages
-        if advantages is None:
-            rewards = torch.tensor([g.rewards for g in rollout.groups])
-            advantages = group_advantages(rewards, usable, c.advantage, c.std_eps).flatten()
         gens = [gen for g in rollout.groups for gen in g.generations]
-        batch = self.policy.batch(gens)
-        mask = batch.completion_mask * usable.flatten()[:, None].float()
-        rows = [i for i in range(len(gens)) if mask[i].sum() > 0]
+        rows: list[int] = []
+        if gens:
+            usable = torch.tensor([g.usable for g in rollout.groups])
+            advantages = rollout.advantages
+            if advantages is None:
+                rewards = torch.tensor([g.rewards for g in rollout.groups])
+                advantages = group_advantages(rewards, usable, c.advantage, c.std_eps).flatten()
+            batch = self.policy.batch(gens)
+            mask = batch.completion_mask * usable.flatten()[:, None].float()
+            rows = [i for i in range(len(gens)) if mask[i].sum() > 0]
+            nonzero = (advantages.reshape(len(gens), -1) != 0).any(1)
         # Rows whose advantages are all zero add nothing to the loss or its gradient unless a
         # KL term, an extra loss or bnpo's per-micro-batch normalisation involves them; they
         # still count in the aggregation totals, so skipping them changes no gradient.
         skip_zero = c.beta == 0.0 and c.loss_type != "bnpo" and self.extra_loss is None
-        nonzero = (advantages.reshape(len(gens), -1) != 0).any(1)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.num_steps)
         temperature = c.temperature or 1.0
@@ -234,22 +246,28 @@ class PolicyGradient(Trainer):
 
         # On-policy (one pass, one mini-batch) the detached current log-probs serve as "old".
         off_policy = c.num_iterations > 1 or c.num_minibatches > 1
-        old_logprobs = self._logprobs_no_grad(self.policy.model, batch) if off_policy else None
+        old_logprobs = self._logprobs_no_grad(self.policy.model, batch) \
+            if off_policy and gens else None
         ref_logprobs = None
-        if c.beta != 0.0:
+        if c.beta != 0.0 and gens:
             with self.reference_model() as reference:
                 ref_logprobs = self._logprobs_no_grad(reference, batch)
         processed_tokens = trained = 0
         for iteration in range(c.num_iterations):
-            for minibatch in np.array_split(np.array(rows), c.num_minibatches):
-                if len(minibatch) == 0:
-                    continue
+            for minibatch in np.array_split(np.array(rows, dtype=int), c.num_minibatches):
                 active = minibatch[nonzero[torch.as_tensor(minibatch)].numpy()] \
-                    if skip_zero else minibatch
-                trained += len(active)
+                    if skip_zero and len(minibatch) else minibatch
                 micro_batches = [active[i:i + c.micro_batch_size]
                                  for i in range(0, len(active), c.micro_batch_size)]
-                total_tokens = float(mask[minibatch].sum())
+                totals = [float(len(minibatch)),
+                          float(mask[minibatch].sum()) if len(minibatch) else 0.0,
+                          float(len(micro_batches))]
+                if self.world.distributed:
+                    totals = data_parallel.all_sum(totals)
+                sequences, total_tokens, num_micro_batches = totals
+                if sequences == 0:
+                    continue
+                trained += len(active)
                 self.optimizer.zero_grad(set_to_none=True)
                 minibatch_loss = 0.0
                 for micro in micro_batches:
@@ -269,9 +287,9 @@ class PolicyGradient(Trainer):
                         logprobs, old, adv.to(dev), m, loss_type=c.loss_type,
                         epsilon_low=c.epsilon_low, epsilon_high=c.epsilon_high, beta=c.beta,
                         ref_logprobs=ref, max_tokens=c.max_new_tokens,
-                        total_sequences=float(len(minibatch)), total_tokens=total_tokens,
-                        num_micro_batches=len(micro_batches))
-                    extra = self.extra_loss(sub, logprobs, float(len(minibatch))) \
+                        total_sequences=sequences, total_tokens=total_tokens,
+                        num_micro_batches=int(num_micro_batches))
+                    extra = self.extra_loss(sub, logprobs, sequences) \
                         if self.extra_loss is not None else None
                     if extra is not None:
                         loss = loss + extra[0]
@@ -284,6 +302,8 @@ class PolicyGradient(Trainer):
                         stats.add({"entropy": float((entropy * m).sum() / m.sum().clamp(min=1))},
                                   weight)
                     processed_tokens += int(sub.attention_mask.sum())
+                if self.world.distributed:
+                    data_parallel.all_reduce_gradients(self.policy.model.parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     self.policy.model.parameters(),
                     c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
@@ -346,7 +366,7 @@ class GRPO(PolicyGradient):
 
     def collect(self) -> Rollout:
         c = self.config
-        return collect(self.sample_groups, c.prompts_per_step, c.dynamic_sampling,
+        return collect(self.sample_groups, self.prompts_per_rank, c.dynamic_sampling,
                        c.max_sampling_rounds)
 
     def sample_groups(self, num_problems: int) -> tuple[list[Group], int]:

@@ -316,7 +316,7 @@ class IBTPO(PolicyGradient):
         of their paths (`token_advantages`) and the `tree_metrics` not among the step's own."""
         start = time.perf_counter()
         self._seed_env()
-        trees = self.sampler.sample(draw(self.env, self.config.prompts_per_step))
+        trees = self.sampler.sample(draw(self.env, self.prompts_per_rank))
         groups = [Group(t.problem_id, [leaf.generation for leaf in t.leaves],
                         [leaf.reward for leaf in t.leaves], [leaf.usable for leaf in t.leaves],
                         [leaf.correct for leaf in t.leaves]) for t in trees]

@@ -165,7 +165,7 @@ class MRT(PolicyGradient):
             rounds.append(stats)
             return groups, tokens
 
-        rollout = collect(sample, c.prompts_per_step, c.dynamic_sampling, c.max_sampling_rounds)
+        rollout = collect(sample, self.prompts_per_rank, c.dynamic_sampling, c.max_sampling_rounds)
         rollout.stats = rounds[-1]
         return rollout
 

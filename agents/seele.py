@@ -102,7 +102,7 @@ class SEELE(PolicyGradient):
         c = self.config
         start = time.perf_counter()
         self._seed_env()
-        drawn = draw(self.env, c.prompts_per_step)
+        drawn = draw(self.env, self.prompts_per_rank)
         if any("hint_round" not in info for _, info in drawn):
             raise ValueError("SEELE's env gives no hints (no 'hint_round' in its reset info); "
                              "wrap it with rlvr_gym.agents.seele.hinted_env(env, config, "

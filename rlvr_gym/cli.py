@@ -28,7 +28,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import rlvr_gym
 
@@ -463,9 +463,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if resumed is None and not (args.output or overrides.get("output_dir")):
             raise SystemExit(f"error: --resume {args.resume}: the checkpoint belongs to no "
                              "run directory; give one with --output")
-    output = run_directory(args.output or overrides.get("output_dir"),
-                           Path(f"runs/{agent_name}-{env_id.split('/')[-1]}-seed{args.seed}"),
-                           resumed)
+    # Under torchrun (docs/scaling_out.md) rank 0 picks the run directory for every rank.
+    from rlvr_gym.distributed import data_parallel
+
+    try:
+        world, _ = data_parallel.start(str(overrides.get("device", "auto")))
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    output = _on_main(world, lambda: run_directory(
+        args.output or overrides.get("output_dir"),
+        Path(f"runs/{agent_name}-{env_id.split('/')[-1]}-seed{args.seed}"), resumed))
     overrides["output_dir"] = str(output)
     start, start_cpu = time.perf_counter(), time.process_time()
     model_dir = str(Path(args.resume) / "policy" if args.resume else args.model or TINY_MODEL_DIR)
@@ -496,18 +503,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         # iteration its steps_per_iteration); a resumed run keeps its own
         per_count = getattr(agent.config, "steps_per_iteration", 1)
         agent.config.greedy_eval_every = max(1, args.steps // per_count // 10)
-    print(f"training {agent_name} on {env_id} {json.dumps(env_kwargs)} for {args.steps} steps; "
-          f"model {args.model or 'bundled tiny model'}; output {output}")
+    say = print if world.main else _quiet
+    ranks = f" on {world.size} ranks" if world.distributed else ""
+    say(f"training {agent_name} on {env_id} {json.dumps(env_kwargs)} for {args.steps} steps"
+        f"{ranks}; model {args.model or 'bundled tiny model'}; output {output}")
     first_step = agent.num_steps
     try:
         agent.learn(args.steps, progress_bar=not args.no_progress)
     except TrainingInterrupted as stop:
+        if not world.main:
+            return 130
         resume = f"rlvr-gym train --resume {stop.checkpoint}" + (
             f" --wrapper {args.wrapper}" if args.wrapper else "")
         left = args.steps - (stop.step - first_step)
         print(f"interrupted at step {stop.step}: agent saved to {stop.checkpoint}; continue with "
               f"`{resume} --steps {left}`", file=sys.stderr)
         return 130
+    if not world.main:
+        return 0
     history = [{k: v for k, v in e.items() if k != "step"} for e in agent.eval_history
                if e["step"] >= first_step]
     before, after = history[0], history[-1]
@@ -522,9 +535,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"env_id": env_id, "env_kwargs": env_kwargs, "steps": args.steps,
                "num_steps": agent.num_steps,
                "before": before, "after": after, "wall_seconds": seconds,
-               "cpu_seconds": cpu_seconds, "torch_threads": torch.get_num_threads()}
+               "cpu_seconds": cpu_seconds, "torch_threads": torch.get_num_threads(),
+               "world_size": world.size}
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0
+
+
+T = TypeVar("T")
+
+
+def _on_main(world: Any, decide: Callable[[], T]) -> T:
+    """`decide()` on rank 0, its result (or its SystemExit) given to every rank."""
+    if not world.distributed:
+        return decide()
+    from rlvr_gym.distributed import data_parallel
+
+    outcome: Any = None
+    if world.main:
+        try:
+            outcome = decide()
+        except SystemExit as exc:
+            outcome = exc
+    outcome = data_parallel.broadcast(outcome)
+    if isinstance(outcome, SystemExit):
+        raise outcome
+    return outcome
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """`print` of the ranks other than 0."""
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
