@@ -257,3 +257,26 @@ def test_sleep_mode_is_refused_on_a_cpu(pair):
         pytest.skip("sleep mode is supported on a CUDA GPU")
     with pytest.raises(ValueError, match="sleep_mode needs a CUDA"):
         VLLMBackend(hf.model, hf.tokenizer, sleep_mode=True)
+
+
+@needs_vllm
+def test_each_torchrun_rank_generates_with_its_own_engine_synced_after_every_update(tmp_path):
+    import json
+    import socket
+    import subprocess
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).with_name("vllm_ranks.py")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=script.parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["pid"] != ranks[1]["pid"]  # one engine in each rank's process
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # the ranks took the same steps
+    for rank in ranks:
+        assert rank["changed"] and rank["vllm_equals_trained"]
