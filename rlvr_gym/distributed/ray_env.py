@@ -109,9 +109,10 @@ class RayVectorEnv(VectorEnv):
         env_kwargs: `gym.make` kwargs of an env id.
         copy: return copies of the observations (as SyncVectorEnv).
         autoreset_mode: as SyncVectorEnv (next_step, same_step or disabled).
-        max_retries: retries of a `reset` or `score_batch` call whose actor died (the actor is
-            restarted by Ray with a fresh env); a `step` is never retried: its episode is lost,
-            RuntimeError says to `reset()`.
+        max_retries: retries of a `reset` or `score_batch` call whose actor died (Ray restarts
+            the actor with a fresh env). A `step` is never retried: the sub-env's episode is
+            lost, and the step raises RuntimeError (or the fresh env's ResetNeeded) saying to
+            `reset()`, after which the vector env goes on.
         num_cpus: Ray CPUs each actor asks for.
         scheduling_strategy: Ray's placement of the actors ("SPREAD": over the nodes).
         address: the cluster to join if this process is not connected to Ray (see
@@ -202,7 +203,8 @@ class RayVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, Any]]:
         """Step every sub-env at once, with SyncVectorEnv's autoreset behaviour. A sub-env
-        whose actor died loses its episode: RuntimeError says to `reset()`."""
+        whose actor died loses its episode: RuntimeError (or ResetNeeded) says to
+        `reset()`."""
         if self._scored:
             raise ResetNeeded("score_batch used the sub-envs for scoring: call reset() before "
                               "step()")

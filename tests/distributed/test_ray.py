@@ -187,7 +187,7 @@ def test_bad_arguments_say_how_to_fix_them(cluster):
     with pytest.raises(ValueError, match="env_kwargs go with an env id"):
         RayVectorEnv([lambda: gym.make("rlvr/Arithmetic-v0")], env_kwargs={"seed": 1})
     with pytest.raises(RuntimeError, match="lower the number of workers or num_cpus"):
-        RayVerifierPool(MathVerifier(), 3, start_timeout_s=3)  # 3 CPUs asked, 2 there
+        RayVerifierPool(MathVerifier(), 3, start_timeout_s=1)  # 3 CPUs asked, 2 there
     with RayVerifierPool(MathVerifier(), 1, num_cpus=HALF) as pool:
         problem = arithmetic(1)[0]
         with pytest.raises(ValueError, match="give one problem per response"):
@@ -298,9 +298,15 @@ def test_a_sub_env_killed_during_score_batch_is_retried(cluster, tmp_path):
         want = score(slow_arithmetic(marks, 0), ids, actions)
         assert out == [want]
         assert [s.reward for s in want] == [1.0, 0.0, 1.0, 1.0]
-        # the lost episode: step says what to do; reset goes on
         remote.reset(seed=0)
         assert remote.step(("1", "2"))[1].tolist() == [0.0, 0.0]
+        # a sub-env killed between steps loses its episode: step says so, reset goes on
+        os.kill(remote.workers()[0]["pid"], signal.SIGKILL)
+        with pytest.raises((RuntimeError, gym.error.ResetNeeded), match="reset"):
+            remote.step(("1", "2"))
+        first = remote.reset(seed=0)
+        assert first[1]["problem_id"].tolist() == [
+            slow_arithmetic(marks, 0).reset(seed=s)[1]["problem_id"] for s in (0, 1)]
     finally:
         remote.close()
 
