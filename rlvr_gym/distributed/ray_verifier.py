@@ -58,9 +58,9 @@ def error_verdict(reason: str) -> Verdict:
 
 
 def failure_reason(exc: BaseException, retries: int) -> str:
-    """One line on a Ray failure that lost a chunk after `retries` retries."""
+    """One line on a Ray failure that lost a chunk after at most `retries` retries."""
     detail = " ".join(str(exc).split())[:200]
-    return (f"Ray worker failed (retried {retries} times): {type(exc).__name__}: {detail}")
+    return f"Ray worker failed (up to {retries} retries): {type(exc).__name__}: {detail}"
 
 
 def verify_all(verifier: Verifier, responses: Sequence[str], problems: Sequence[Problem]

@@ -164,7 +164,7 @@ def test_a_chunk_that_keeps_killing_its_worker_gets_error_verdicts(cluster, tmp_
     assert len(got) == 4
     for verdict in got[:2]:  # the chunk of the killer, and its innocent neighbour
         assert verdict.status is Status.ERROR and not verdict.usable and verdict.score == 0
-        assert "Ray worker failed (retried 1 times)" in verdict.reason
+        assert "Ray worker failed (up to 1 retries)" in verdict.reason
     assert [(v.status, v.score, v.usable) for v in got[2:]] == [
         (Status.CORRECT, 1.0, True), (Status.INCORRECT, 0.0, True)]
 
@@ -331,6 +331,13 @@ def test_cli_train_with_ray_verifiers_gives_the_same_metrics(cluster, tmp_path, 
                            for m in metrics]))
     assert summaries[0] == summaries[1]
     assert summaries[0][2][1]["reward"] > 0  # rewards to compare, not only zeros
+    evals = []
+    for extra in ([], ["--ray-verifiers", "2"]):
+        capsys.readouterr()
+        assert main(["eval", str(tmp_path / "local" / "agent"), "--problems", "4",
+                     "--samples", "2", "--k", "1", "--no-progress", *extra]) == 0
+        evals.append(json.loads(capsys.readouterr().out))
+    assert evals[0] == evals[1] and evals[0]["accuracy"] > 0
     with pytest.raises(SystemExit, match="--ray-verifiers must be at least 1"):
         main(["train", "--output", str(tmp_path / "bad"), *tiny, "--ray-verifiers", "0"])
 
