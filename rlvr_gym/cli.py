@@ -331,6 +331,9 @@ def distribute(args: argparse.Namespace, *envs: Any) -> None:
     """With `--ray-verifiers N`: one `RayVerifierPool` of N Ray actors (on the cluster of
     `--ray-address`, else RAY_ADDRESS, else a local Ray) verifies for all `envs`."""
     if args.ray_verifiers is None:
+        if args.ray_address is not None:
+            raise SystemExit("error: --ray-address needs --ray-verifiers N (the Ray actors "
+                             "that verify on that cluster)")
         return
     if args.ray_verifiers < 1:
         raise SystemExit(f"error: --ray-verifiers must be at least 1, got {args.ray_verifiers}")

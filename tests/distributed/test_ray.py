@@ -340,6 +340,8 @@ def test_cli_train_with_ray_verifiers_gives_the_same_metrics(cluster, tmp_path, 
     assert evals[0] == evals[1] and evals[0]["accuracy"] > 0
     with pytest.raises(SystemExit, match="--ray-verifiers must be at least 1"):
         main(["train", "--output", str(tmp_path / "bad"), *tiny, "--ray-verifiers", "0"])
+    with pytest.raises(SystemExit, match="--ray-address needs --ray-verifiers N"):
+        main(["eval", "--ray-address", "auto", "--problems", "1", "--samples", "0"])
 
 
 def test_benchmark_quick_mode_writes_its_report_only_where_told(cluster, tmp_path):
