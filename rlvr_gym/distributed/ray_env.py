@@ -108,7 +108,8 @@ class RayVectorEnv(VectorEnv):
         num_envs: sub-envs for an env id; with env fns, None or their number.
         env_kwargs: `gym.make` kwargs of an env id.
         copy: return copies of the observations (as SyncVectorEnv).
-        autoreset_mode: as SyncVectorEnv (next_step, same_step or disabled).
+        autoreset_mode: as SyncVectorEnv: an `AutoresetMode` or its value ("NextStep",
+            "SameStep", "Disabled").
         max_retries: retries of a `reset` or `score_batch` call whose actor died (Ray restarts
             the actor with a fresh env). A `step` is never retried: the sub-env's episode is
             lost, and the step raises RuntimeError (or the fresh env's ResetNeeded) saying to

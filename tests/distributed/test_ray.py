@@ -235,12 +235,14 @@ def assert_same(a, b):
         assert type(a) is type(b) and a == b, (a, b)
 
 
-@pytest.mark.parametrize(("env_id", "kwargs"), [("rlvr/Arithmetic-v0", {"seed": 0}),
-                                               ("rlvr/CodeProblems-v0", {})])
-def test_ray_vector_env_equals_sync_vector_env(cluster, env_id, kwargs):
+@pytest.mark.parametrize(("env_id", "kwargs", "mode"), [
+    ("rlvr/Arithmetic-v0", {"seed": 0}, "NextStep"),
+    ("rlvr/Arithmetic-v0", {"seed": 0, "max_attempts": 2}, "SameStep"),
+    ("rlvr/CodeProblems-v0", {}, "NextStep")])
+def test_ray_vector_env_equals_sync_vector_env(cluster, env_id, kwargs, mode):
     fns = [lambda: gym.make(env_id, **kwargs)] * 2
-    sync = gym.vector.SyncVectorEnv(fns)
-    remote = RayVectorEnv(fns, num_cpus=HALF)
+    sync = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+    remote = RayVectorEnv(fns, num_cpus=HALF, autoreset_mode=mode)
     try:
         assert len({w["node_id"] for w in remote.workers()}) == 2
         assert remote.single_observation_space == sync.single_observation_space
@@ -253,8 +255,11 @@ def test_ray_vector_env_equals_sync_vector_env(cluster, env_id, kwargs):
         for actions in ((answers[0], "wrong"), ("wrong", answers[1]), ("a", "b")):
             want = sync.step(actions)  # the third step autoresets the finished episodes
             assert_same(remote.step(actions), want)
-        assert want[1].tolist() == [0.0, 0.0]
-        assert remote.get_attr("max_attempts") == sync.get_attr("max_attempts") == (1, 1)
+        attempts = kwargs.get("max_attempts", 1)
+        assert remote.get_attr("max_attempts") == sync.get_attr("max_attempts") == \
+            (attempts, attempts)
+        if mode == "SameStep":
+            assert "final_obs" in want[4]
     finally:
         sync.close()
         remote.close()
