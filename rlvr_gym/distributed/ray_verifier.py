@@ -167,9 +167,11 @@ def wait_started(ray: Any, actors: list[Any], timeout_s: float, what: str,
         for actor in actors:
             ray.kill(actor)
         if isinstance(exc, ray.exceptions.RayError):
-            raise RuntimeError(f"a Ray {what} failed to start ({type(exc).__name__}); is "
-                               "rlvr-gym installed on every node? "
-                               f"{' '.join(str(exc).split())[:300]}") from None
+            # the last line of Ray's text is the error the actor's constructor raised
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = lines[-1][:300] if lines else type(exc).__name__
+            raise RuntimeError(f"a Ray {what} failed to start ({detail}); every node needs "
+                               "rlvr-gym installed") from None
         raise
 
 

@@ -188,6 +188,9 @@ def test_bad_arguments_say_how_to_fix_them(cluster):
         RayVectorEnv([lambda: gym.make("rlvr/Arithmetic-v0")], env_kwargs={"seed": 1})
     with pytest.raises(RuntimeError, match="lower the number of workers or num_cpus"):
         RayVerifierPool(MathVerifier(), 3, start_timeout_s=1)  # 3 CPUs asked, 2 there
+    with pytest.raises(RuntimeError, match="failed to start .ValueError: unknown problems "
+                       "options .'seed'.; valid"):  # the env fn's own error, on one line
+        RayVectorEnv([lambda: gym.make("rlvr/CodeProblems-v0", seed=1)], num_cpus=HALF)
     with RayVerifierPool(MathVerifier(), 1, num_cpus=HALF) as pool:
         problem = arithmetic(1)[0]
         with pytest.raises(ValueError, match="give one problem per response"):
