@@ -70,7 +70,12 @@ def score(env: Any, problems: Sequence[str | Problem], actions: Sequence[str],
     """Judge `actions[i]` on `problems[i]` (a problem id, or a `Problem` pinned as it is)
     through `reset(options=...)` + `step`, after handing the whole batch to the env's
     `verify_ahead` (a verifier that can run in parallel verifies it at once; rewards are the
-    same). `prefixes[i]` is the response prefix the env gave (`step` gets prefix + action)."""
+    same). `prefixes[i]` is the response prefix the env gave (`step` gets prefix + action).
+    An env with a `score_batch(problems, actions, prefixes)` method (a
+    `rlvr_gym.distributed.ray_env.RayVectorEnv`) scores the batch itself, as this does."""
+    batch = getattr(env, "score_batch", None)
+    if callable(batch):
+        return list(batch(problems, actions, prefixes))
     prefixes = prefixes if prefixes is not None else [""] * len(actions)
     ahead = getattr(getattr(env, "unwrapped", env), "verify_ahead", None)
     if callable(ahead):

@@ -327,6 +327,27 @@ def make_envs(env_id: str | None, env_args: Sequence[str], wrapper: str | None =
     return env, eval_env, env_id, {**kwargs, "seed": data_seed}
 
 
+def distribute(args: argparse.Namespace, *envs: Any) -> None:
+    """With `--ray-verifiers N`: one `RayVerifierPool` of N Ray actors (on the cluster of
+    `--ray-address`, else RAY_ADDRESS, else a local Ray) verifies for all `envs`."""
+    if args.ray_verifiers is None:
+        if args.ray_address is not None:
+            raise SystemExit("error: --ray-address needs --ray-verifiers N (the Ray actors "
+                             "that verify on that cluster)")
+        return
+    if args.ray_verifiers < 1:
+        raise SystemExit(f"error: --ray-verifiers must be at least 1, got {args.ray_verifiers}")
+    from rlvr_gym.distributed.ray_verifier import RayVerifierPool, distribute_verification
+
+    try:
+        pool = RayVerifierPool(envs[0].unwrapped.verifier, args.ray_verifiers,
+                               address=args.ray_address)
+    except (ImportError, RuntimeError, ConnectionError) as exc:
+        raise SystemExit(f"error: --ray-verifiers: {exc}") from None
+    for env in envs:
+        distribute_verification(env, pool)
+
+
 def run_directory(explicit: str | None, default: Path, resumed: Path | None) -> Path:
     """The directory of this run; never one that holds another run's files.
 
@@ -451,6 +472,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "a resumed run keeps the prompt it was trained with" if record else None)
     env, eval_env, env_id, env_kwargs = make_envs(
         args.env, args.env_arg, args.wrapper, record.get("env") if record else None, prompt)
+    distribute(args, env, eval_env)
     overrides = config_overrides(spec.config_cls, args.set)
     # One run directory for metrics, the saved agent and the summary: --output, or the
     # config's output_dir given with --set.
@@ -590,6 +612,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "evaluates on another env)" if recorded is not None and args.env is None else None)
     _, eval_env, env_id, env_kwargs = make_envs(args.env, args.env_arg, recorded=recorded,
                                                 prompt=prompt)
+    distribute(args, eval_env)
     if recorded is not None and args.env is None:
         print(f"evaluating on {env_id}, the env the agent was trained on (--env overrides)",
               file=sys.stderr)
@@ -688,6 +711,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="env/task option, e.g. --env-arg max_digits=4 (repeatable); "
                        "`seed` is the dataset seed, held-out uses seed+1")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--ray-verifiers", type=int, default=None, metavar="N",
+                       help="verify on N Ray actors spread over a Ray cluster (needs "
+                       'pip install "rlvr-gym[ray]"; same rewards as without)')
+        p.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="Ray cluster of --ray-verifiers, e.g. HEAD:6379 or auto (default: "
+                       "the RAY_ADDRESS env var, else a local Ray on this machine)")
 
     def prompt_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--chat-template", action="store_true", help="prompt through the "
