@@ -26,6 +26,7 @@ import rlvr_gym
 from rlvr_gym import Problem, Status
 from rlvr_gym.verifiers import (
     _sandbox_runner,
+    cgroups,
     isolation,
     launcher,
     leases,
@@ -421,7 +422,7 @@ def test_user(tmp_path_factory):
     (root / "rlvr_gym" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
     for module in (sandbox, sandbox_types, isolation, slot, pool, reaping, leases, launcher,
-                   reader, _sandbox_runner):
+                   reader, cgroups, _sandbox_runner):
         shutil.copy(module.__file__, package / Path(module.__file__).name)
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(root)], check=True)
     yield user.pw_uid, user.pw_gid, root
