@@ -408,12 +408,13 @@ class Sandbox:
         popen = started.popen
         contained = started.isolation in ("bwrap", "namespaces")
         if contained:
-            _kill_namespace(popen)
+            signalled = _kill_namespace(popen)
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(_NAMESPACE_EXIT_S)
+            if signalled:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    popen.wait(_NAMESPACE_EXIT_S)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
         for stream in (popen.stdin, popen.stdout, popen.stderr):
