@@ -146,7 +146,8 @@ def test_a_fork_storm_of_root_is_stopped_by_the_runs_process_cap(kind):
 
 
 def test_a_normal_program_with_children_is_unaffected(verifier):
-    program = """
+    """It runs inside its run's cgroup (the last value) and passes."""
+    program = OWN_CGROUP + """
 import os
 def f():
     kids = []
@@ -157,9 +158,10 @@ def f():
             os._exit(len(block) >> 20)
         kids.append(pid)
     block = b'y' * (100 << 20)
-    return [os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids] + [len(block) >> 20]
+    return [os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids] + [
+        len(block) >> 20, len(own_cgroup())]
 """
-    verdict = verifier.verify(program, returns([40, 40, 100]))
+    verdict = verifier.verify(program, returns([40, 40, 100, 1]))
     assert verdict.status is Status.CORRECT, verdict.reason
 
 
