@@ -277,14 +277,14 @@ def _join_cgroup(fds):
     later is born inside. True, the error's text, or None when the host gave none."""
     if not fds:
         return None
-    joined = True
+    error = None
     for fd in fds:
         try:
             os.write(fd, b"0")
         except OSError as exc:
-            joined = "cgroup.procs: " + os.strerror(exc.errno or 0)
+            error = "cgroup.procs: " + os.strerror(exc.errno or 0)
         os.close(fd)
-    return joined
+    return error or True
 
 
 def _limit(config, fresh_user_namespace):
