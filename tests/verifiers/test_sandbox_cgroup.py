@@ -352,3 +352,21 @@ def test_stale_run_cgroups_of_dead_hosts_are_removed(tmp_path, monkeypatch):
     cgroups.remove_stale(cgroups.Hierarchy("v2", (str(tmp_path),)))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "other", f"rlvr-sandbox-{os.getpid()}.0.1"]
+
+
+@needs_cgroups
+def test_a_run_that_could_not_join_its_cgroup_is_a_harness_failure(monkeypatch):
+    """The probe found the layer working; a run that still is not capped is masked (an
+    `error`), never scored."""
+    class Unjoinable(cgroups.RunCgroup):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)  # type: ignore[arg-type]
+            os.close(self.fds[0])
+            self.fds[0] = os.open(os.devnull, os.O_RDONLY)  # writing to it fails
+
+    with Sandbox(SandboxConfig(memory_mb=MEMORY_MB)) as box:
+        assert box.layers.run_cgroup
+        monkeypatch.setattr(slot, "RunCgroup", Unjoinable)
+        result = box.run({"mode": "call", "code": "out = 1", "cases": [{"expr": "out"}]}, 10.0)
+    assert result.error == ("the sandbox did not join its cgroup: cgroup.procs: "
+                            "Bad file descriptor")
