@@ -11,6 +11,8 @@ alone would add ~10 ms, `contextlib` or `signal` ~4 ms), so results go out throu
 JSON writer below.
 
 Order of work (everything before step 4 is trusted; the candidate cannot interfere with it):
+  0. join the run's cgroup (memory and process caps of the whole run) through descriptors the
+     host passed, when it did (`_join_cgroup`);
   1. enter new user + network namespaces when asked (no network), via `unshare(2)`, unless the
      host already did (bubblewrap or util-linux `unshare` in front of the interpreter); or,
      started by util-linux `unshare` as the init of new mount/PID/IPC (and network, and user
@@ -269,6 +271,22 @@ def _enter_view(view):
     call(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
 
 
+def _join_cgroup(fds):
+    """Move this process into the run's cgroup(s) through the `cgroup.procs` descriptors the
+    host opened (the kernel checks the opener's rights), then close them: everything forked
+    later is born inside. True, the error's text, or None when the host gave none."""
+    if not fds:
+        return None
+    error = None
+    for fd in fds:
+        try:
+            os.write(fd, b"0")
+        except OSError as exc:
+            error = "cgroup.procs: " + os.strerror(exc.errno or 0)
+        os.close(fd)
+    return error or True
+
+
 def _limit(config, fresh_user_namespace):
     """Apply the limits. RLIMIT_NPROC counts every process of the real uid (per user
     namespace), so it is only set where that count starts near zero: a uid of the sandbox's
@@ -504,6 +522,7 @@ def _run_stdio(payload, channel):
 def main():
     stdin = sys.stdin.buffer
     config = marshal.loads(read_frame(stdin))
+    cgroup = _join_cgroup(config.get("cgroup_fds"))
     net = False
     if config.get("view"):
         _enter_view(config["view"])
@@ -514,7 +533,8 @@ def main():
             net = False
     _limit(config, net)
     channel = _Channel(os.dup(1))
-    channel.send(t="ready", net=net, uid=os.getuid(), view=bool(config.get("view")))
+    channel.send(t="ready", net=net, uid=os.getuid(), view=bool(config.get("view")),
+                 cgroup=cgroup)
     payload = marshal.loads(read_frame(stdin))
     # The program sees no payload (stdin is empty) and its prints go nowhere the host parses.
     null = os.open(os.devnull, os.O_RDWR)

@@ -756,6 +756,9 @@ class CodeVerifier:
             cause = f"the program failed before the tests: {values.load_error}"
         elif result.output_exceeded:
             cause = "output limit exceeded"
+        elif result.memory_exceeded:
+            cause = (f"the run's memory cap ({self.config.sandbox.run_memory_limit_mb} MiB for "
+                     "all its processes) was exceeded and the kernel killed it")
         elif result.timed_out:
             cause = "time limit exceeded"
         elif len(values.refs) + len(values.results) < expected:
@@ -770,8 +773,9 @@ class CodeVerifier:
             "; failed: " + "; ".join(shown) + (f"; and {more} more" if more else "")
             if shown else "")
         status = Status.TIMEOUT if result.timed_out else Status.INCORRECT
-        # A program past its time limit failed its tests: usable, so the partial score is a
-        # penalty the agent learns from rather than a masked sample (no escape by looping).
+        # A program past its time or memory limit failed its tests: usable, so the partial
+        # score is a penalty the agent learns from rather than a masked sample (no escape by
+        # looping or hoarding memory).
         return Verdict(status, score, code, reason, usable=True)
 
 

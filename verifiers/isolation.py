@@ -18,6 +18,7 @@ import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 logger = logging.getLogger("rlvr_gym.verifiers.sandbox")
@@ -205,13 +206,17 @@ def bwrap_args(view: View) -> list[str]:
 _LOGGED: set[tuple[str, tuple[str, ...]]] = set()
 
 
-def log_layers_once(isolation: str, active: list[str], missing: list[str]) -> None:
+def log_layers_once(isolation: str, active: list[str], missing: list[str],
+                    optional: Sequence[str] = ()) -> None:
     """Log the layers in force once per process and configuration (missing ones as a
-    warning: only an explicit unsafe mode runs without them)."""
-    key = (isolation, tuple(active) + tuple(missing))
+    warning: only an explicit unsafe mode runs without them; missing `optional` ones, which
+    the sandbox runs without anyway, as a warning too)."""
+    key = (isolation, tuple(active) + tuple(missing) + tuple(optional))
     if key in _LOGGED:
         return
     _LOGGED.add(key)
     logger.info("code sandbox isolation %r, layers in force: %s", isolation, ", ".join(active))
     for line in missing:
         logger.warning("code sandbox (unsafe mode): %s", line)
+    for line in optional:
+        logger.warning("code sandbox: %s", line)

@@ -131,17 +131,19 @@ def _kill_marked(marker: str, timeout_s: float = 5.0) -> bool:
     return _kill_all(lambda: sandbox_processes(marker=marker), marked, timeout_s)
 
 
-def _kill_namespace(popen: subprocess.Popen) -> None:
+def _kill_namespace(popen: subprocess.Popen) -> bool:
     """SIGKILL the init of a run's PID namespace (the child of `unshare --fork` or of
     bubblewrap, which is `popen`): the kernel kills every other process in the namespace,
     zombie thread-group leaders included, before the init can be reaped. The namespace is
-    empty once `popen` has reaped it and exited: the caller waits for that."""
+    empty once `popen` has reaped it and exited: the caller waits for that when this
+    returns True. False: `popen` had no child (gone, or a spare that has not forked its
+    init yet, so no program ran), and will not exit on its own: kill it instead."""
     children = f"/proc/{popen.pid}/task/{popen.pid}/children"
     try:
         with open(children) as f:
             pids = [int(pid) for pid in f.read().split()]
     except (OSError, ValueError):
-        return  # `popen` is gone or never started its child
+        return False  # `popen` is gone or never started its child
     for pid in pids:
         try:
             pidfd = os.pidfd_open(pid)
@@ -155,6 +157,7 @@ def _kill_namespace(popen: subprocess.Popen) -> None:
             pass
         finally:
             os.close(pidfd)
+    return bool(pids)
 
 
 #: Directories any uid may write to; a sandbox uid's leftovers there are removed after a run.

@@ -33,10 +33,14 @@ namespaces, no bubblewrap) `Sandbox` refuses with the command that fixes it, unl
 own `unshare(2)`, a uid of its own as root, processes found by scans). The layers in force
 are logged once per process (logger `rlvr_gym.verifiers.sandbox`).
 
-Memory: `memory_mb` bounds each process's address space; a run may hold up to
-`max_processes` times that, plus `tmpfs_mb` of files (twice with bubblewrap: /tmp and
-/dev/shm are separate there, and SysV shared memory keeps the kernel's default limits). No
-cgroup bounds the run as a whole.
+Memory: `memory_mb` bounds each process's address space. Where the host lets this process
+make cgroups (see `cgroups`), a **cgroup per run** bounds the run as a whole: its processes,
+threads, tmpfs files and shared memory together stay under `run_memory_mb` (no swap), its
+processes and threads under `max_processes`; past the memory cap the kernel kills the run
+(`RunResult.memory_exceeded`), and whatever is left in the cgroup is killed after the run.
+Without one (it is reported missing, never a reason to refuse) a run may hold up to
+`max_processes` times `memory_mb`, plus `tmpfs_mb` of files (twice with bubblewrap: /tmp
+and /dev/shm are separate there, and SysV shared memory keeps the kernel's default limits).
 
 Captured output is capped (`max_output_bytes`), so a program that prints gigabytes cannot
 exhaust the host's memory. A bounded `SandboxPool` runs many programs in parallel.
@@ -50,6 +54,7 @@ callers use:
 - `pool`: `SandboxPool`, bounded parallel slots.
 - `reaping`: finding and killing a run's processes (`kill_uid`, `sandbox_processes`).
 - `leases`: machine-wide leases of sandbox uids (as root).
+- `cgroups`: the cgroup of each run (memory and process caps, the kill afterwards).
 - `launcher`: the one thread that starts every sandbox process.
 - `reader`: the capped reader of a run's output.
 - `_sandbox_runner`: the program that runs inside the sandbox.

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rlvr_gym.verifiers.cgroups import HOW_TO_CAP
 from rlvr_gym.verifiers.isolation import HOW_TO_ISOLATE, find_tools
 
 #: How a sandbox is isolated, best first: bubblewrap (filesystem view, PID/IPC/network
@@ -44,7 +45,16 @@ class SandboxConfig:
     max_processes: int = 32
     """RLIMIT_NPROC: processes the program may have at once (a fork storm stops here). Set
     only where the program has a uid or user namespace of its own, since the count is per
-    uid: as root, or with bubblewrap or user namespaces."""
+    uid: as root, or with bubblewrap or user namespaces. With a cgroup per run (see
+    `Layers.run_cgroup`) also the run's `pids.max`: its processes and threads, whatever
+    its uid."""
+    run_memory_mb: int | None = None
+    """Memory cap of the run as a whole (all its processes, its files in tmpfs, SysV shared
+    memory; no swap) in MiB, through a cgroup where the host allows one (see
+    `Layers.run_cgroup`); `max_processes` caps the run's processes and threads there too.
+    Past it the kernel kills the run (its memory hog at least): the program's fault. None:
+    twice `memory_mb` (one process at its full limit, as much again for the rest), instead
+    of the `max_processes` x `memory_mb` that per-process limits allow."""
     max_file_mb: int = 16
     """RLIMIT_FSIZE: largest file the program may write, in MiB."""
     max_open_files: int = 64
@@ -95,6 +105,10 @@ class SandboxConfig:
         if self.memory_mb < 64:
             raise ValueError(f"SandboxConfig.memory_mb={self.memory_mb} is too small for a "
                              "Python interpreter; use at least 64 (256+ if numpy is used)")
+        if self.run_memory_mb is not None and self.run_memory_mb < 64:
+            raise ValueError(f"SandboxConfig.run_memory_mb={self.run_memory_mb} is too small "
+                             "for a Python interpreter; use at least 64, or None for twice "
+                             "memory_mb")
         if self.max_open_files < 16:
             raise ValueError("SandboxConfig.max_open_files must be at least 16 (the "
                              "interpreter itself needs a few)")
@@ -108,6 +122,11 @@ class SandboxConfig:
             raise ValueError("SandboxConfig.bubblewrap='always' but bwrap is not installed "
                              "(or $RLVR_SANDBOX_NO_BWRAP hides it): apt-get install "
                              "bubblewrap (or dnf install bubblewrap)")
+
+    @property
+    def run_memory_limit_mb(self) -> int:
+        """The run's memory cap in MiB: `run_memory_mb`, or twice `memory_mb` when None."""
+        return self.run_memory_mb if self.run_memory_mb is not None else 2 * self.memory_mb
 
 
 @dataclass(frozen=True)
@@ -141,10 +160,16 @@ class Layers:
     ipc_namespace: bool = False
     """Own IPC namespace: SysV shared memory, semaphores and message queues die with the
     run."""
+    run_cgroup: str = ""
+    """A cgroup per run capping its memory (`SandboxConfig.run_memory_mb`) and processes
+    (`max_processes`), emptied with a kill after the run: its name ("cgroup v1 memory+pids
+    cap", "cgroup v2 memory+pids cap"), or "" where the host gives none (the sandbox runs
+    without it)."""
 
     def active(self) -> list[str]:
-        """Names of the active layers."""
-        return [name for name, on in asdict(self).items() if on]
+        """Names of the active layers (the cgroup's by its description)."""
+        return [on if name == "run_cgroup" else name for name, on in asdict(self).items()
+                if on]
 
     def missing(self, network: bool = True) -> list[str]:
         """One line per layer the sandbox's guarantees need that is missing (the network
@@ -162,6 +187,14 @@ class Layers:
         if not self.ipc_namespace:
             lines.append("no IPC namespace: SysV shared memory and messages outlive the run")
         return [f"{line}; {HOW_TO_ISOLATE}" for line in lines]
+
+    def missing_optional(self) -> list[str]:
+        """One line per missing layer that the sandbox runs without (never a refusal): what
+        it means, and how to get it."""
+        if self.run_cgroup:
+            return []
+        return ["no cgroup per run: memory is capped per process only (a run may hold up to "
+                f"max_processes x memory_mb, plus its files in tmpfs); {HOW_TO_CAP}"]
 
 
 @dataclass
@@ -188,6 +221,9 @@ class RunResult:
     """The wall deadline passed and the run was killed."""
     output_exceeded: bool = False
     """The output cap was reached and the run was killed."""
+    memory_exceeded: bool = False
+    """The run's memory cap (its cgroup) was reached and the kernel killed a process of the
+    run (with cgroup v2 the whole run)."""
     error: str | None = None
     """Harness failure, or None."""
     elapsed_s: float = 0.0

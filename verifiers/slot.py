@@ -1,12 +1,14 @@
 """`Sandbox`: one sandbox slot, which launches a sandbox process (with a warm spare), drives
 a run through it, ends it and cleans up, and probes once which isolation works on this host.
 The isolation arguments come from `isolation`, the kills from `reaping`, the uid from
-`leases`, the process start from `launcher`, the capped output from `reader`."""
+`leases`, the process start from `launcher`, the capped output from `reader`, the run's
+cgroup from `cgroups`."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import itertools
 import marshal
 import os
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr_gym.verifiers import _sandbox_runner
+from rlvr_gym.verifiers.cgroups import PREFIX, Hierarchy, RunCgroup, find_hierarchy, remove_stale
 from rlvr_gym.verifiers.isolation import (
     HOW_TO_ISOLATE,
     SandboxUnavailable,
@@ -31,6 +34,7 @@ from rlvr_gym.verifiers.isolation import (
     find_tools,
     interpreter,
     log_layers_once,
+    logger,
     view_for,
 )
 from rlvr_gym.verifiers.launcher import _LAUNCHER
@@ -105,15 +109,26 @@ def _choose_python(config: SandboxConfig, other_uid: bool) -> str:
                      "interpreter")
 
 
+@functools.cache
+def _hierarchy() -> Hierarchy | None:
+    """The cgroup hierarchy of this host process's sandbox runs (found once; the empty run
+    cgroups of dead hosts are removed then)."""
+    found = find_hierarchy()
+    if found is not None:
+        remove_stale(found)
+    return found
+
+
 class _Started:
     """A sandbox process that has been launched and is waiting for its payload."""
 
     def __init__(self, popen: subprocess.Popen, workdir: str, marker: str,
-                 isolation: Isolation) -> None:
+                 isolation: Isolation, cgroup: RunCgroup | None) -> None:
         self.popen = popen
         self.workdir = workdir
         self.marker = marker
         self.isolation = isolation
+        self.cgroup = cgroup
         self.started = time.monotonic()
 
 
@@ -169,6 +184,7 @@ class Sandbox:
         self._view = view_for(self._interpreter, self.python, self.config.site_packages)
         self.isolation: Isolation = "none"
         """How this sandbox gets its network namespace (decided by the probe)."""
+        self._hierarchy: Hierarchy | None = None  # where runs' cgroups go (probe decides)
         self.layers = self._probe()
         _LIVE.add(self)
 
@@ -190,6 +206,11 @@ class Sandbox:
             driven = True
         finally:
             self._finish(started, self._launch_spare if driven else None)
+        if started.cgroup is not None:
+            result.memory_exceeded = started.cgroup.oom_kills > 0
+            joined = result.ready.get("cgroup")
+            if result.error is None and joined is not True:
+                result.error = f"the sandbox did not join its cgroup: {joined}"
         return result
 
     def _launch_spare(self) -> None:
@@ -226,7 +247,8 @@ class Sandbox:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _runner_config(self, isolation: Isolation, workdir: str) -> dict[str, Any]:
+    def _runner_config(self, isolation: Isolation, workdir: str, cgroup: RunCgroup | None
+                       ) -> dict[str, Any]:
         c = self.config
         view = None
         if isolation == "namespaces":
@@ -239,7 +261,7 @@ class Sandbox:
             "fsize_bytes": c.max_file_mb << 20, "nofile": c.max_open_files,
             "nproc": c.max_processes, "isolate_network": isolation == "runner",
             "own_uid_or_namespace": self.uid is not None or isolation != "runner",
-            "view": view,
+            "view": view, "cgroup_fds": list(cgroup.fds) if cgroup is not None else [],
         }
 
     def _privileges(self, isolation: Isolation) -> list[str]:
@@ -311,25 +333,35 @@ class Sandbox:
             os.chown(workdir, self.uid, self.uid)
             if not self._tools["setpriv"] and isolation != "namespaces":
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
+        cgroup = None
         try:
+            if self._hierarchy is not None:
+                c = self.config
+                cgroup = RunCgroup(self._hierarchy, PREFIX + marker,
+                                   c.run_memory_limit_mb << 20, c.max_processes)
             command = self._command(workdir, isolation)
+            fds = tuple(cgroup.fds) if cgroup is not None else ()
             popen = _LAUNCHER.call(lambda: subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=env, cwd=workdir, start_new_session=True,
-                close_fds=True, **kwargs))
+                close_fds=True, pass_fds=fds, **kwargs))
         except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         assert popen.stdin is not None
         try:
             # Fits in the pipe buffer, so this does not wait for the interpreter to start.
-            limits = self._runner_config(isolation, workdir)
+            limits = self._runner_config(isolation, workdir, cgroup)
             runner = _RUNNER_CODE_FRAME if self._code else _RUNNER_SOURCE_FRAME
             popen.stdin.write(runner + _frame(marshal.dumps(limits, _MARSHAL_VERSION)))
             popen.stdin.flush()
         except BrokenPipeError:
             pass  # it died at once; reading its `ready` line reports why
-        return _Started(popen, workdir, marker, isolation)
+        if cgroup is not None:
+            cgroup.close_fds()  # the sandbox process holds its own copies
+        return _Started(popen, workdir, marker, isolation, cgroup)
 
     def _drive(self, started: _Started, payload: dict[str, Any], timeout_s: float
                ) -> RunResult:
@@ -371,16 +403,18 @@ class Sandbox:
         (nothing outlives the run); `meanwhile` runs while the kernel tears the namespaces
         down, after their processes were sent SIGKILL (they see nothing outside them).
         Unsafe modes: the group, then as root every process of the uid, else the processes
-        with the run's marker; `meanwhile` runs once they are gone."""
+        with the run's marker; `meanwhile` runs once they are gone. The run's cgroup, if
+        any, is emptied (whatever is left in it killed) and removed in every mode."""
         popen = started.popen
         contained = started.isolation in ("bwrap", "namespaces")
         if contained:
-            _kill_namespace(popen)
+            signalled = _kill_namespace(popen)
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(_NAMESPACE_EXIT_S)
+            if signalled:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    popen.wait(_NAMESPACE_EXIT_S)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
         for stream in (popen.stdin, popen.stdout, popen.stderr):
@@ -388,6 +422,9 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     stream.close()
         popen.wait()
+        if started.cgroup is not None and not started.cgroup.remove():
+            logger.warning("code sandbox: could not empty and remove the run's cgroup %s",
+                           started.cgroup.dirs)
         if contained:
             pass  # the namespaces are gone with their last process, /tmp and /dev/shm too
         elif self.uid is not None:
@@ -409,9 +446,23 @@ class Sandbox:
             if key not in _PROBED:
                 _PROBED[key] = self._probe_uncached()
             self.isolation, layers = _PROBED[key]
+        self._hierarchy = _hierarchy() if layers.run_cgroup else None
         log_layers_once(self.isolation, layers.active(),
-                        layers.missing(self.config.isolate_network))
+                        layers.missing(self.config.isolate_network), layers.missing_optional())
         return layers
+
+    def _usable_hierarchy(self) -> Hierarchy | None:
+        """This host's cgroup hierarchy if a run's cgroup can be made in it (the probe then
+        checks that a sandbox process can join it), else None."""
+        hierarchy = _hierarchy()
+        if hierarchy is None:
+            return None
+        try:
+            RunCgroup(hierarchy, f"{PREFIX}{os.getpid()}.{self.instance}.probe", 64 << 20,
+                      1).remove()
+        except OSError:
+            return None
+        return hierarchy
 
     def _probe_uncached(self) -> tuple[Isolation, Layers]:
         """Try the isolation strategies best first; the first whose sandbox runs a program
@@ -440,6 +491,7 @@ class Sandbox:
                          "pid = os.getpid()\n"
                          f"seen = os.path.exists({_sandbox_runner.__file__!r})"}
         failures = []
+        self._hierarchy = self._usable_hierarchy()
         for n, isolation in enumerate(strategies):
             started = self._launch(isolation)
             try:
@@ -461,7 +513,9 @@ class Sandbox:
                             bubblewrap=isolation == "bwrap",
                             pid_namespace=contained and values[2] == ["i", "1"],
                             filesystem_view=contained and values[3] == ["b", False],
-                            ipc_namespace=contained)
+                            ipc_namespace=contained,
+                            run_cgroup=self._hierarchy.describe() if self._hierarchy
+                            and result.ready.get("cgroup") is True else "")
             if n < safe and layers.missing(c.isolate_network):
                 failures.append(f"{isolation}: " + layers.missing(c.isolate_network)[0]
                                 .split(";")[0])

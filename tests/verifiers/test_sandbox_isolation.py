@@ -26,6 +26,7 @@ import rlvr_gym
 from rlvr_gym import Problem, Status
 from rlvr_gym.verifiers import (
     _sandbox_runner,
+    cgroups,
     isolation,
     launcher,
     leases,
@@ -203,6 +204,24 @@ def test_the_next_spare_starts_while_the_last_runs_namespaces_are_torn_down(veri
     assert at_launch == [None]  # the spare started before the run's init was reaped
     assert current.popen.returncode is not None
     assert box._spare is not None and box._spare is not current
+
+
+@pytest.mark.parametrize("kind", ["always", "never"], ids=["bubblewrap", "namespaces"])
+def test_closing_a_slot_right_after_a_run_does_not_wait_for_its_new_spare(kind):
+    """A spare launched a moment ago may not have forked its namespace's init yet: there is
+    nothing to wait for (it ran no program), so `close` kills it at once instead of waiting
+    the 5 s a torn-down namespace is allowed."""
+    if kind == "always" and find_tools()["bwrap"] is None:
+        pytest.skip("bubblewrap is not installed or $RLVR_SANDBOX_NO_BWRAP hides it")
+    box = sandbox.Sandbox(SandboxConfig(bubblewrap=kind, memory_mb=256))
+    payload = {"mode": "call", "code": "out = 7", "cases": [{"expr": "out"}]}
+    box.run(payload, 10.0)
+    spare = box._spare
+    assert spare is not None
+    start = time.monotonic()
+    box.close()
+    assert time.monotonic() - start < 2.0
+    assert spare.popen.returncode is not None
 
 
 def test_host_files_in_run_lock_and_shared_tmp_directories_do_not_survive(verifier):
@@ -421,7 +440,7 @@ def test_user(tmp_path_factory):
     (root / "rlvr_gym" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
     for module in (sandbox, sandbox_types, isolation, slot, pool, reaping, leases, launcher,
-                   reader, _sandbox_runner):
+                   reader, cgroups, _sandbox_runner):
         shutil.copy(module.__file__, package / Path(module.__file__).name)
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(root)], check=True)
     yield user.pw_uid, user.pw_gid, root
