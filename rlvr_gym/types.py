@@ -4,7 +4,7 @@ and the one rule between envs and agents about response prefixes (`split_prefix`
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -99,6 +99,24 @@ class Verifier(Protocol):
     malformed answer is a `no_answer`/`incorrect` verdict, a crash inside is an `error` verdict."""
 
     def verify(self, response: str, problem: Problem) -> Verdict: ...
+
+
+def batch_problems(responses: Sequence[Any], problems: Sequence[Any]) -> list[Problem]:
+    """The problem of each response of a `verify_batch(responses, problems)` call: `problems`
+    holds one per response, or one shared by all. ValueError naming the fix for arguments a
+    caller got wrong (never for model output)."""
+    if len(problems) not in (1, len(responses)):
+        raise ValueError(f"got {len(responses)} responses but {len(problems)} problems; give "
+                         "one problem per response or a single shared problem")
+    for response in responses:
+        if not isinstance(response, str):
+            raise ValueError(f"a response must be a str (the model's text), got "
+                             f"{type(response).__name__}; decode tokens first")
+    for problem in problems:
+        if not isinstance(problem, Problem):
+            raise ValueError(f"a problem must be a rlvr_gym.Problem, got "
+                             f"{type(problem).__name__}")
+    return list(problems) * len(responses) if len(problems) == 1 else list(problems)
 
 
 RESPONSE_PREFIX_KEY = "response_prefix"

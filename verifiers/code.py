@@ -64,7 +64,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rlvr_gym.types import Problem, Status, Verdict
+from rlvr_gym.types import Problem, Status, Verdict, batch_problems
 from rlvr_gym.verifiers._sandbox_runner import decode, encode
 from rlvr_gym.verifiers.sandbox import Layers, RunResult, SandboxConfig, SandboxPool
 
@@ -606,7 +606,7 @@ class CodeVerifier:
     def verify(self, response: str, problem: Problem) -> Verdict:
         """Run the program in `response` on `problem`'s tests and judge it. Never raises
         for anything in the response (ValueError only for arguments of the wrong type)."""
-        _check_arguments([response], [problem])
+        batch_problems([response], [problem])
         start = time.perf_counter()
         verdict, code, suite = self._prepare(response, problem)
         if verdict is not None:
@@ -625,13 +625,9 @@ class CodeVerifier:
         pair is judged on its own: nothing one program does changes another's verdict. Never
         raises for anything in the responses (ValueError for arguments of the wrong type or
         mismatched lengths)."""
-        if len(problems) not in (1, len(responses)):
-            raise ValueError(f"got {len(responses)} responses but {len(problems)} problems; "
-                             "give one problem per response or a single shared problem")
-        _check_arguments(responses, problems)
+        targets = batch_problems(responses, problems)
         start = time.perf_counter()
-        shared = len(problems) == 1
-        pairs = [(r, problems[0] if shared else problems[i]) for i, r in enumerate(responses)]
+        pairs = list(zip(responses, targets, strict=True))
         prepared = [self._prepare(r, p) for r, p in pairs]
         verdicts: list[Verdict | None] = [v for v, _, _ in prepared]
         to_run = [i for i, v in enumerate(verdicts) if v is None]
@@ -777,18 +773,6 @@ class CodeVerifier:
         # score is a penalty the agent learns from rather than a masked sample (no escape by
         # looping or hoarding memory).
         return Verdict(status, score, code, reason, usable=True)
-
-
-def _check_arguments(responses: Sequence[Any], problems: Sequence[Any]) -> None:
-    """ValueError naming the fix for arguments a caller got wrong (not for model output)."""
-    for response in responses:
-        if not isinstance(response, str):
-            raise ValueError(f"CodeVerifier: a response must be a str (the model's text), "
-                             f"got {type(response).__name__}; decode tokens first")
-    for problem in problems:
-        if not isinstance(problem, Problem):
-            raise ValueError(f"CodeVerifier: a problem must be a rlvr_gym.Problem, got "
-                             f"{type(problem).__name__}")
 
 
 def _timed(verdict: Verdict, start: float) -> Verdict:

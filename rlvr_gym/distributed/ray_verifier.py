@@ -16,7 +16,7 @@ import resource
 from collections.abc import Sequence
 from typing import Any
 
-from rlvr_gym.types import Problem, Status, Verdict, Verifier
+from rlvr_gym.types import Problem, Status, Verdict, Verifier, batch_problems
 
 INSTALL_HINT = 'pip install "rlvr-gym[ray]"'
 
@@ -115,23 +115,6 @@ class _VerifierWorker:
         if callable(close):
             close()
         return cpu_seconds()
-
-
-def check_pairs(responses: Sequence[Any], problems: Sequence[Any]) -> list[Problem]:
-    """The problem of each response (a single problem is shared by all), or ValueError naming
-    the fix for arguments a caller got wrong."""
-    if len(problems) not in (1, len(responses)):
-        raise ValueError(f"got {len(responses)} responses but {len(problems)} problems; give "
-                         "one problem per response or a single shared problem")
-    for response in responses:
-        if not isinstance(response, str):
-            raise ValueError(f"a response must be a str (the model's text), got "
-                             f"{type(response).__name__}; decode tokens first")
-    for problem in problems:
-        if not isinstance(problem, Problem):
-            raise ValueError(f"a problem must be a rlvr_gym.Problem, got "
-                             f"{type(problem).__name__}")
-    return list(problems) * len(responses) if len(problems) == 1 else list(problems)
 
 
 def check_workers(count: Any, max_retries: Any, num_cpus: Any, name: str = "num_workers"
@@ -250,7 +233,7 @@ class RayVerifierPool:
         """Verdicts for many pairs, in input order, verified in parallel by the actors.
         `problems` may be a single problem shared by all responses. ValueError for
         arguments of the wrong type or mismatched lengths; never raises for model output."""
-        targets = check_pairs(responses, problems)
+        targets = batch_problems(responses, problems)
         actors = self._live()
         ray = import_ray()
         n = len(responses)
