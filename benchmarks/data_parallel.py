@@ -106,7 +106,7 @@ def step_difference(work: Path, port: int, fsdp: bool = False
         subprocess.run(launch(["benchmarks.data_parallel", "--one-step",
                                str(work / f"p{processes}"), *(["--fsdp"] if fsdp else [])],
                               processes, port), check=True, cwd=Path(__file__).parent.parent,
-                       timeout=600)
+                       timeout=300)
     single = torch.load(work / "p1" / "rank0.pt")
     ranks = [torch.load(work / "p2" / f"rank{r}.pt") for r in (0, 1)]
     return {name: (float((ranks[0][name] - single[name]).abs().max()),
