@@ -98,6 +98,9 @@ class TrainerConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of storing them (less memory, one
     more forward pass per update)."""
+    fsdp: bool = False
+    """Shard weights, gradients and optimiser state over the torchrun ranks (FSDP2), for models
+    that do not fit one device (docs/scaling_out.md); needs torchrun with 2+ ranks."""
     wandb_project: str | None = None
     """Also log the metrics to this Weights & Biases project (`pip install "rlvr-gym[wandb]"`;
     WANDB_MODE=offline keeps the run on disk). None: no W&B."""
@@ -114,6 +117,12 @@ class TrainerConfig:
         if self.lora_rank and self.backend != "transformers":
             raise ValueError(f"LoRA (lora_rank={self.lora_rank}) needs backend='transformers' "
                              f"(the {self.backend!r} backend would not see the adapters)")
+        if self.fsdp and self.lora_rank:
+            raise ValueError("fsdp=True does not shard LoRA adapters; set lora_rank=0 or "
+                             "fsdp=False")
+        if self.fsdp and self.backend != "transformers":
+            raise ValueError(f"fsdp=True generates with the sharded model through transformers; "
+                             f"set backend='transformers' (got {self.backend!r})")
         self.stop = tuple(self.stop)
         self.lora_target_modules = tuple(self.lora_target_modules)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
@@ -181,6 +190,9 @@ class Trainer:
     config: TrainerConfig
     data_parallel: ClassVar[bool] = False
     """Whether the agent can train on several ranks (its update sums the ranks' gradients)."""
+    shards: ClassVar[bool] = False
+    """Whether the agent can train with `fsdp=True` (every rank runs the same forward passes of
+    the sharded model)."""
 
     def __init__(self, policy: Policy | str | Path, env: Any,
                  config: TrainerConfig | None = None, eval_env: Any = None) -> None:
@@ -194,6 +206,8 @@ class Trainer:
         """This process's rank among the torchrun ranks (a world of one otherwise)."""
         if self.world.distributed:
             self._check_data_parallel(env)
+        if config.fsdp:
+            self._check_fsdp()
         _, device = data_parallel.start(config.device)
         seed = self.world.seed(config.seed)
         random.seed(seed)
@@ -212,6 +226,8 @@ class Trainer:
         see `reference_model`)."""
         if self._needs_reference() and not has_adapters(self.policy.model):
             self.reference = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
+        if config.fsdp:
+            self._shard()
         self.optimizer = torch.optim.AdamW(
             [p for p in self.policy.model.parameters() if p.requires_grad], lr=config.lr,
             betas=config.adam_betas, weight_decay=config.weight_decay)
@@ -231,6 +247,30 @@ class Trainer:
         if wrappers:
             raise ValueError(f"the env's {', '.join(wrappers)} wrapper keeps state that each "
                              f"rank would change on its own; train {name} with it in one process")
+
+    def _check_fsdp(self) -> None:
+        """ValueError when `fsdp=True` cannot work here: a world of one, or an agent whose ranks
+        would run different numbers of forward passes (a subclass checks its own config)."""
+        name = type(self).__name__
+        if not self.world.distributed:
+            raise ValueError("fsdp=True shards the model over torchrun ranks, but this process "
+                             "is alone: launch it with torchrun --nproc_per_node N (N >= 2), or "
+                             "set fsdp=False (e.g. to load an FSDP checkpoint in one process)")
+        if not self.shards:
+            raise ValueError(f"{name} does not train with fsdp=True (its ranks would run "
+                             "different forward passes of the sharded model); set fsdp=False")
+
+    def _shard(self) -> None:
+        """Shard the policy over the ranks (FSDP2); generation then keeps the ranks in step."""
+        from rlvr_gym.agents.policy import TransformersBackend
+        from rlvr_gym.distributed import fsdp
+
+        backend = self.policy.backend
+        if not isinstance(backend, TransformersBackend):
+            raise ValueError(f"fsdp=True generates through transformers; the policy's "
+                             f"{type(backend).__name__} cannot run a sharded model")
+        fsdp.shard(self.policy.model)
+        backend.synced_gpus = True
 
     def train_step(self) -> dict[str, Any]:
         """One iteration: sample through the env, update the policy, advance `num_steps` by
@@ -287,7 +327,9 @@ class Trainer:
         `agent/` every `config.save_every` iterations and at the end. Ctrl-C stops after the
         current iteration, saves, and raises `TrainingInterrupted`. With several ranks, each
         iteration's metrics are those of all ranks (`merge_metrics`), and only rank 0
-        evaluates, logs and writes; every rank stops when one is interrupted or told to."""
+        evaluates, logs and writes; every rank stops when one is interrupted or told to. With
+        `fsdp=True` every rank evaluates (the sharded model's passes are collectives), each
+        with the same results, and needs an `eval_env` when one has."""
         from tqdm.auto import tqdm
 
         c, main = self.config, self.world.main
@@ -297,13 +339,18 @@ class Trainer:
                                continue_from=None if fresh else self.num_steps,
                                title=self._run_title(),
                                wandb_project=c.wandb_project if main else None, run_config=c)
-        evaluates = self.eval_env is not None and main
+        evaluates = self.eval_env is not None and (main or c.fsdp)
+        if c.fsdp and data_parallel.all_sum([float(self.eval_env is not None)])[0] \
+                not in (0, self.world.size):
+            raise ValueError("with fsdp=True every rank evaluates: give every rank an eval_env "
+                             "(or none)")
+        progress_bar = progress_bar and main
         with _StopOnInterrupt() as stop:
             try:
                 if evaluates and not self._evaluated_now():
                     logger.log(self.num_steps, self._evaluate(progress_bar))
                 bar = tqdm(range(iterations), desc=self._description(),
-                           disable=not (progress_bar and main))
+                           disable=not progress_bar)
                 for i in bar:
                     if self._any_rank(stop.requested):
                         break
@@ -341,7 +388,8 @@ class Trainer:
                  progress_bar: bool = False) -> dict[str, float]:
         """Held-out metrics on `env` (default: `eval_env`): greedy accuracy, and pass@k or the
         agent's monitors of `samples` (default `config.eval_samples`; 0: none) sampled
-        responses per problem. Runs on its own random stream: it never changes training."""
+        responses per problem. Runs on its own random stream: it never changes training. With
+        `fsdp=True` every rank must call it (the sharded model's passes are collectives)."""
         env = env if env is not None else self.eval_env
         if env is None:
             raise ValueError(f"no env to evaluate on: pass one or give {type(self).__name__} "
@@ -375,19 +423,29 @@ class Trainer:
         state, step, config, the random states of torch, numpy, random and the env, the state
         of the env's stateful wrappers, and the agent's own state. Atomic: an interrupted save
         leaves the previous checkpoint at `path` intact. With several ranks every rank calls it:
-        rank 0 writes, with the random states of every rank."""
+        rank 0 writes, with the random states of every rank. With `fsdp=True` the weights and
+        optimiser state are gathered and written whole, as one process writes them."""
         random_state = self._random_state()
+        model: Any = self.policy.model
+        optimizer_state: dict[str, Any] = {}
         if self.world.distributed:
             random_state["rank_random_states"] = data_parallel.gather(dict(random_state))
-            if not self.world.main:
-                return Path(path)
-        models: dict[str, list[Any]] = {"policy": [self.policy.model, self.policy.tokenizer]}
+        if self.config.fsdp:  # every rank gathers; rank 0 writes the single-process format
+            from rlvr_gym.distributed import fsdp
+
+            model = fsdp.FullStateSaver(model, fsdp.full_model_state(model))
+            optimizer_state = fsdp.full_optimizer_state(self.policy.model, self.optimizer)
+        if not self.world.main:
+            return Path(path)
+        if not self.config.fsdp:
+            optimizer_state = self.optimizer.state_dict()
+        models: dict[str, list[Any]] = {"policy": [model, self.policy.tokenizer]}
         if self.reference is not None:
             models["reference"] = [self.reference]
         wrappers = _stateful_wrappers(self.env)
         return save_checkpoint(path, CheckpointContent(
             agent=type(self).__name__, step=self.num_steps, config=self.config,
-            state={"optimizer": self.optimizer.state_dict(), "eval_history": self.eval_history,
+            state={"optimizer": optimizer_state, "eval_history": self.eval_history,
                    **random_state, **self._extra_state()},
             models=models, env=self._env_record(),
             files={ENV_STATE_FILE: {name: w.state_dict() for name, w in wrappers.items()}}
@@ -399,7 +457,9 @@ class Trainer:
         """Restore an agent saved with `save`; `learn` then continues exactly where it stopped.
         `env` must be wrapped as the saved one was (a stateful wrapper's state is restored).
         `overrides` replace config fields (e.g. `device="cpu"`). Raises `CheckpointError` for
-        a missing, corrupt or inconsistent part."""
+        a missing, corrupt or inconsistent part. A checkpoint saved with `fsdp=True` holds
+        whole weights: load it in one process with `fsdp=False`, or under torchrun, sharded
+        again."""
         checkpoint = Checkpoint(path)
         config = checkpoint.config(cls.config_class, overrides)
         state = checkpoint.state("optimizer", "eval_history")
@@ -422,7 +482,12 @@ class Trainer:
             agent.reference = AutoModelForCausalLM.from_pretrained(
                 reference, dtype=agent.policy.model.dtype, local_files_only=True
             ).to(agent.policy.device).eval().requires_grad_(False)  # type: ignore[arg-type]
-        agent.optimizer.load_state_dict(state["optimizer"])
+        if config.fsdp:  # each rank keeps its shard of the whole saved state
+            from rlvr_gym.distributed import fsdp
+
+            fsdp.load_optimizer_state(agent.policy.model, agent.optimizer, state["optimizer"])
+        else:
+            agent.optimizer.load_state_dict(state["optimizer"])
         agent.num_steps = checkpoint.step
         agent.eval_history = state["eval_history"]
         agent._restore_random_state(state)

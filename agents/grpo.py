@@ -73,6 +73,13 @@ class GRPOConfig(TrainerConfig):
         if 0 < self.decay_steps <= self.warmup_steps:
             raise ValueError(f"decay_steps ({self.decay_steps}) must be above warmup_steps "
                              f"({self.warmup_steps}); set it to the run's total steps")
+        if self.fsdp and self.dynamic_sampling:
+            raise ValueError("fsdp=True needs the same sampling on every rank; dynamic_sampling "
+                             "refills a different number of groups on each: set "
+                             "dynamic_sampling=False or fsdp=False")
+        if self.fsdp and self.beta != 0.0:
+            raise ValueError(f"fsdp=True does not shard a reference model; set beta=0 (got "
+                             f"{self.beta}) or fsdp=False")
         self.eval_k = tuple(self.eval_k)
 
 
@@ -220,8 +227,11 @@ class PolicyGradient(Trainer):
         clipped policy-gradient updates; returns the update's statistics. With several ranks
         every rank calls it, with its own groups (possibly none): the losses are normalised by
         the totals of all ranks and the gradients summed over them before each optimiser step,
-        which is then the step one process takes on all the groups."""
+        which is then the step one process takes on all the groups. With `fsdp=True` the
+        gradients are reduce-scattered (summed) in every backward pass, and each rank pads its
+        passes to the largest count of any rank with `_idle_pass`."""
         c = self.config
+        sharded = c.fsdp
         start = time.perf_counter()
         gens = [gen for g in rollout.groups for gen in g.generations]
         rows: list[int] = []
@@ -246,8 +256,8 @@ class PolicyGradient(Trainer):
 
         # On-policy (one pass, one mini-batch) the detached current log-probs serve as "old".
         off_policy = c.num_iterations > 1 or c.num_minibatches > 1
-        old_logprobs = self._logprobs_no_grad(self.policy.model, batch) \
-            if off_policy and gens else None
+        old_logprobs = self._logprobs_no_grad(self.policy.model, batch if gens else None) \
+            if off_policy else None
         ref_logprobs = None
         if c.beta != 0.0 and gens:
             with self.reference_model() as reference:
@@ -267,6 +277,8 @@ class PolicyGradient(Trainer):
                 sequences, total_tokens, num_micro_batches = totals
                 if sequences == 0:
                     continue
+                passes = int(data_parallel.all_max([len(micro_batches)])[0]) if sharded \
+                    else len(micro_batches)
                 trained += len(active)
                 self.optimizer.zero_grad(set_to_none=True)
                 minibatch_loss = 0.0
@@ -302,11 +314,17 @@ class PolicyGradient(Trainer):
                         stats.add({"entropy": float((entropy * m).sum() / m.sum().clamp(min=1))},
                                   weight)
                     processed_tokens += int(sub.attention_mask.sum())
-                if self.world.distributed:
+                for _ in range(passes - len(micro_batches)):
+                    self._idle_pass(grad=True)
+                if self.world.distributed and not sharded:
                     data_parallel.all_reduce_gradients(self.policy.model.parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     self.policy.model.parameters(),
                     c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
+                if sharded:
+                    from rlvr_gym.distributed import fsdp
+
+                    grad_norm = fsdp.full_tensor(grad_norm)
                 stats.add({"grad_norm": float(grad_norm), "loss": minibatch_loss}, 1.0)
                 self.optimizer.step()
         self.policy.backend.sync_weights()
@@ -327,16 +345,36 @@ class PolicyGradient(Trainer):
         return rate
 
     @torch.no_grad()
-    def _logprobs_no_grad(self, model: Any, batch: TokenBatch) -> torch.Tensor:
-        """Token log-probs of the whole batch under `model` (old policy or reference), [B, L-1]."""
+    def _logprobs_no_grad(self, model: Any, batch: TokenBatch | None) -> torch.Tensor | None:
+        """Token log-probs of the whole batch under `model` (old policy or reference), [B, L-1]
+        (None for no batch). With `fsdp=True` every rank calls it, and runs as many passes as
+        the rank with the most."""
+        size = self.config.micro_batch_size
+        starts = range(0, len(batch), size) if batch is not None else range(0)
+        if self.config.fsdp:
+            for _ in range(int(data_parallel.all_max([len(starts)])[0]) - len(starts)):
+                self._idle_pass(grad=False)
+        if batch is None:
+            return None
         policy = Policy(model, self.policy.tokenizer, self.policy.backend,
                         self.policy.compute_dtype)
         out = torch.zeros(batch.completion_mask.shape)
-        for i in range(0, len(batch), self.config.micro_batch_size):
-            index = torch.arange(i, min(i + self.config.micro_batch_size, len(batch)))
+        for i in starts:
+            index = torch.arange(i, min(i + size, len(batch)))
             logp, _ = policy.token_logprobs(batch.rows(index), self.config.temperature or 1.0)
             out[index, :logp.shape[1]] = logp.float().cpu()
         return out
+
+    def _idle_pass(self, grad: bool) -> None:
+        """One forward pass of the sharded policy on a short fixed sequence, and with `grad` a
+        backward pass of its loss times 0: the collectives of a pass this rank has no rows
+        for, adding nothing to any gradient (fsdp=True)."""
+        policy = self.policy
+        batch = policy.batch(policy.samples(["1 + 1 ="], ["2"]))
+        with torch.set_grad_enabled(grad):
+            logprobs, _ = policy.token_logprobs(batch, self.config.temperature or 1.0)
+            if grad:
+                (logprobs.sum() * 0.0).backward()
 
 
 def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
@@ -363,6 +401,8 @@ class GRPO(PolicyGradient):
     """Group Relative Policy Optimisation: `GRPO(policy, env, config, eval_env).learn(steps)`
     (arguments: `Trainer`). Each step samples `group_size` completions of `prompts_per_step`
     problems (refilling dropped groups with `dynamic_sampling`) and updates on them."""
+
+    shards = True
 
     def collect(self) -> Rollout:
         c = self.config

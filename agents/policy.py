@@ -125,6 +125,10 @@ class TransformersBackend(GenerationBackend):
         self.end_ids = end_ids(model, tokenizer)
         self.batch_size = batch_size
         self.compute_dtype = compute_dtype
+        self.synced_gpus = False
+        """Keep generating until every rank's batch has finished (transformers' `synced_gpus`):
+        set for a model sharded over the ranks (FSDP), whose every forward pass is a
+        collective; every rank must then make the same `generate` calls."""
 
     def sync_weights(self) -> None:
         """Nothing to do: generation runs on the very model being trained."""
@@ -164,7 +168,8 @@ class TransformersBackend(GenerationBackend):
             with autocast(device, self.compute_dtype), _without_spurious_mask_warning():
                 out = self.model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device),
-                    generation_config=config, tokenizer=tok if sampling.stop else None)
+                    generation_config=config, tokenizer=tok if sampling.stop else None,
+                    **({"synced_gpus": True} if self.synced_gpus else {}))
         finally:
             self.model.generation_config = shipped
         return [self._cut(row[width:].tolist(), sampling.stop) for row in out.cpu()]

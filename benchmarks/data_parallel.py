@@ -4,10 +4,12 @@ the same global batch (largest parameter difference after one update, per loss s
 
     python -m benchmarks.data_parallel                      # writes results/data_parallel.md
     python -m benchmarks.data_parallel --one-step OUT       # one update, run alone or by torchrun
+    python -m benchmarks.data_parallel --one-step OUT --fsdp    # the same, sharded under torchrun
 
-`--one-step` is also what tests/distributed/test_data_parallel.py runs: every process samples
-the same global batch (one seed), rank r of W updates on its contiguous share of the groups,
-and each writes its parameters after every setting to OUT/rank{r}.pt.
+`--one-step` is also what tests/distributed/test_data_parallel.py (and, with `--fsdp`,
+tests/distributed/test_fsdp.py) runs: every process samples the same global batch (one seed),
+rank r of W updates on its contiguous share of the groups, and each writes its parameters
+after every setting to OUT/rank{r}.pt.
 """
 
 from __future__ import annotations
@@ -32,26 +34,39 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 """Update settings checked: config fields (and `uneven`: rank 0 holds every group)."""
 
+FSDP_SETTINGS: dict[str, dict[str, Any]] = {
+    "grpo": {"loss_type": "grpo"},
+    "dapo, 2 passes": {"loss_type": "dapo", "num_iterations": 2},
+    "dr_grpo, 2 passes, all groups on rank 0": {"loss_type": "dr_grpo", "num_iterations": 2,
+                                                "uneven": True},
+}
+"""The settings checked with `fsdp=True` on several ranks (no KL term: FSDP refuses beta > 0).
+The off-policy one pads the old-log-prob passes too."""
 
-def one_step(out: Path, problems: int = 8, group_size: int = 4) -> None:
-    """For each of `SETTINGS`, a fresh GRPO agent on the bundled tiny model takes one update
-    on this rank's share of a global batch that every process samples alike; the flat
-    parameters after each are saved to `out`/rank{rank}.pt."""
+
+def one_step(out: Path, problems: int = 8, group_size: int = 4, fsdp: bool = False) -> None:
+    """For each of `SETTINGS` (`FSDP_SETTINGS` with `fsdp`, sharded when there are several
+    ranks), a fresh GRPO agent on the bundled tiny model takes one update on this rank's share
+    of a global batch that every process samples alike; the flat (whole) parameters and
+    gradients after each are saved to `out`/rank{rank}.pt."""
     import gymnasium as gym
     import torch
 
     from rlvr_gym.agents import GRPO, GRPOConfig
     from rlvr_gym.agents.rollout import Rollout, sample_groups
     from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
+    from rlvr_gym.distributed.data_parallel import World
+    from rlvr_gym.distributed.fsdp import full_tensor
 
     torch.set_num_threads(1)
     env = gym.make(DEFAULT_ENV_ID, seed=0, **DEFAULT_ENV_KWARGS)
     params = {}
-    for name, setting in SETTINGS.items():
+    sharded = fsdp and World.from_env().distributed
+    for name, setting in (FSDP_SETTINGS if fsdp else SETTINGS).items():
         fields = {k: v for k, v in setting.items() if k != "uneven"}
         agent = GRPO(TINY_MODEL_DIR, env, GRPOConfig(
             device="cpu", max_new_tokens=16, micro_batch_size=6, group_size=group_size,
-            prompts_per_step=problems, warmup_steps=0, **fields))
+            prompts_per_step=problems, warmup_steps=0, fsdp=sharded, **fields))
         world = agent.world
         heads = [env.reset(options={"index": i}) for i in range(problems)]
         with torch.random.fork_rng():
@@ -64,8 +79,9 @@ def one_step(out: Path, problems: int = 8, group_size: int = 4) -> None:
             mine = groups[world.rank * share:(world.rank + 1) * share]
         agent.update(Rollout(groups=mine))
         model = agent.policy.model
-        params[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
-        params[f"{name} gradient"] = torch.cat([p.grad.flatten() for p in model.parameters()])
+        params[name] = torch.cat([full_tensor(p.detach()).flatten() for p in model.parameters()])
+        params[f"{name} gradient"] = torch.cat([full_tensor(p.grad).flatten()
+                                                for p in model.parameters()])
     out.mkdir(parents=True, exist_ok=True)
     torch.save(params, out / f"rank{world.rank}.pt")
 
@@ -78,16 +94,19 @@ def launch(args: list[str], processes: int, port: int) -> list[str]:
             "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", *args]
 
 
-def step_difference(work: Path, port: int) -> dict[str, tuple[float, float, float]]:
+def step_difference(work: Path, port: int, fsdp: bool = False
+                    ) -> dict[str, tuple[float, float, float]]:
     """Per setting, for the parameters after one update and for the (last) gradient: the
     largest absolute difference between rank 0 of 2 and 1 process, between the two ranks
-    (which must hold the same weights), and the largest absolute value."""
+    (which must hold the same weights), and the largest absolute value. With `fsdp` the 2
+    ranks shard the model (`FSDP_SETTINGS`)."""
     import torch
 
     for processes in (1, 2):
         subprocess.run(launch(["benchmarks.data_parallel", "--one-step",
-                               str(work / f"p{processes}")], processes, port), check=True,
-                       cwd=Path(__file__).parent.parent)
+                               str(work / f"p{processes}"), *(["--fsdp"] if fsdp else [])],
+                              processes, port), check=True, cwd=Path(__file__).parent.parent,
+                       timeout=300)
     single = torch.load(work / "p1" / "rank0.pt")
     ranks = [torch.load(work / "p2" / f"rank{r}.pt") for r in (0, 1)]
     return {name: (float((ranks[0][name] - single[name]).abs().max()),
@@ -119,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--one-step", type=Path, default=None, metavar="OUT",
                         help="run one update per setting and save the parameters (see above)")
+    parser.add_argument("--fsdp", action="store_true",
+                        help="with --one-step: the FSDP settings, sharded under torchrun")
     parser.add_argument("--steps", type=int, default=6, help="GRPO steps per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per arm")
     parser.add_argument("--port", type=int, default=29571, help="torchrun rendezvous port")
@@ -126,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="where to write the report")
     args = parser.parse_args(argv)
     if args.one_step is not None:
-        one_step(args.one_step)
+        one_step(args.one_step, fsdp=args.fsdp)
         return
     if args.report == RESULTS_DIR / "data_parallel.md" and (args.steps, args.repeats) != (6, 3):
         raise SystemExit("error: a shorter run must not overwrite the recorded table; give "

@@ -111,6 +111,13 @@ def all_sum(values: Iterable[float]) -> list[float]:
     return tensor.tolist()
 
 
+def all_max(values: Iterable[float]) -> list[float]:
+    """The maxima over the ranks of `values` (the same count on every rank)."""
+    tensor = torch.tensor(list(values), dtype=torch.float64)
+    _dist().all_reduce(tensor, op=_dist().ReduceOp.MAX)
+    return tensor.tolist()
+
+
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     """Replace the gradient of every trainable parameter by its sum over the ranks (a rank that
     ran no backward pass adds zeros), in one collective over a flat buffer."""
