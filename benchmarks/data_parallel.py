@@ -31,8 +31,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "grpo": {"loss_type": "grpo"},
     "dapo, beta 0.04, 2 passes": {"loss_type": "dapo", "beta": 0.04, "num_iterations": 2},
     "dr_grpo, all groups on rank 0": {"loss_type": "dr_grpo", "uneven": True},
+    "no row to train (advantages all 0)": {"loss_type": "grpo", "zero": True},
 }
-"""Update settings checked: config fields (and `uneven`: rank 0 holds every group)."""
+"""Update settings checked: config fields (and `uneven`: rank 0 holds every group; `zero`:
+every advantage is 0, so no rank runs a backward pass and the optimiser must not step)."""
 
 FSDP_SETTINGS: dict[str, dict[str, Any]] = {
     "grpo": {"loss_type": "grpo"},
@@ -63,7 +65,7 @@ def one_step(out: Path, problems: int = 8, group_size: int = 4, fsdp: bool = Fal
     params = {}
     sharded = fsdp and World.from_env().distributed
     for name, setting in (FSDP_SETTINGS if fsdp else SETTINGS).items():
-        fields = {k: v for k, v in setting.items() if k != "uneven"}
+        fields = {k: v for k, v in setting.items() if k not in ("uneven", "zero")}
         agent = GRPO(TINY_MODEL_DIR, env, GRPOConfig(
             device="cpu", max_new_tokens=16, micro_batch_size=6, group_size=group_size,
             prompts_per_step=problems, warmup_steps=0, fsdp=sharded, **fields))
@@ -77,11 +79,16 @@ def one_step(out: Path, problems: int = 8, group_size: int = 4, fsdp: bool = Fal
         else:
             share = len(groups) // world.size
             mine = groups[world.rank * share:(world.rank + 1) * share]
-        agent.update(Rollout(groups=mine))
+        zero = torch.zeros(sum(len(g.generations) for g in mine)) if setting.get("zero") \
+            else None
+        agent.update(Rollout(groups=mine, advantages=zero))
         model = agent.policy.model
         params[name] = torch.cat([full_tensor(p.detach()).flatten() for p in model.parameters()])
-        params[f"{name} gradient"] = torch.cat([full_tensor(p.grad).flatten()
-                                                for p in model.parameters()])
+        params[f"{name} gradient"] = torch.cat([
+            full_tensor(p.grad).flatten() if p.grad is not None else torch.zeros(p.numel())
+            for p in model.parameters()])
+        # how many parameters the optimiser stepped (AdamW skips those without a gradient)
+        params[f"{name} stepped parameters"] = torch.tensor([float(len(agent.optimizer.state))])
     out.mkdir(parents=True, exist_ok=True)
     torch.save(params, out / f"rank{world.rank}.pt")
 

@@ -120,18 +120,24 @@ def all_max(values: Iterable[float]) -> list[float]:
 
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     """Replace the gradient of every trainable parameter by its sum over the ranks (a rank that
-    ran no backward pass adds zeros), in one collective over a flat buffer."""
+    ran no backward pass adds zeros), in one collective over a flat buffer. A parameter that no
+    rank has a gradient for keeps None, so that the optimiser leaves it (and its moments) as
+    one process would."""
     params = [p for p in parameters if p.requires_grad]
     if not params:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    present = torch.tensor([float(p.grad is not None) for p in params], dtype=grads[0].dtype)
+    flat = torch.cat([g.reshape(-1) for g in grads] + [present])
     _dist().all_reduce(flat)
     offset = 0
     for p in params:
         n = p.numel()
         p.grad = flat[offset:offset + n].view_as(p).clone()
         offset += n
+    for p, anywhere in zip(params, flat[offset:].tolist(), strict=True):
+        if not anywhere:
+            p.grad = None
 
 
 def gather(obj: T) -> list[T]:

@@ -33,7 +33,13 @@ def test_two_gloo_ranks_take_the_step_one_process_takes_on_the_same_batch(tmp_pa
     from benchmarks.data_parallel import SETTINGS, step_difference
 
     differences = step_difference(tmp_path, free_port())
-    for name in SETTINGS:
+    assert all(differences[f"{name} stepped parameters"][0] == 0 for name in SETTINGS)
+    # Nothing to train on any rank: no gradient anywhere, and AdamW leaves every parameter and
+    # its moments alone, as in one process (a gradient of zeros would still move them).
+    idle = "no row to train (advantages all 0)"
+    assert differences[f"{idle} stepped parameters"][2] == 0
+    assert differences[idle][0] == 0 and differences[f"{idle} gradient"][2] == 0
+    for name in (name for name in SETTINGS if name != idle):
         param, ranks, _ = differences[name]
         grad, grad_ranks, grad_size = differences[f"{name} gradient"]
         assert grad_size > 1e-3  # the step moved the weights

@@ -25,8 +25,9 @@ def test_two_fsdp_ranks_take_the_step_one_process_takes_on_the_same_batch(tmp_pa
     from benchmarks.data_parallel import FSDP_SETTINGS, step_difference
 
     differences = step_difference(tmp_path, free_port(), fsdp=True)
-    assert set(FSDP_SETTINGS) | {f"{name} gradient" for name in FSDP_SETTINGS} \
-        == set(differences)
+    assert {f"{name}{part}" for name in FSDP_SETTINGS
+            for part in ("", " gradient", " stepped parameters")} == set(differences)
+    assert all(differences[f"{name} stepped parameters"][0] == 0 for name in FSDP_SETTINGS)
     for name in FSDP_SETTINGS:
         param, ranks, _ = differences[name]
         grad, grad_ranks, grad_size = differences[f"{name} gradient"]
