@@ -1,6 +1,7 @@
-"""The data-parallel learner on this machine: GRPO seconds per step with 1 and 2 gloo processes
-(`torchrun`), arms interleaved, and whether 2 processes take the same optimiser step as 1 on
-the same global batch (largest parameter difference after one update, per loss setting).
+"""The data-parallel learner on this machine: GRPO seconds per step in 1 process and in 2 gloo
+ranks (`torchrun`), with and without FSDP, arms interleaved, and whether 2 ranks take the same
+optimiser step as 1 process on the same global batch (largest parameter difference after one
+update, per loss setting).
 
     python -m benchmarks.data_parallel                      # writes results/data_parallel.md
     python -m benchmarks.data_parallel --one-step OUT       # one update, run alone or by torchrun
@@ -121,16 +122,22 @@ def step_difference(work: Path, port: int, fsdp: bool = False
                    float(single[name].abs().max())) for name in single}
 
 
-def timed_run(processes: int, steps: int, work: Path, port: int) -> dict[str, float]:
+ARMS = {"1 process": (1, False), "2 ranks (DDP)": (2, False), "2 ranks, FSDP": (2, True)}
+"""Timed arms: processes and whether they shard the model."""
+
+
+def timed_run(processes: int, fsdp: bool, steps: int, work: Path, port: int
+              ) -> dict[str, float]:
     """`rlvr-gym train` (the main job's GRPO settings, a small held-out set) for `steps`
-    steps in `processes` gloo processes: median s/step after the first, wall and CPU seconds
-    (all processes)."""
+    steps in `processes` gloo processes (sharded with `fsdp`): median s/step after the first,
+    wall and CPU seconds (all processes)."""
     out = work / f"run-{processes}-{time.monotonic_ns()}"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(launch(["rlvr_gym.cli", "train", "--steps", str(steps), "--output", str(out),
                            "--no-progress", "--threads", "1", "--set", "eval_problems=16",
-                           "--set", "eval_samples=0", "--set", "device=cpu"], processes, port),
+                           "--set", "eval_samples=0", "--set", "device=cpu",
+                           *(["--set", "fsdp=true"] if fsdp else [])], processes, port),
                    check=True, capture_output=True, cwd=Path(__file__).parent.parent)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -162,14 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="rlvr-dp-") as tmp:
         work = Path(tmp)
         differences = step_difference(work, args.port)
-        runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
-        for _ in range(args.repeats):  # interleaved: both arms see the same machine load
-            for processes in runs:
-                runs[processes].append(timed_run(processes, args.steps, work, args.port))
+        sharded = step_difference(work / "fsdp", args.port, fsdp=True)
+        runs: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
+        for _ in range(args.repeats):  # interleaved: every arm sees the same machine load
+            for arm, (processes, fsdp) in ARMS.items():
+                runs[arm].append(timed_run(processes, fsdp, args.steps, work, args.port))
     command = "python -m benchmarks.data_parallel" + (
         f" --steps {args.steps} --repeats {args.repeats}" if (args.steps, args.repeats)
         != (6, 3) else "")
-    lines = ["# Data-parallel GRPO (torch.distributed, gloo) on this machine", "",
+    lines = ["# Data-parallel GRPO (torch.distributed, gloo; DDP and FSDP) on this machine", "",
              *provenance(command), "",
              f"GRPO with the main job's settings (32 problems x 8 samples per step, bundled "
              f"tiny model, one torch thread per process), {args.steps} steps per run, "
@@ -177,17 +185,21 @@ def main(argv: list[str] | None = None) -> None:
              "the first (rank 0's `step_seconds`, which includes the gradient all-reduce); "
              "wall: the whole command (start-up, two 16-problem held-out evaluations); CPU: "
              "all processes.", "",
-             "| processes | s/step (median of runs) | s/step per run | wall s (median) | "
+             "| arm | s/step (median of runs) | s/step per run | wall s (median) | "
              "CPU s (median) |", "|---|---|---|---|---|"]
-    for processes, results in runs.items():
+    for arm, results in runs.items():
         per_step = [r["s_per_step"] for r in results]
-        lines.append(f"| {processes} | {statistics.median(per_step):.2f} | "
+        lines.append(f"| {arm} | {statistics.median(per_step):.2f} | "
                      f"{', '.join(f'{s:.2f}' for s in per_step)} | "
                      f"{statistics.median(r['wall_s'] for r in results):.1f} | "
                      f"{statistics.median(r['cpu_s'] for r in results):.1f} |")
-    speedup = statistics.median(r["s_per_step"] for r in runs[1]) / statistics.median(
-        r["s_per_step"] for r in runs[2])
-    lines += ["", f"Speed-up of 2 processes: {speedup:.2f}x per step.", "",
+    step = {arm: statistics.median(r["s_per_step"] for r in results)
+            for arm, results in runs.items()}
+    lines += ["", f"Speed-up of 2 DDP ranks over 1 process: "
+              f"{step['1 process'] / step['2 ranks (DDP)']:.2f}x per step; 2 FSDP ranks: "
+              f"{step['1 process'] / step['2 ranks, FSDP']:.2f}x (FSDP gathers each block's "
+              "weights for every forward pass, generation included, which a model that fits "
+              "one device does not need).", "",
               "## The same step", "",
               "One update on the same global batch (8 problems x 4 samples, sampled alike by "
               "every process), 1 process on all groups vs 2 gloo ranks on half each: the "
@@ -199,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
               "max abs value |", "|---|---|---|---|"]
     lines += [f"| {name} | {a:.1e} | {b:.1e} | {c:.2g} |"
               for name, (a, b, c) in differences.items()]
+    lines += ["", "The same with the 2 ranks sharding the model (FSDP, its settings):", "",
+              "| setting | max abs difference, 2 ranks vs 1 | rank 1 vs rank 0 | "
+              "max abs value |", "|---|---|---|---|"]
+    lines += [f"| {name} | {a:.1e} | {b:.1e} | {c:.2g} |"
+              for name, (a, b, c) in sharded.items()]
     args.report.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
