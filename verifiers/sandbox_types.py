@@ -48,6 +48,12 @@ class SandboxConfig:
     uid: as root, or with bubblewrap or user namespaces. With a cgroup per run (see
     `Layers.run_cgroup`) also the run's `pids.max`: its processes and threads, whatever
     its uid."""
+    run_cgroup: bool = True
+    """Cap the run as a whole (`run_memory_mb`, `max_processes`) with a cgroup of its own where
+    the host allows one. Moving each run into its cgroup is a kernel synchronisation that cost
+    about a tenth of the code verifier's throughput on this project's cgroup v1 test host
+    (benchmarks/results/code_verifier.md); False runs without it (memory is then capped per
+    process only)."""
     run_memory_mb: int | None = None
     """Memory cap of the run as a whole (all its processes, its files in tmpfs, SysV shared
     memory; no swap) in MiB, through a cgroup where the host allows one (see

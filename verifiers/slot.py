@@ -185,6 +185,7 @@ class Sandbox:
         self.isolation: Isolation = "none"
         """How this sandbox gets its network namespace (decided by the probe)."""
         self._hierarchy: Hierarchy | None = None  # where runs' cgroups go (probe decides)
+        self._free_cgroups: list[RunCgroup] = []  # emptied by finished runs, for the next
         self.layers = self._probe()
         _LIVE.add(self)
 
@@ -231,6 +232,8 @@ class Sandbox:
         if self._spare is not None:
             self._finish(self._spare)
             self._spare = None
+        while self._free_cgroups:
+            self._free_cgroups.pop().remove()
         if self._lease is not None:
             self._lease.release()
             self._lease = None
@@ -335,7 +338,9 @@ class Sandbox:
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
         cgroup = None
         try:
-            if self._hierarchy is not None:
+            if self._free_cgroups:
+                cgroup = self._free_cgroups.pop().reopen()
+            elif self._hierarchy is not None:
                 c = self.config
                 cgroup = RunCgroup(self._hierarchy, PREFIX + marker,
                                    c.run_memory_limit_mb << 20, c.max_processes)
@@ -422,9 +427,12 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     stream.close()
         popen.wait()
-        if started.cgroup is not None and not started.cgroup.remove():
-            logger.warning("code sandbox: could not empty and remove the run's cgroup %s",
-                           started.cgroup.dirs)
+        if started.cgroup is not None:
+            if started.cgroup.empty() and not self._closed:
+                self._free_cgroups.append(started.cgroup)
+            elif not started.cgroup.remove():
+                logger.warning("code sandbox: could not empty and remove the run's cgroup %s",
+                               started.cgroup.dirs)
         if contained:
             pass  # the namespaces are gone with their last process, /tmp and /dev/shm too
         elif self.uid is not None:
@@ -448,13 +456,14 @@ class Sandbox:
             self.isolation, layers = _PROBED[key]
         self._hierarchy = _hierarchy() if layers.run_cgroup else None
         log_layers_once(self.isolation, layers.active(),
-                        layers.missing(self.config.isolate_network), layers.missing_optional())
+                        layers.missing(self.config.isolate_network),
+                        layers.missing_optional() if self.config.run_cgroup else [])
         return layers
 
     def _usable_hierarchy(self) -> Hierarchy | None:
         """This host's cgroup hierarchy if a run's cgroup can be made in it (the probe then
         checks that a sandbox process can join it), else None."""
-        hierarchy = _hierarchy()
+        hierarchy = _hierarchy() if self.config.run_cgroup else None
         if hierarchy is None:
             return None
         try:

@@ -1,6 +1,7 @@
 """The cgroup of a sandboxed run: the memory and the processes of the run as a whole are
 capped (not only each process's), a run the cap kills is the program's fault, and the cgroup
-is emptied and removed after every run.
+is emptied after every run (a slot keeps it for its next runs) and removed when the sandbox
+closes.
 
 The hostile tests run with bubblewrap (skipped where it is not installed or
 $RLVR_SANDBOX_NO_BWRAP hides it) and with util-linux `unshare` ("namespaces"), wherever this
@@ -68,6 +69,12 @@ def host_dirs(name: str) -> list[Path]:
     return [Path(parent) / name for parent in HIERARCHY.parents]
 
 
+def left_in(name: str) -> list[str]:
+    """Processes still in the run cgroup `name` (in any hierarchy where it still exists)."""
+    return [pid for d in host_dirs(name) if d.exists()
+            for pid in (d / "cgroup.procs").read_text().split()]
+
+
 OWN_CGROUP = """
 def own_cgroup():
     names = {line.rsplit('/', 1)[1] for line in open('/proc/self/cgroup').read().split()
@@ -108,8 +115,14 @@ def test_children_together_over_the_run_cap_are_killed_as_the_programs_fault(ver
         in verdict.reason
     names = eval(returned(verdict))
     assert len(names) == 1
-    assert [d for d in host_dirs(names[0]) if d.exists()] == []
+    assert left_in(names[0]) == []
     assert verifier.pool.stray_processes() == []
+    # The slot's later runs reuse its cgroups (two, taking turns with the warm spare): the
+    # kill counted for this run is not counted again.
+    later = [verifier.verify(OWN_CGROUP + "f = own_cgroup\n", returns("never"))
+             for _ in range(2)]
+    assert names in [eval(returned(v)) for v in later]
+    assert not any("memory cap" in v.reason for v in later), [v.reason for v in later]
 
 
 FORK_STORM = """
@@ -168,12 +181,20 @@ def f():
 # -- the cgroup is gone after every run -------------------------------------------------------
 
 
-def test_the_runs_cgroup_is_gone_after_a_run(verifier):
-    verdict = verifier.verify(OWN_CGROUP + "f = own_cgroup\n", returns("never"))
-    names = eval(returned(verdict))
-    assert len(names) == 1
-    dirs = host_dirs(names[0])
-    assert len(dirs) == len(HIERARCHY.parents)
+@pytest.mark.parametrize("kind", ["bubblewrap", "namespaces"])
+def test_the_runs_cgroup_is_emptied_after_a_run_and_gone_when_the_sandbox_closes(kind):
+    if HIERARCHY is None:
+        pytest.skip("this process may not make cgroups here")
+    v = make_verifier(kind)
+    try:
+        verdict = v.verify(OWN_CGROUP + "f = own_cgroup\n", returns("never"))
+        names = eval(returned(verdict))
+        assert len(names) == 1
+        dirs = host_dirs(names[0])
+        assert len(dirs) == len(HIERARCHY.parents)
+        assert left_in(names[0]) == []
+    finally:
+        v.close()
     assert [d for d in dirs if d.exists()] == []
 
 
@@ -197,7 +218,7 @@ def f(hang):
     assert verdict.status is Status.TIMEOUT and verdict.usable, verdict.reason
     names = eval(returned(verdict))
     assert len(names) == 1
-    assert [d for d in host_dirs(names[0]) if d.exists()] == []
+    assert left_in(names[0]) == []
     assert verifier.pool.stray_processes() == []
 
 
@@ -358,15 +379,31 @@ def test_stale_run_cgroups_of_dead_hosts_are_removed(tmp_path, monkeypatch):
 def test_a_run_that_could_not_join_its_cgroup_is_a_harness_failure(monkeypatch):
     """The probe found the layer working; a run that still is not capped is masked (an
     `error`), never scored."""
-    class Unjoinable(cgroups.RunCgroup):
-        def __init__(self, *args: object) -> None:
-            super().__init__(*args)  # type: ignore[arg-type]
-            os.close(self.fds[0])
-            self.fds[0] = os.open(os.devnull, os.O_RDONLY)  # writing to it fails
+    joinable = cgroups.RunCgroup.reopen
+
+    def unjoinable(self: cgroups.RunCgroup) -> cgroups.RunCgroup:
+        joinable(self)
+        os.close(self.fds[0])
+        self.fds[0] = os.open(os.devnull, os.O_RDONLY)  # writing to it fails
+        return self
 
     with Sandbox(SandboxConfig(memory_mb=MEMORY_MB)) as box:
         assert box.layers.run_cgroup
-        monkeypatch.setattr(slot, "RunCgroup", Unjoinable)
+        monkeypatch.setattr(cgroups.RunCgroup, "reopen", unjoinable)
         result = box.run({"mode": "call", "code": "out = 1", "cases": [{"expr": "out"}]}, 10.0)
     assert result.error == ("the sandbox did not join its cgroup: cgroup.procs: "
                             "Bad file descriptor")
+
+
+def test_run_cgroup_false_runs_without_one_and_says_nothing_of_it(caplog):
+    if HIERARCHY is None:
+        pytest.skip("this process may not make cgroups here")
+    with caplog.at_level(logging.WARNING, logger="rlvr_gym.verifiers.sandbox"):
+        v = make_verifier("namespaces", run_cgroup=False, max_processes=17)
+        try:
+            verdict = v.verify(OWN_CGROUP + "f = own_cgroup\n", returns("never"))
+            assert eval(returned(verdict)) == []  # in no run cgroup
+            assert not any("cgroup" in layer for layer in v.layers.active())
+        finally:
+            v.close()
+    assert not any("no cgroup per run" in r.getMessage() for r in caplog.records)
