@@ -67,7 +67,8 @@ def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     Every rank must call it (it gathers the shards)."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    return get_model_state_dict(model, options=_options(cpu_offload=True))
+    state: dict[str, Any] = get_model_state_dict(model, options=_options(cpu_offload=True))
+    return state
 
 
 def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer
@@ -78,7 +79,8 @@ def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     names = _names(model, optimizer)
-    full = get_optimizer_state_dict(model, optimizer, options=_options(cpu_offload=True))
+    full: Any = get_optimizer_state_dict(
+        model, optimizer, options=_options(cpu_offload=True))
     if not full:
         return {}
     index = {name: i for i, name in enumerate(names)}
@@ -95,7 +97,7 @@ def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
     names = _names(model, optimizer)
-    by_name = {"state": {names[i]: value for i, value in state["state"].items()},
+    by_name: Any = {"state": {names[i]: value for i, value in state["state"].items()},
                "param_groups": [{**group, "params": [names[i] for i in group["params"]]}
                                 for group in state["param_groups"]]}
     set_optimizer_state_dict(model, optimizer, by_name, options=_options())
