@@ -6,8 +6,6 @@ different forward passes is refused before any process group starts."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,7 +14,7 @@ import torch
 
 from rlvr_gym.agents import GRPO, IBTPO, MRT, GRPOConfig, IBTPOConfig, MRTConfig
 from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
-from tests.distributed.test_data_parallel import SMALL, free_port
+from tests.distributed.test_data_parallel import SMALL, free_port, torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,15 +39,6 @@ def test_two_fsdp_ranks_take_the_step_one_process_takes_on_the_same_batch(tmp_pa
     # old-log-prob pass of the second iteration, and adds nothing: bit-identical.
     uneven = "dr_grpo, 2 passes, all groups on rank 0"
     assert differences[uneven][0] == 0 and differences[f"{uneven} gradient"][0] == 0
-
-
-def torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "rlvr_gym.cli",
-               *args]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
