@@ -16,8 +16,6 @@ from rlvr_gym.agents import GRPO, IBTPO, MRT, GRPOConfig, IBTPOConfig, MRTConfig
 from rlvr_gym.agents.tiny import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, TINY_MODEL_DIR
 from tests.distributed.test_data_parallel import SMALL, free_port, torchrun
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_two_fsdp_ranks_take_the_step_one_process_takes_on_the_same_batch(tmp_path):
     from benchmarks.data_parallel import FSDP_SETTINGS, step_difference
