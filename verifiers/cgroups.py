@@ -3,9 +3,10 @@ whole (`RLIMIT_AS` bounds each process, `RLIMIT_NPROC` counts per uid), and a ki
 everything left in it afterwards.
 
 A sandbox slot keeps its emptied cgroups for its next runs (`RunCgroup.empty`, `reopen`)
-instead of making one per run: a process started in a fresh memory cgroup took 11-12 ms
-longer here (the kernel sets up the new cgroup's accounting on its first allocations), which
-cut the code verifier's throughput by 17%; a reused one costs nothing measurable.
+instead of making one per run: a process that made a fresh memory cgroup and moved into it
+started 11-12 ms later here, which cut the code verifier's throughput by 17%. What is left is
+the move of each run into its cgroup (a kernel synchronisation of a few ms), which the slot
+hides by starting its warm spare as the previous run begins.
 
 The hierarchy is found once per process (`find_hierarchy`), best first:
 

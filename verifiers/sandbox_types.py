@@ -50,10 +50,10 @@ class SandboxConfig:
     its uid."""
     run_cgroup: bool = True
     """Cap the run as a whole (`run_memory_mb`, `max_processes`) with a cgroup of its own where
-    the host allows one. Moving each run into its cgroup is a kernel synchronisation that cost
-    about a tenth of the code verifier's throughput on this project's cgroup v1 test host
-    (benchmarks/results/code_verifier.md); False runs without it (memory is then capped per
-    process only)."""
+    the host allows one. Moving each run into its cgroup is a kernel synchronisation of a few
+    milliseconds, mostly hidden behind the previous run; it cost 8% of the code verifier's
+    throughput on this project's cgroup v1 test host (benchmarks/results/code_verifier.md).
+    False runs without it (memory is then capped per process only)."""
     run_memory_mb: int | None = None
     """Memory cap of the run as a whole (all its processes, its files in tmpfs, SysV shared
     memory; no swap) in MiB, through a cgroup where the host allows one (see

@@ -201,12 +201,15 @@ class Sandbox:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         started = self._spare or self._launch()
         self._spare = None
+        early = started.isolation in ("bwrap", "namespaces")
+        if early:  # contained: the next run's start-up overlaps this one
+            self._launch_spare()
         driven = False
         try:
             result = self._drive(started, payload, timeout_s)
             driven = True
         finally:
-            self._finish(started, self._launch_spare if driven else None)
+            self._finish(started, self._launch_spare if driven and not early else None)
         if started.cgroup is not None:
             result.memory_exceeded = started.cgroup.oom_kills > 0
             joined = result.ready.get("cgroup")
