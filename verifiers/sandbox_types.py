@@ -51,7 +51,7 @@ class SandboxConfig:
     run_cgroup: bool = True
     """Cap the run as a whole (`run_memory_mb`, `max_processes`) with a cgroup of its own where
     the host allows one. Moving each run into its cgroup is a kernel synchronisation of a few
-    milliseconds, mostly hidden behind the previous run; it cost 8% of the code verifier's
+    milliseconds, mostly hidden behind the previous run; it cost 4-8% of the code verifier's
     throughput on this project's cgroup v1 test host (benchmarks/results/code_verifier.md).
     False runs without it (memory is then capped per process only)."""
     run_memory_mb: int | None = None
