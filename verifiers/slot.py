@@ -131,6 +131,11 @@ class _Started:
         self.cgroup = cgroup
         self.started = time.monotonic()
 
+    @property
+    def contained(self) -> bool:
+        """Whether it has namespaces of its own (PID, mount, IPC): bubblewrap or unshare."""
+        return self.isolation in ("bwrap", "namespaces")
+
 
 _INSTANCES = itertools.count()
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
@@ -201,8 +206,8 @@ class Sandbox:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         started = self._spare or self._launch()
         self._spare = None
-        early = started.isolation in ("bwrap", "namespaces")
-        if early:  # contained: the next run's start-up overlaps this one
+        early = started.contained
+        if early:  # the next run's start-up overlaps this one
             self._launch_spare()
         driven = False
         try:
@@ -341,12 +346,11 @@ class Sandbox:
                 kwargs.update(user=self.uid, group=self.uid, extra_groups=[])
         cgroup = None
         try:
-            if self._free_cgroups:
-                cgroup = self._free_cgroups.pop().reopen()
-            elif self._hierarchy is not None:
+            if self._hierarchy is not None:
                 c = self.config
-                cgroup = RunCgroup(self._hierarchy, PREFIX + marker,
-                                   c.run_memory_limit_mb << 20, c.max_processes)
+                cgroup = self._free_cgroups.pop().reopen() if self._free_cgroups else \
+                    RunCgroup(self._hierarchy, PREFIX + marker, c.run_memory_limit_mb << 20,
+                              c.max_processes)
             command = self._command(workdir, isolation)
             fds = tuple(cgroup.fds) if cgroup is not None else ()
             popen = _LAUNCHER.call(lambda: subprocess.Popen(
@@ -412,9 +416,10 @@ class Sandbox:
         down, after their processes were sent SIGKILL (they see nothing outside them).
         Unsafe modes: the group, then as root every process of the uid, else the processes
         with the run's marker; `meanwhile` runs once they are gone. The run's cgroup, if
-        any, is emptied (whatever is left in it killed) and removed in every mode."""
+        any, is emptied (whatever is left in it killed) in every mode and kept for a later
+        run of this slot (removed if it cannot be emptied, or the slot is closed)."""
         popen = started.popen
-        contained = started.isolation in ("bwrap", "namespaces")
+        contained = started.contained
         if contained:
             signalled = _kill_namespace(popen)
             if meanwhile is not None:
@@ -458,6 +463,8 @@ class Sandbox:
                 _PROBED[key] = self._probe_uncached()
             self.isolation, layers = _PROBED[key]
         self._hierarchy = _hierarchy() if layers.run_cgroup else None
+        while self._hierarchy is None and self._free_cgroups:  # the probe's, unused now
+            self._free_cgroups.pop().remove()
         log_layers_once(self.isolation, layers.active(),
                         layers.missing(self.config.isolate_network),
                         layers.missing_optional() if self.config.run_cgroup else [])
@@ -518,7 +525,7 @@ class Sandbox:
             if c.isolate_network and isolation != "none" and not isolated:
                 failures.append(f"{isolation}: the program still sees {values[0]}")
                 continue
-            contained = isolation in ("bwrap", "namespaces")
+            contained = started.contained
             layers = Layers(unprivileged_uid=self.uid is not None,
                             network_namespace=c.isolate_network and isolated,
                             no_new_privileges=values[1] == ["b", True],
