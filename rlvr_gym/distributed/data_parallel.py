@@ -106,15 +106,17 @@ def _dist() -> Any:
 
 def all_sum(values: Iterable[float]) -> list[float]:
     """The sums over the ranks of `values` (the same count on every rank)."""
-    tensor = torch.tensor(list(values), dtype=torch.float64)
-    _dist().all_reduce(tensor)
-    return tensor.tolist()
+    return _all_reduce(values, _dist().ReduceOp.SUM)
 
 
 def all_max(values: Iterable[float]) -> list[float]:
     """The maxima over the ranks of `values` (the same count on every rank)."""
+    return _all_reduce(values, _dist().ReduceOp.MAX)
+
+
+def _all_reduce(values: Iterable[float], op: Any) -> list[float]:
     tensor = torch.tensor(list(values), dtype=torch.float64)
-    _dist().all_reduce(tensor, op=_dist().ReduceOp.MAX)
+    _dist().all_reduce(tensor, op=op)
     return tensor.tolist()
 
 

@@ -5,8 +5,9 @@ weights, gradients and optimiser state, for models that do not fit one device.
 Every forward pass of a sharded model is a collective (the layer's weights are all-gathered
 for it), so every rank must run the same passes: generation keeps the ranks in step
 (transformers' `synced_gpus`), the update pads each rank to the largest micro-batch count of
-the step with `idle_pass`, and every rank evaluates. Gradients are reduce-scattered as a SUM
-(the losses are normalised by the step's global totals, as in the data-parallel learner).
+the step with `PolicyGradient._idle_pass`, and every rank evaluates. Gradients are
+reduce-scattered as a SUM (the losses are normalised by the step's global totals, as in the
+data-parallel learner).
 Checkpoints hold full weights and optimiser state in the single-process format.
 """
 
@@ -33,13 +34,6 @@ def shard(model: torch.nn.Module) -> None:
         if isinstance(module, FSDPModule):
             module.set_gradient_divide_factor(1.0)
             module.set_force_sum_reduction_for_comms(True)  # gloo has no PREMUL_SUM
-
-
-def is_sharded(model: Any) -> bool:
-    """Whether `model` was sharded by `shard` (FSDP2)."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
 
 
 def full_tensor(tensor: torch.Tensor) -> torch.Tensor:
@@ -98,8 +92,8 @@ def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
 
     names = _names(model, optimizer)
     by_name: Any = {"state": {names[i]: value for i, value in state["state"].items()},
-               "param_groups": [{**group, "params": [names[i] for i in group["params"]]}
-                                for group in state["param_groups"]]}
+                    "param_groups": [{**group, "params": [names[i] for i in group["params"]]}
+                                     for group in state["param_groups"]]}
     set_optimizer_state_dict(model, optimizer, by_name, options=_options())
 
 

@@ -11,7 +11,6 @@ without knowing. Needs `pip install "rlvr-gym[ray]"`, and rlvr-gym on every node
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
@@ -29,6 +28,7 @@ from rlvr_gym.distributed.ray_verifier import (
     error_verdict,
     failure_reason,
     import_ray,
+    spans,
     wait_started,
 )
 from rlvr_gym.types import Problem
@@ -246,14 +246,12 @@ class RayVectorEnv(VectorEnv):
         actors = self._live()
         ray = import_ray()
         self._scored = True
-        n = len(actions)
-        size = max(1, math.ceil(n / len(actors)))
-        spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+        runs = spans(len(actions), len(actors))
         refs = [actor.score.options(max_task_retries=self.max_retries).remote(
                     list(problems[lo:hi]), list(actions[lo:hi]), prefixes[lo:hi])
-                for actor, (lo, hi) in zip(actors, spans, strict=False)]
+                for actor, (lo, hi) in zip(actors, runs, strict=False)]
         out: list[Any] = []
-        for ref, (lo, hi) in zip(refs, spans, strict=True):
+        for ref, (lo, hi) in zip(refs, runs, strict=True):
             try:
                 out += ray.get(ref)
             except ray.exceptions.RayTaskError:

@@ -84,6 +84,13 @@ def verify_all(verifier: Verifier, responses: Sequence[str], problems: Sequence[
     return out
 
 
+def spans(n: int, workers: int, size: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous `(lo, hi)` runs covering `range(n)`, each of `size` items (default: as few
+    as `workers` runs, one per worker)."""
+    size = size or max(1, math.ceil(n / workers))
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
 def cpu_seconds() -> dict[str, float]:
     """User + system CPU seconds of this process (`self`) and of its reaped children
     (`children`, e.g. finished sandbox processes)."""
@@ -236,16 +243,14 @@ class RayVerifierPool:
         targets = batch_problems(responses, problems)
         actors = self._live()
         ray = import_ray()
-        n = len(responses)
-        size = self.chunk_size or max(1, math.ceil(n / len(actors)))
-        spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+        runs = spans(len(responses), len(actors), self.chunk_size)
         refs = []
-        for k, (lo, hi) in enumerate(spans):
+        for k, (lo, hi) in enumerate(runs):
             actor = actors[(self._next + k) % len(actors)]
             refs.append(actor.verify_chunk.remote(list(responses[lo:hi]), targets[lo:hi]))
-        self._next = (self._next + len(spans)) % len(actors)
+        self._next = (self._next + len(runs)) % len(actors)
         out: list[Verdict] = []
-        for ref, (lo, hi) in zip(refs, spans, strict=True):
+        for ref, (lo, hi) in zip(refs, runs, strict=True):
             try:
                 verdicts = ray.get(ref)
             except ray.exceptions.RayError as exc:

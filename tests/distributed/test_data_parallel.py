@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -52,10 +51,10 @@ def test_two_gloo_ranks_take_the_step_one_process_takes_on_the_same_batch(tmp_pa
 
 
 def torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "rlvr_gym.cli",
-               *args]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    from benchmarks.data_parallel import launch
+
+    done = subprocess.run(launch(["rlvr_gym.cli", *args], 2, port), capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
