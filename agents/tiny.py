@@ -44,6 +44,13 @@ CHAIN_ENV_KWARGS: dict[str, Any] = {
 per line ("6 - 3 = 3\n3 + 1 = 4\n4 + 8 = 12\n\\boxed{12}"). Train on dataset `seed=0`,
 evaluate held-out on `seed=1`; the longest solution is 66 tokens."""
 
+SERVED_ACTIVATION = "gelu_pytorch_tanh"
+"""The activation a saved tiny model runs: the tanh-approximated GELU in one fused kernel.
+It is the function of "gelu_new" (computed op by op), up to float rounding: the bundled
+models' greedy outputs are identical with either (200 of 200 held-out prompts each), and a
+GRPO step of the main job takes about 23% less CPU. Sampled runs differ from ones made with
+"gelu_new", as any rounding change makes them."""
+
 SPECIAL_TOKENS = {"pad": "<|pad|>", "eos": "<|endoftext|>", "unk": "<|unk|>"}
 
 
@@ -98,6 +105,9 @@ class PretrainConfig:
     """Keyword arguments of `gym.make(env_id, ...)`; the model learns `prompt + solution`."""
     eval_max_new_tokens: int = 32
     """Token budget of the held-out greedy evaluation (room for the longest solution)."""
+    activation: str = "gelu_new"
+    """GELU implementation while training ("gelu_new" made the bundled weights). Every saved
+    model runs `SERVED_ACTIVATION`, the same tanh-approximated function."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +169,8 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
         vocab_size=len(tokenizer), n_positions=config.n_positions, n_embd=config.n_embd,
         n_layer=config.n_layer, n_head=config.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
         attn_pdrop=0.0, bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        activation_function=config.activation)
     policy = Policy(GPT2LMHeadModel(model_config), tokenizer)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -198,7 +209,10 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
 
 def _save(policy: Policy, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    trained = policy.model.config.activation_function
+    policy.model.config.activation_function = SERVED_ACTIVATION
     policy.model.save_pretrained(out_dir)
+    policy.model.config.activation_function = trained
     policy.tokenizer.save_pretrained(out_dir)
     # transformers 5 records its own backend class name, which 4.x cannot resolve;
     # `PreTrainedTokenizerFast` loads the same tokenizer.json in both.
