@@ -1,14 +1,18 @@
-"""A miniature of SEELE's main table (arXiv 2509.06923, Table 1): SEELE vs GRPO on a split
-where the bundled model's reward is about zero, at equal rollout budgets.
+"""A miniature of SEELE's main table (arXiv 2509.06923, Table 1): SEELE vs GRPO at equal
+rollout budgets, on a task where hints move the bundled chain model's accuracy.
 
-Hard split: `rlvr/Arithmetic-v0` with three 2-digit operands and "+" (the model was trained
-on two operands). Per step both methods sample the same number of completions: GRPO draws
-`problems` problems x `rounds * samples` completions; SEELE the same problems count x
-`rounds` rounds x `samples` completions with hints. Held-out accuracy is measured on dataset
-seed 1 WITHOUT hints. Also run: SEELE with gamma = 0 (RL on hinted rollouts only), which
-separates what the hints' RL signal does from what imitating the hint does.
+Task: 6-term sums of one-digit numbers (`rlvr/Arithmetic-v0`, the hardest length the
+`tiny-chain` model was trained on; its greedy accuracy there is about 0.3, sampled about 0.1).
+Hints are the first lines of the reference solution, which the model can continue: the lever
+check measures how far a hint lifts its sampled accuracy before any training. The training
+set is finite (`--train-size` problems of dataset seed 0, drawn at random each step) and is
+seen over several epochs, so a problem's stored hint ratio is used again. Per step every
+method samples the same number of completions: GRPO draws `problems` problems x `rounds *
+samples` completions; SEELE the same problems x `rounds` rounds x `samples` completions with
+hints. Held-out accuracy is measured on dataset seed 1 WITHOUT hints. `seele-gamma0` is SEELE
+without the imitation term (gamma = 0): RL on hinted rollouts only.
 
-    python -m benchmarks.seele                     # 3 seeds x 3 methods, writes results/seele.md
+    python -m benchmarks.seele --jobs 2   # 5 seeds x 3 methods, writes results/seele.md
     python -m benchmarks.seele --steps 3 --seeds 0 --report /tmp/seele.md   # quick look
 """
 
@@ -18,6 +22,7 @@ import argparse
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,18 +32,30 @@ import numpy as np
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
-from benchmarks.common import RESULTS_DIR, provenance
+from benchmarks.common import (
+    MIN_SEEDS_FOR_A_CLAIM,
+    RESULTS_DIR,
+    check_report,
+    paired,
+    provenance,
+    seeds_line,
+    verdict,
+)
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.policy import Policy, SamplingConfig
 from rlvr_gym.agents.rollout import evaluate
 from rlvr_gym.agents.seele import SEELE, SEELEConfig, hinted_env
-from rlvr_gym.agents.tiny import TINY_MODEL_DIR
+from rlvr_gym.agents.tiny import CHAIN_ENV_ID, CHAIN_ENV_KWARGS, TINY_CHAIN_MODEL_DIR
 from rlvr_gym.wrappers.hints import hint_text, solution_units
 
-HARD = {"operators": "+", "min_digits": 2, "max_digits": 2, "min_operands": 3,
-        "max_operands": 3, "prompt": "{question}\n"}
-ENV_ID = "rlvr/Arithmetic-v0"
-MAX_NEW_TOKENS = 48  # the longest 3-operand solution is 42 characters plus end-of-text
+MODEL = TINY_CHAIN_MODEL_DIR
+ENV_ID = CHAIN_ENV_ID
+HARD = {**CHAIN_ENV_KWARGS, "min_operands": 6, "max_operands": 6}
+MAX_NEW_TOKENS = 80  # the longest 6-term solution is 66 tokens plus end-of-text
+TOLERANCE = 0.05
+"""How near the target SEELE's rollout accuracy must stay to count as pinned."""
+LEVER_RATIOS = (0.0, 0.25, 0.5, 0.75)
+"""Hint ratios (share of the solution's lines given) of the lever check."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +70,11 @@ class Budget:
     num_minibatches: int
     eval_problems: int
     eval_samples: int
+    train_size: int
 
 
-def make_env(seed: int) -> gym.Env:
-    return gym.make(ENV_ID, seed=seed, **HARD)
+def make_env(seed: int, size: int | None = None) -> gym.Env:
+    return gym.make(ENV_ID, seed=seed, **HARD, **({"size": size} if size else {}))
 
 
 def build(method: str, seed: int, budget: Budget) -> PolicyGradient:
@@ -67,32 +85,53 @@ def build(method: str, seed: int, budget: Budget) -> PolicyGradient:
                   warmup_steps=0)  # constant lr, as results/seele.md was recorded
     if method == "grpo":
         config = GRPOConfig(group_size=budget.rounds * budget.samples, **shared)
-        return GRPO(TINY_MODEL_DIR, make_env(0), config, eval_env=make_env(1))
+        return GRPO(MODEL, make_env(0, budget.train_size), config, eval_env=make_env(1))
     gamma = {"seele": SEELEConfig().imitation_coef, "seele-gamma0": 0.0}[method]
     config = SEELEConfig(rounds=budget.rounds, group_size=budget.samples,
                          imitation_coef=gamma, **shared)
-    return SEELE(TINY_MODEL_DIR, hinted_env(make_env(0), config, TINY_MODEL_DIR), config,
+    return SEELE(MODEL, hinted_env(make_env(0, budget.train_size), config, MODEL), config,
                  eval_env=make_env(1))
 
 
-def first_step_hint_accuracy(policy: Policy, problems: int) -> float:
-    """Held-out greedy accuracy when the first solution line is given: how far along the
-    hint curve the model has come (the S-curve moving left), measured without training."""
-    env = make_env(1)
-    prompts, prefixes = [], []
+def hinted_accuracy(policy: Policy, env: gym.Env, problems: int, ratio: float,
+                    samples: int = 1, temperature: float = 0.0) -> float:
+    """Accuracy on problems 0..problems-1 of `env` when the first `ratio` of the solution's
+    lines is given as the start of the response (0: no hint): a point on the accuracy-vs-hint
+    curve, measured without training; `samples` completions per problem at `temperature`."""
+    prompts, prefixes, indices = [], [], []
     for i in range(problems):
         obs, info = env.reset(options={"index": i})
-        prompts.append(obs)
-        prefixes.append(hint_text(solution_units(info["solution"], "steps"), 1 / 3))
-    gens = policy.generate(prompts, SamplingConfig(0.0, 1.0, MAX_NEW_TOKENS), prefixes)
+        hint = hint_text(solution_units(info["solution"], "steps"), ratio)
+        prompts += [obs] * samples
+        prefixes += [hint] * samples
+        indices += [i] * samples
+    gens = policy.generate(prompts, SamplingConfig(temperature, 1.0, MAX_NEW_TOKENS), prefixes)
     hits = []
-    for i, gen in enumerate(gens):
+    for i, gen in zip(indices, gens, strict=True):
         env.reset(options={"index": i})
         hits.append(env.step(gen.response)[4]["verdict"].correct)
     return float(np.mean(hits))
 
 
+def first_step_hint_accuracy(policy: Policy, problems: int) -> float:
+    """Held-out greedy accuracy when the first third of the solution lines is given: how far
+    along the hint curve the model has come (the S-curve moving left)."""
+    return hinted_accuracy(policy, make_env(1), problems, 1 / 3)
+
+
+def lever_check(train_size: int, samples: int = 8) -> dict[str, float]:
+    """The bundled model's sampled accuracy (T = 1) on the training set at each hint ratio of
+    `LEVER_RATIOS`: hints can act only if they move this toward the target 0.5."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    policy = Policy.from_pretrained(MODEL, "cpu")
+    env = make_env(0, train_size)
+    return {f"{r:.2f}": hinted_accuracy(policy, env, min(train_size, 32), r, samples, 1.0)
+            for r in LEVER_RATIOS}
+
+
 def run(method: str, seed: int, budget: Budget) -> dict[str, Any]:
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     cpu, wall = time.process_time(), time.perf_counter()
     agent = build(method, seed, budget)
@@ -118,7 +157,8 @@ def mean(steps: list[dict[str, Any]], key: str, part: slice = slice(None)) -> fl
 
 def base_model_row(budget: Budget) -> dict[str, float]:
     """The bundled model before training, without hints (every run starts from it)."""
-    policy = Policy.from_pretrained(TINY_MODEL_DIR, "cpu")
+    torch.set_num_threads(1)
+    policy = Policy.from_pretrained(MODEL, "cpu")
     torch.manual_seed(0)
     metrics = evaluate(policy, make_env(1), budget.eval_problems, budget.eval_samples,
                        (1, budget.eval_samples), 1.0, MAX_NEW_TOKENS)
@@ -130,16 +170,19 @@ def fmt(x: float, digits: int = 3) -> str:
     return "n/a" if x != x else f"{x:.{digits}f}"
 
 
-def write_report(rows: list[dict[str, Any]], base: dict[str, float], budget: Budget,
-                 command: str, path: Path) -> None:
+def write_report(rows: list[dict[str, Any]], base: dict[str, float], lever: dict[str, float],
+                 budget: Budget, command: str, path: Path) -> None:
     k = budget.eval_samples
     per_step = budget.problems * budget.rounds * budget.samples
+    seeds = sorted({r["seed"] for r in rows})
+    epochs = budget.steps * budget.problems / budget.train_size
     lines = [
-        "# Benchmark: SEELE vs GRPO on a hard split (miniature of the paper's Table 1)", "",
-        *provenance(command, ("transformers", "scipy")), "",
-        f"Task: `{ENV_ID}` with {HARD} (training: dataset seed 0; held-out: the first "
-        f"{budget.eval_problems} problems of seed 1). The bundled tiny model was trained on "
-        "two operands only.", "",
+        "# Benchmark: SEELE vs GRPO at equal rollout budgets (miniature of the paper's Table 1)",
+        "", *provenance(command, ("transformers", "scipy")), seeds_line(seeds), "",
+        f"Task: `{ENV_ID}` with {HARD}; model: the bundled `tiny-chain` (trained on 4-6 terms). "
+        f"Training set: the first {budget.train_size} problems of dataset seed 0, drawn at "
+        f"random ({epochs:.1f} epochs); held-out: the first {budget.eval_problems} problems of "
+        "seed 1.", "",
         f"Equal rollout budgets: {budget.steps} steps x {budget.problems} problems x "
         f"{budget.rounds * budget.samples} completions = {per_step} completions per step "
         f"(SEELE: {budget.rounds} rounds x {budget.samples}); lr {budget.lr}, "
@@ -149,10 +192,16 @@ def write_report(rows: list[dict[str, Any]], base: dict[str, float], budget: Bud
         f"loss / L, target accuracy 0.5, hints in tokens, gamma = "
         f"{SEELEConfig().imitation_coef}); `seele-gamma0` is SEELE without the imitation term.",
         "",
+        "## Lever check: accuracy against hint length, before training", "",
+        "The bundled model's sampled accuracy (T = 1, 8 samples on "
+        f"{min(budget.train_size, 32)} training problems) when the first share of the "
+        "solution's lines is given:", "",
+        "| hint ratio | " + " | ".join(lever) + " |", "|---" * (len(lever) + 1) + "|",
+        "| accuracy | " + " | ".join(fmt(v) for v in lever.values()) + " |", "",
         f"Held-out metrics are WITHOUT hints: greedy accuracy, pass@1 and pass@{k} (unbiased, "
         f"{k} samples at T = 1). `1st-step hint acc.` is held-out greedy accuracy when the "
-        "first solution line is given (a point on the accuracy-vs-hint curve).", "",
-        f"Before training (all runs): accuracy {fmt(base['accuracy'])}, pass@1 "
+        "first third of the solution lines is given (a point on the accuracy-vs-hint curve).",
+        "", f"Before training (all runs): accuracy {fmt(base['accuracy'])}, pass@1 "
         f"{fmt(base['pass@1'])}, pass@{k} {fmt(base[f'pass@{k}'])}, 1st-step hint acc. "
         f"{fmt(base['first_step_hint_accuracy'])}.", "",
         "## Per run", "",
@@ -201,9 +250,59 @@ def write_report(rows: list[dict[str, Any]], base: dict[str, float], budget: Bud
             cells = [fmt(float(np.mean([mean(r["steps"], key, slice(a, b)) for r in group])), 2)
                      for a, b in blocks]
             lines.append(f"| {m} | {key} | " + " | ".join(cells) + " |")
+    lines += ["", *comparison_lines(rows, seeds, budget)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def comparison_lines(rows: list[dict[str, Any]], seeds: list[int], budget: Budget
+                     ) -> list[str]:
+    """Paired differences (same seeds) and one verdict line per effect of the paper."""
+    by = {(r["method"], r["seed"]): r for r in rows}
+    if {m for m, _ in by} != {"grpo", "seele", "seele-gamma0"}:
+        return ["(The paired comparisons and verdicts need all three methods.)"]
+
+    def per_seed(method: str, key: str) -> list[float]:
+        return [by[(method, s)][key] for s in seeds]
+
+    def late(method: str, key: str) -> list[float]:
+        half = slice(budget.steps // 2, None)
+        return [mean(by[(method, s)]["steps"], key, half) for s in seeds]
+
+    acc = paired(per_seed("seele", "accuracy"), per_seed("grpo", "accuracy"))
+    pass1 = paired(per_seed("seele", "pass@1"), per_seed("grpo", "pass@1"))
+    gamma = paired(per_seed("seele", "accuracy"), per_seed("seele-gamma0", "accuracy"))
+    eff = paired(late("seele", "eff_rate"), late("grpo", "eff_rate"))
+    # SEELE's rollout accuracy (all rounds) in the second half against the target: pinned
+    # when the whole 95% interval of its per-seed mean lies within +-TOLERANCE of it.
+    target = SEELEConfig().target_accuracy
+    pinned = paired(late("seele", "reward"), [target] * len(seeds))
+    if len(seeds) < MIN_SEEDS_FOR_A_CLAIM:
+        word = f"too few seeds to judge ({len(seeds)} < {MIN_SEEDS_FOR_A_CLAIM})"
+    elif pinned.low > -TOLERANCE and pinned.high < TOLERANCE:
+        word = "**reproduced**"
+    elif abs(pinned.mean) < TOLERANCE:
+        word = "**same direction, not separated**"
+    else:
+        word = "**not reproduced**"
+    return [
+        "## Paired comparisons (same seeds)", "",
+        f"- Held-out greedy accuracy, SEELE minus GRPO: {acc.text(100, ' points')}",
+        f"- Held-out pass@1, SEELE minus GRPO: {pass1.text(100, ' points')}",
+        f"- Held-out greedy accuracy, SEELE (gamma 1) minus SEELE (gamma 0): "
+        f"{gamma.text(100, ' points')}",
+        f"- Eff-Rate in the second half of training, SEELE minus GRPO: {eff.text()}",
+        f"- SEELE's rollout accuracy (all rounds) in the second half minus the target "
+        f"{target}: {pinned.text()}; GRPO's rollout accuracy there "
+        f"{np.mean(late('grpo', 'reward')):.3f}",
+        "", "## Verdict", "",
+        verdict("Held-out accuracy (no hints) above GRPO", acc),
+        verdict("The imitation term helps: gamma 1 above gamma 0", gamma),
+        verdict("More informative groups (Eff-Rate) than GRPO", eff),
+        f"- Rollout accuracy pinned at the target (95% interval within +-{TOLERANCE} of "
+        f"{target}): {word}.",
+    ]
 
 
 def _blocks(steps: int, count: int = 4) -> list[tuple[int, int]]:
@@ -213,28 +312,40 @@ def _blocks(steps: int, count: int = 4) -> list[tuple[int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=["grpo", "seele", "seele-gamma0"],
                         choices=["grpo", "seele", "seele-gamma0"])
-    parser.add_argument("--steps", type=int, default=20, help="training steps per run")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per run")
     parser.add_argument("--problems", type=int, default=4, help="problems per step")
     parser.add_argument("--rounds", type=int, default=4, help="SEELE rounds per problem")
     parser.add_argument("--samples", type=int, default=4, help="SEELE completions per round")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of every method")
     parser.add_argument("--num-minibatches", type=int, default=4,
                         help="optimiser steps per sampled batch (paper: 256 / 64 = 4)")
+    parser.add_argument("--train-size", type=int, default=64,
+                        help="finite training set: problems 0..N-1 of dataset seed 0")
     parser.add_argument("--eval-problems", type=int, default=100)
     parser.add_argument("--eval-samples", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs (method x seed) in parallel processes, one torch thread each")
     parser.add_argument("--report", default=str(RESULTS_DIR / "seele.md"))
     args = parser.parse_args()
+    check_report(args.report, args.seeds, RESULTS_DIR / "seele.md")
+    if args.train_size < 1:
+        raise SystemExit("error: --train-size must be at least 1")
     torch.set_num_threads(1)
     budget = Budget(args.steps, args.problems, args.rounds, args.samples, args.lr,
-                    args.num_minibatches, args.eval_problems, args.eval_samples)
-    base = base_model_row(budget)
-    print(f"bundled model on the hard split: {base}", flush=True)
-    rows = [run(m, s, budget) for s in args.seeds for m in args.methods]
+                    args.num_minibatches, args.eval_problems, args.eval_samples,
+                    args.train_size)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        base_future = pool.submit(base_model_row, budget)
+        lever_future = pool.submit(lever_check, budget.train_size)
+        futures = [pool.submit(run, m, s, budget) for s in args.seeds for m in args.methods]
+        rows = [f.result() for f in futures]
+        base, lever = base_future.result(), lever_future.result()
+    print(f"bundled model on the task: {base}; lever check {lever}", flush=True)
     command = shlex.join(["python", "-m", "benchmarks.seele", *sys.argv[1:]])
-    write_report(rows, base, budget, command, Path(args.report))
+    write_report(rows, base, lever, budget, command, Path(args.report))
 
 
 if __name__ == "__main__":
