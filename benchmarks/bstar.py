@@ -1,7 +1,7 @@
 """A miniature of B-STaR's Table 1 and training dynamics (arXiv 2412.17256; docs/algorithms.md,
 B-STaR): B-STaR against online RFT with a fixed configuration, on the bundled tiny model.
 
-    .venv/bin/python -m benchmarks.bstar --jobs 2   # 5 seeds x 3 methods, writes results/bstar.md
+    .venv/bin/python -m benchmarks.bstar --jobs 2   # 20 seeds x 3 methods, writes results/bstar.md
     .venv/bin/python -m benchmarks.bstar --seeds 0 --iterations 2 --report /tmp/b.md  # a look
 
 Task: the bundled model's own task, 2-3 digit addition (`DEFAULT_ENV_KWARGS`). It has room
@@ -268,7 +268,7 @@ def run_one(method: str, seed: int, iterations: int, eval_problems: int, out_dir
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(20)))
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--eval-problems", type=int, default=150)
     parser.add_argument("--jobs", type=int, default=1,
