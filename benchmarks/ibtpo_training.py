@@ -1,5 +1,6 @@
-"""IB-TPO against GRPO at equal generated tokens: a miniature of the paper's main comparison
-(arXiv 2605.28109: +2.9 points on Qwen3-1.7B, +3.6 on Qwen3-8B).
+"""IB-TPO against GRPO, and against a tree grown at random nodes, at equal generated tokens:
+a miniature of the paper's main comparison (arXiv 2605.28109: +2.9 points on Qwen3-1.7B, +3.6
+on Qwen3-8B).
 
     nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training [--seeds 0 1 2] [--budget 20000]
     .venv/bin/python -m benchmarks.ibtpo_training --model tiny-chain --budget 1000000 \
@@ -13,7 +14,9 @@ GRPOConfig defaults of the commit (the report lists them), 16 problems per step 
 model's generation budget. GRPO samples 8 independent completions per problem; IB-TPO grows
 an IB-guided tree of (B0, L, K, B) = (4, 9, 1, 1) = 12 leaves per problem (beta 5, lambda
 0.1, pi_ref from the frozen initial model; steps split at `--delimiter`, step probabilities
-read as `--step-probability`). Each run trains
+read as `--step-probability`); `random tree` is the same agent and tree shape with the node to
+branch drawn at random (`strategy="random"`), which separates what the IB score picks from
+what any tree does. Each run trains
 until it has generated `--budget` tokens (shared tree prefixes counted once), checked after
 every step, so the runs end within one step of the budget; the tokens actually generated
 are reported.
@@ -47,24 +50,26 @@ import numpy as np
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
-from benchmarks.common import RESULTS_DIR, provenance
+from benchmarks.common import RESULTS_DIR, check_report, paired, provenance, seeds_line, verdict
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.ibtpo import IBTPO, IBTPOConfig
 from rlvr_gym.agents.tiny import BUNDLED_MODELS, BundledModel
 from rlvr_gym.agents.tree import STEP_PROBABILITIES
 from rlvr_gym.cli import config_overrides
 
+METHODS = ("GRPO", "IB-TPO", "random tree")
 COMMON: dict[str, Any] = {"prompts_per_step": 16, "eval_problems": 200, "eval_samples": 2,
                           "eval_k": (1, 2), "device": "cpu"}
 
 
 def configs(bundled: BundledModel, seed: int, tree: dict[str, str],
             overrides: dict[str, Any] | None = None) -> dict[str, GRPOConfig]:
-    """GRPO's and IB-TPO's configs; `tree` holds IB-TPO's delimiter and step_probability."""
+    """Each method's config; `tree` holds the trees' delimiter and step_probability."""
     common = {**COMMON, "max_new_tokens": bundled.max_new_tokens, "seed": seed,
               **(overrides or {})}
     return {"GRPO": GRPOConfig(group_size=8, **common),
-            "IB-TPO": IBTPOConfig(**tree, **common)}
+            "IB-TPO": IBTPOConfig(**tree, **common),
+            "random tree": IBTPOConfig(**tree, **common, strategy="random")}
 
 
 def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict[str, str],
@@ -74,7 +79,7 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict
     env = gym.make(bundled.env_id, seed=0, **bundled.env_kwargs)
     eval_env = gym.make(bundled.env_id, seed=1, **bundled.env_kwargs)
     config = configs(bundled, seed, tree, overrides)[method]
-    agent_cls = IBTPO if method == "IB-TPO" else GRPO
+    agent_cls = GRPO if method == "GRPO" else IBTPO
     agent: PolicyGradient = agent_cls(str(bundled.directory), env, config, eval_env)
     spent, steps = [0.0], []
     if decay:
@@ -108,7 +113,7 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict
            "reward_first": float(np.mean([m["reward"] for m in steps[:10]])),
            "reward_last": float(np.mean([m["reward"] for m in steps[-10:]])),
            "eff_rate": float(np.mean([m["eff_rate"] for m in steps]))}
-    if method == "IB-TPO":
+    if method != "GRPO":
         row["eta_cov_first"] = steps[0]["eta_cov"]
         row["eta_cov_last"] = steps[-1]["eta_cov"]
     print(f"{method} seed {seed}: {row['steps']} steps, {row['tokens']:.0f} tokens, accuracy "
@@ -120,7 +125,7 @@ def train(method: str, seed: int, budget: int, bundled: BundledModel, tree: dict
 def settings(bundled: BundledModel, tree: dict[str, str], overrides: dict[str, Any],
              decay: bool) -> list[str]:
     """The configs the runs used (seed aside), read from the config objects themselves."""
-    grpo, ibtpo = configs(bundled, 0, tree, overrides).values()
+    grpo, ibtpo, _ = configs(bundled, 0, tree, overrides).values()
     skip = {"seed", "output_dir"}
     shared = {f.name: getattr(grpo, f.name) for f in fields(GRPOConfig) if f.name not in skip}
     own = {f.name: getattr(ibtpo, f.name) for f in fields(IBTPOConfig)
@@ -136,8 +141,8 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
            tree: dict[str, str], overrides: dict[str, Any], decay: bool) -> list[str]:
     bundled = BUNDLED_MODELS[model]
     settings_of = {**COMMON, **overrides}
-    lines = ["# Benchmark: IB-TPO vs GRPO at equal generated tokens", "",
-             *provenance(command), "",
+    lines = ["# Benchmark: IB-TPO vs GRPO and a random tree at equal generated tokens", "",
+             *provenance(command), seeds_line(sorted({r["seed"] for r in rows})), "",
              f"Task {bundled.env_id} {bundled.env_kwargs} (train dataset seed 0, held-out seed "
              f"1, {settings_of['eval_problems']} problems); bundled model `{model}`; token "
              f"budget {budget} per run; IB-TPO "
@@ -160,22 +165,33 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
             f"{100 * r['eff_rate']:.1f}% | {r['seconds']:.0f} | "
             f"{r['cpu_seconds']:.0f} |")
     lines.append("")
+    seeds = sorted({r["seed"] for r in rows})
+    by = {(r["method"], r["seed"]): r for r in rows}
+    cpu = {m: sum(r["cpu_seconds"] for r in rows if r["method"] == m) for m in METHODS}
+    lines += ["CPU seconds, all seeds: " + ", ".join(f"{m} {c:.0f}" for m, c in cpu.items())
+              + f"; total {sum(cpu.values()):.0f}.", ""]
 
-    def mean(method: str, key: str) -> float:
-        return float(np.mean([100 * r["after"][key] for r in rows if r["method"] == method]))
-
-    def spread(key: str) -> list[float]:
-        ib = {r["seed"]: r["after"][key] for r in rows if r["method"] == "IB-TPO"}
-        gr = {r["seed"]: r["after"][key] for r in rows if r["method"] == "GRPO"}
-        return [100 * (ib[s] - gr[s]) for s in sorted(ib) if s in gr]
+    def after(method: str, key: str) -> list[float]:
+        return [by[(method, s)]["after"][key] for s in seeds]
 
     for key, label in (("accuracy", "greedy accuracy"), ("pass@1", "pass@1")):
-        diffs = spread(key)
-        std = f"{np.std(diffs, ddof=1):.1f}" if len(diffs) > 1 else "n/a with one seed"
-        lines.append(f"Held-out {label} after training, mean over seeds: GRPO "
-                     f"{mean('GRPO', key):.1f}%, IB-TPO {mean('IB-TPO', key):.1f}%; IB-TPO "
-                     f"minus GRPO per seed {', '.join(f'{d:+.1f}' for d in diffs)} points "
-                     f"(mean {np.mean(diffs):+.1f}, sample std {std}).")
+        lines.append(f"Held-out {label} after training, mean over seeds: " + ", ".join(
+            f"{m} {100 * np.mean(after(m, key)):.1f}%" for m in METHODS) + ".")
+    ib_grpo = {k: paired(after("IB-TPO", k), after("GRPO", k)) for k in ("accuracy", "pass@1")}
+    ib_rand = {k: paired(after("IB-TPO", k), after("random tree", k))
+               for k in ("accuracy", "pass@1")}
+    lines += ["", "## Paired comparisons (same seeds; held-out, after training)", "",
+              f"- Greedy accuracy, IB-TPO minus GRPO: {ib_grpo['accuracy'].text(100, ' points')}",
+              f"- Pass@1, IB-TPO minus GRPO: {ib_grpo['pass@1'].text(100, ' points')}",
+              f"- Greedy accuracy, IB-TPO minus random tree: "
+              f"{ib_rand['accuracy'].text(100, ' points')}",
+              f"- Pass@1, IB-TPO minus random tree: {ib_rand['pass@1'].text(100, ' points')}",
+              "", "## Verdict", "",
+              verdict("Held-out greedy accuracy above GRPO at equal generated tokens",
+                      ib_grpo["accuracy"]),
+              verdict("Held-out pass@1 above GRPO at equal generated tokens", ib_grpo["pass@1"]),
+              verdict("The IB choice of nodes above a random tree at equal tokens (greedy "
+                      "accuracy)", ib_rand["accuracy"]), ""]
     covs = [(r["eta_cov_first"], r["eta_cov_last"]) for r in rows if r["method"] == "IB-TPO"]
     lines += ["", "IB-TPO Cov(eta1, eta2) on the trees, first -> last step per seed: "
               + ", ".join(f"{f:+.4f} -> {la:+.4f}" for f, la in covs) + ".", ""]
@@ -191,7 +207,7 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--budget", type=int, default=20_000,
                         help="generated tokens per run")
     parser.add_argument("--model", default="tiny", choices=sorted(BUNDLED_MODELS),
@@ -213,6 +229,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    check_report(args.report, args.seeds, RESULTS_DIR / Path(args.report).name)
     bundled = BUNDLED_MODELS[args.model]
     tree = {"delimiter": args.delimiter.encode().decode("unicode_escape"),
             "step_probability": args.step_probability}
@@ -220,7 +237,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(train, method, seed, args.budget, bundled, tree, overrides,
                                not args.constant_lr)
-                   for seed in args.seeds for method in ("GRPO", "IB-TPO")]
+                   for seed in args.seeds for method in METHODS]
         rows = [f.result() for f in futures]
     command = ("python -m benchmarks.ibtpo_training " + shlex.join(sys.argv[1:])).strip()
     lines = report(rows, command, args.budget, args.model, tree, overrides,

@@ -75,8 +75,9 @@ def arithmetic(n: int) -> list[Problem]:
     return [env.reset(options={"index": i})[1]["problem"] for i in range(n)]
 
 
-def kill_when_started(marks: Path, pid: int, timeout_s: float = 20.0) -> None:
-    """SIGKILL `pid` once it has started verifying (its mark exists)."""
+def kill_when_started(marks: Path, pid: int, timeout_s: float = 120.0) -> None:
+    """SIGKILL `pid` once it has started verifying (its mark exists); the wait is long because
+    a loaded 2-core machine can take tens of seconds to get a new actor going."""
     deadline = time.monotonic() + timeout_s
     while not (marks / str(pid)).exists():
         assert time.monotonic() < deadline, "the worker never started verifying"
