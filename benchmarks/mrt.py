@@ -2,7 +2,7 @@
 MRT): GRPO vs MRT vs GRPO with a length penalty, on the bundled tiny model's addition task after a
 short warm-start that teaches it to retry.
 
-    python -m benchmarks.mrt                    # 3 seeds; writes benchmarks/results/mrt.md
+    python -m benchmarks.mrt --jobs 2           # 5 seeds; writes benchmarks/results/mrt.md
     python -m benchmarks.mrt --quick            # a smoke run of every code path (minutes)
 
 1. Warm-start (seed 0, shared by every run). The bundled model never saw a retry. It samples
@@ -19,6 +19,9 @@ short warm-start that teaches it to retry.
    Reported: accuracy of responses that answered correctly within C tokens, normalized regret
    at C0 and cumulative regret (`rlvr_gym.agents.mrt.summarize_regret`), mean tokens, and the
    tokens a method needs to reach GRPO's accuracy at the full budget.
+4. Lever check, on the warm-start's held-out traces before any RL: MRT pays a response for
+   episodes that raise J, so it can only act if a later episode can catch an earlier mistake.
+   Over the responses that re-check, J after the first episode is paired with J at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import copy
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -36,7 +41,15 @@ import numpy as np
 import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
-from benchmarks.common import RESULTS_DIR, provenance
+from benchmarks.common import (
+    RESULTS_DIR,
+    Paired,
+    check_report,
+    paired,
+    provenance,
+    seeds_line,
+    verdict,
+)
 from rlvr_gym.agents import (
     DEFAULT_ENV_ID,
     DEFAULT_ENV_KWARGS,
@@ -196,35 +209,52 @@ def tokens_to_reach(traces: list[RegretTrace], target: float, budget: int) -> in
     return None
 
 
+def train_one(method: str, warm: Policy, seed: int, s: Settings) -> dict[str, Any]:
+    """RL from the warm-start with one method and seed, then the held-out measurement."""
+    torch.set_num_threads(1)
+    start, cpu = time.perf_counter(), time.process_time()
+    agent = make_agent(method, warm, seed, s)
+    agent.learn(s.rl_steps, progress_bar=False)
+    seconds = time.perf_counter() - start
+    r = {**measure(agent.policy, s, seed), "train_s": seconds}
+    r["cpu_s"] = time.process_time() - cpu
+    print(f"{method} seed {seed}: acc@{s.budget} {r[f'acc@{s.budget}']:.3f} tokens "
+          f"{r['tokens']:.1f} regret {r['normalized_regret']:.3f} ({seconds:.0f} s, "
+          f"{r['cpu_s']:.0f} CPU s)", flush=True)
+    return r
+
+
+def lever_check(traces: list[RegretTrace]) -> tuple[int, Paired | None]:
+    """Responses with more than one episode, and J at their end paired with J after their
+    first episode (None when fewer than 2 re-check)."""
+    rechecks = [t for t in traces if len(t.j_values) > 1]
+    if len(rechecks) < 2:
+        return len(rechecks), None
+    return len(rechecks), paired([t.j_values[-1] for t in rechecks],
+                                 [t.j_values[0] for t in rechecks])
+
+
 def run(methods: tuple[str, ...], seeds: list[int], s: Settings, command: str,
-        write: bool) -> None:
-    """Warm-start, train and measure every method and seed; the report is rewritten after
-    each method, so an interrupted run keeps what it finished."""
+        report_path: str | None, jobs: int) -> None:
+    """Warm-start, then train and measure every method and seed, `jobs` runs at a time."""
     log: list[str] = []
     base = Policy.from_pretrained(TINY_MODEL_DIR, "cpu")
     results: dict[str, dict[int, dict[str, Any]]] = {"bundled model": {0: measure(base, s, 0)}}
     warm = warm_start(s, log)
     results["warm-start"] = {0: measure(warm, s, 0)}
     print(log[-1], flush=True)
-    for method in methods:
-        results[method] = {}
-        for seed in seeds:
-            start = time.perf_counter()
-            agent = make_agent(method, warm, seed, s)
-            agent.learn(s.rl_steps, progress_bar=False)
-            seconds = time.perf_counter() - start
-            results[method][seed] = {**measure(agent.policy, s, seed), "train_s": seconds}
-            r = results[method][seed]
-            print(f"{method} seed {seed}: acc@{s.budget} {r[f'acc@{s.budget}']:.3f} tokens "
-                  f"{r['tokens']:.1f} regret {r['normalized_regret']:.3f} ({seconds:.0f} s)",
-                  flush=True)
-        text = report(log, results, s, command)
-        if write:
-            (RESULTS_DIR / "mrt.md").write_text(text)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {(m, seed): pool.submit(train_one, m, warm, seed, s)
+                   for m in methods for seed in seeds}
+        for (m, seed), future in futures.items():
+            results.setdefault(m, {})[seed] = future.result()
+    text = report(log, results, s, command, seeds)
+    if report_path is not None:
+        Path(report_path).write_text(text)
     print(text)
 
 
-def report(log: list[str], results: dict, s: Settings, command: str) -> str:
+def report(log: list[str], results: dict, s: Settings, command: str, seeds: list[int]) -> str:
     budgets = s.eval_budgets
     target = float(np.mean([r[f"acc@{s.budget}"] for r in results["grpo"].values()])) \
         if "grpo" in results else None
@@ -258,7 +288,7 @@ def report(log: list[str], results: dict, s: Settings, command: str) -> str:
             lines.append(row(f"**{name}**", "mean", mean, reach_text))
             means[name] = {**mean, "reach": float(np.mean(hit)) if hit else float("nan")}
     text = ["# MRT miniature: GRPO vs MRT vs GRPO + length penalty", "",
-            *provenance(command), "",
+            *provenance(command), seeds_line(seeds), "",
             "Task: 2-3 digit addition (`rlvr/Arithmetic-v0`, the bundled model's task), verified "
             "on `\\boxed{}` only. Model: the bundled 0.84M-parameter character GPT-2, "
             "warm-started to retry (see `benchmarks/mrt.py`).", "",
@@ -280,25 +310,69 @@ def report(log: list[str], results: dict, s: Settings, command: str) -> str:
         grpo_tokens = means["grpo"]["tokens"]
         text += ["Token use relative to GRPO (mean response tokens, GRPO / method): " + ", ".join(
             f"{m} {grpo_tokens / v['tokens']:.2f}x" for m, v in means.items()) + ".", ""]
-    return "\n".join(text)
+    return "\n".join(text + lever_lines(results["warm-start"][0]["traces"])
+                     + comparison_lines(results, s, seeds))
+
+
+def lever_lines(traces: list[RegretTrace]) -> list[str]:
+    n, diff = lever_check(traces)
+    caught = sum(len(t.j_values) > 1 and t.j_values[0] < 0.5 <= t.j_values[-1] for t in traces)
+    lost = sum(len(t.j_values) > 1 and t.j_values[-1] < 0.5 <= t.j_values[0] for t in traces)
+    return ["## Lever check: does a re-check catch a mistake? (warm-start, before RL)", "",
+            f"{n} of {len(traces)} held-out responses re-check. "
+            + (f"J at the end minus J after the first episode: {diff.text()}. "
+               if diff is not None else "")
+            + f"Re-checks that turned J from below 0.5 to at least 0.5: {caught}; the reverse: "
+            f"{lost}. MRT's bonus can only reward an episode that raises J.", ""]
+
+
+def comparison_lines(results: dict, s: Settings, seeds: list[int]) -> list[str]:
+    """Paired differences against GRPO (same seeds) and one verdict line per effect."""
+    arms = [m for m in ("mrt-progress", "mrt-termination") if m in results]
+    if "grpo" not in results or not arms:
+        return ["(The paired comparisons need grpo and an MRT variant.)"]
+
+    def per_seed(method: str, key: str) -> list[float]:
+        return [results[method][seed][key] for seed in seeds]
+
+    lines = ["## Paired comparisons with GRPO (same seeds)", ""]
+    verdicts = ["## Verdict", ""]
+    acc = f"acc@{s.budget}"
+    for m in arms:
+        tokens = paired(per_seed(m, "tokens"), per_seed("grpo", "tokens"))
+        accuracy = paired(per_seed(m, acc), per_seed("grpo", acc))
+        regret = paired(per_seed(m, "normalized_regret"), per_seed("grpo", "normalized_regret"))
+        lines += [f"- {m} minus GRPO, mean response tokens: {tokens.text()}",
+                  f"- {m} minus GRPO, {acc}: {accuracy.text(100, ' points')}",
+                  f"- {m} minus GRPO, normalized regret@{s.budget}: {regret.text()}"]
+        verdicts += [verdict(f"{m}: fewer tokens than GRPO", tokens, higher_is_paper=False),
+                     verdict(f"{m}: lower normalized regret than GRPO", regret,
+                             higher_is_paper=False),
+                     verdict(f"{m}: accuracy above GRPO's", accuracy)]
+    return lines + [""] + verdicts + [""]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS[:3]), choices=METHODS,
-                        help="methods to compare (default: all but mrt-termination, to fit "
-                        "the CPU budget)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="methods to compare")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs (method x seed) in parallel processes, one torch thread each")
+    parser.add_argument("--report", default=str(RESULTS_DIR / "mrt.md"))
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings to check the code paths; writes no report")
     args = parser.parse_args(argv)
+    if not args.quick:
+        check_report(args.report, args.seeds, RESULTS_DIR / "mrt.md")
     torch.set_num_threads(1)
     s = Settings()
     if args.quick:
         s = Settings(warm_problems=100, warm_steps=5, rl_steps=1, prompts_per_step=2,
                      eval_problems=10)
     command = "python -m benchmarks.mrt " + shlex.join(sys.argv[1:] if argv is None else argv)
-    run(tuple(args.methods), args.seeds, s, command.strip(), write=not args.quick)
+    run(tuple(args.methods), args.seeds, s, command.strip(),
+        None if args.quick else args.report, args.jobs)
 
 
 if __name__ == "__main__":
