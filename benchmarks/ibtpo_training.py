@@ -180,7 +180,7 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
     ib_grpo = {k: paired(after("IB-TPO", k), after("GRPO", k)) for k in ("accuracy", "pass@1")}
     ib_rand = {k: paired(after("IB-TPO", k), after("random tree", k))
                for k in ("accuracy", "pass@1")}
-    lines += ["", "## Paired comparisons (same seeds; held-out, after training)", "",
+    judged = ["## Paired comparisons (same seeds; held-out, after training)", "",
               f"- Greedy accuracy, IB-TPO minus GRPO: {ib_grpo['accuracy'].text(100, ' points')}",
               f"- Pass@1, IB-TPO minus GRPO: {ib_grpo['pass@1'].text(100, ' points')}",
               f"- Greedy accuracy, IB-TPO minus random tree: "
@@ -191,7 +191,7 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
                       ib_grpo["accuracy"]),
               verdict("Held-out pass@1 above GRPO at equal generated tokens", ib_grpo["pass@1"]),
               verdict("The IB choice of nodes above a random tree at equal tokens (greedy "
-                      "accuracy)", ib_rand["accuracy"]), ""]
+                      "accuracy)", ib_rand["accuracy"])]
     covs = [(r["eta_cov_first"], r["eta_cov_last"]) for r in rows if r["method"] == "IB-TPO"]
     lines += ["", "IB-TPO Cov(eta1, eta2) on the trees, first -> last step per seed: "
               + ", ".join(f"{f:+.4f} -> {la:+.4f}" for f, la in covs) + ".", ""]
@@ -202,7 +202,7 @@ def report(rows: list[dict[str, Any]], command: str, budget: int, model: str,
             f"{step} / {tokens / 1000:.0f}k: {acc:.3f}" for step, tokens, acc in r["curve"])
             for r in rows]
         lines.append("")
-    return lines
+    return lines + judged  # the verdicts end the report
 
 
 def main() -> None:

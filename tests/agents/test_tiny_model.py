@@ -126,3 +126,39 @@ def test_pretraining_is_deterministic(tmp_path):
     assert all(torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
     for other in ("other", "chain"):
         assert not all(torch.equal(weights["a"][k], weights[other][k]) for k in weights["a"])
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_MODELS))
+def test_bundled_model_runs_the_fused_gelu_with_the_outputs_of_the_unfused_one(name):
+    """The shipped weights were trained with "gelu_new"; the config runs the same tanh GELU
+    fused. Greedy answers to held-out problems are the same under both."""
+    from transformers.activations import ACT2FN
+
+    from rlvr_gym.agents.policy import Policy, SamplingConfig
+    from rlvr_gym.agents.tiny import SERVED_ACTIVATION
+
+    bundled = BUNDLED_MODELS[name]
+    config = json.loads((bundled.directory / "config.json").read_text())
+    assert config["activation_function"] == SERVED_ACTIVATION == "gelu_pytorch_tanh"
+    env = gym.make(bundled.env_id, seed=1, **bundled.env_kwargs)
+    prompts = [env.reset(options={"index": i})[0] for i in range(24)]
+    greedy = SamplingConfig(0.0, 1.0, bundled.max_new_tokens)
+    texts = {}
+    for activation in ("gelu_new", SERVED_ACTIVATION):
+        policy = Policy.from_pretrained(bundled.directory, "cpu")
+        policy.model.config.activation_function = activation
+        for block in policy.model.transformer.h:  # the swap takes effect: "relu" changes 19/24
+            block.mlp.act = ACT2FN[activation]
+        texts[activation] = [g.text for g in policy.generate(prompts, greedy)]
+    assert texts["gelu_new"] == texts[SERVED_ACTIVATION]
+    assert sum("\\boxed{" in t for t in texts["gelu_new"]) >= 20  # real answers, not noise
+
+
+def test_pretraining_saves_the_served_activation_whatever_it_trained_with(tmp_path):
+    config = PretrainConfig(steps=1, batch_size=2, n_layer=1, n_embd=16, n_head=2,
+                            eval_every=0, warmup_steps=1)
+    for activation in ("gelu_new", "gelu_pytorch_tanh"):
+        pretrain(replace(config, activation=activation), tmp_path / activation,
+                 progress_bar=False)
+        saved = json.loads((tmp_path / activation / "config.json").read_text())
+        assert saved["activation_function"] == "gelu_pytorch_tanh"

@@ -75,21 +75,37 @@ def arithmetic(n: int) -> list[Problem]:
     return [env.reset(options={"index": i})[1]["problem"] for i in range(n)]
 
 
-def kill_when_started(marks: Path, pid: int, timeout_s: float = 120.0) -> None:
-    """SIGKILL `pid` once it has started verifying (its mark exists); the wait is long because
-    a loaded 2-core machine can take tens of seconds to get a new actor going."""
+def kill_when_started(marks: Path, work: threading.Thread, errors: list,
+                      timeout_s: float = 120.0) -> int:
+    """SIGKILL the first worker that starts verifying (its pid's mark appears) and return its
+    pid. Whichever worker it is: on a loaded machine Ray may replace an actor before it gets
+    work, so a pid read beforehand can be gone. The wait is long for the same reason; it fails
+    at once, with the error, when the `work` thread ended without any worker starting."""
     deadline = time.monotonic() + timeout_s
-    while not (marks / str(pid)).exists():
-        assert time.monotonic() < deadline, "the worker never started verifying"
+    while not (started := [p for p in marks.iterdir() if p.name.isdigit()]):
+        assert not errors, f"the work failed before a worker started: {errors[0]!r}"
+        assert work.is_alive(), "the work ended without a worker verifying anything"
+        assert time.monotonic() < deadline, "no worker started verifying"
         time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
+    victim = int(started[0].name)
+    os.kill(victim, signal.SIGKILL)
+    return victim
 
 
 def in_background(fn):
+    """Run `fn` in a thread: (thread, [its result] once done, [its exception] if it raised)."""
     out: list = []
-    thread = threading.Thread(target=lambda: out.append(fn()))
+    errors: list = []
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # reported by kill_when_started or the test's asserts
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
     thread.start()
-    return thread, out
+    return thread, out, errors
 
 
 # -- RayVerifierPool -----------------------------------------------------------------------
@@ -141,9 +157,8 @@ def test_a_worker_killed_mid_batch_is_restarted_and_its_chunk_retried(cluster, t
     responses = [p.answer for p in problems[:4]] + ["1234567", "x"]
     with RayVerifierPool(SlowJudge(str(tmp_path), 0.3), 2, num_cpus=HALF,
                          max_retries=2) as pool:
-        victim = pool.workers()[0]["pid"]
-        thread, out = in_background(lambda: pool.verify_batch(responses, problems))
-        kill_when_started(tmp_path, victim)
+        thread, out, errors = in_background(lambda: pool.verify_batch(responses, problems))
+        victim = kill_when_started(tmp_path, thread, errors)
         thread.join(60)
         assert victim not in {w["pid"] for w in pool.workers()}  # Ray restarted it
     expected = [SlowJudge(str(tmp_path), 0).verify(r, p)
@@ -300,9 +315,8 @@ def test_a_sub_env_killed_during_score_batch_is_retried(cluster, tmp_path):
     actions = [problems[0].answer, "1", problems[2].answer, problems[3].answer]
     remote = RayVectorEnv([lambda: slow_arithmetic(marks, 0.4)] * 2, num_cpus=HALF)
     try:
-        victim = remote.workers()[1]["pid"]
-        thread, out = in_background(lambda: remote.score_batch(ids, actions))
-        kill_when_started(tmp_path, victim)
+        thread, out, errors = in_background(lambda: remote.score_batch(ids, actions))
+        kill_when_started(tmp_path, thread, errors)
         thread.join(60)
         want = score(slow_arithmetic(marks, 0), ids, actions)
         assert out == [want]

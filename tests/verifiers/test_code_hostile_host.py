@@ -27,15 +27,26 @@ DOUBLE = Problem("host/double", "double x", "", kind="code", tests={
 CORRECT = "def f(x):\n    return 2 * x\n"
 
 
-@pytest.fixture(scope="module", params=["bubblewrap", "plain"])
-def verifier(request):
-    if request.param == "bubblewrap" and find_tools()["bwrap"] is None:
+def _verifier(mode: str, test_timeout_s: float, cpu_time_s: int) -> CodeVerifier:
+    if mode == "bubblewrap" and find_tools()["bwrap"] is None:
         pytest.skip("bubblewrap is not installed (apt-get install bubblewrap) or "
                     "$RLVR_SANDBOX_NO_BWRAP hides it")
-    sandbox = SandboxConfig(bubblewrap="always" if request.param == "bubblewrap" else "never",
-                            cpu_time_s=2, memory_mb=256, max_processes=16)
-    with CodeVerifier(CodeVerifierConfig(test_timeout_s=0.5, load_timeout_s=1.0, workers=2,
-                                         sandbox=sandbox)) as v:
+    sandbox = SandboxConfig(bubblewrap="always" if mode == "bubblewrap" else "never",
+                            cpu_time_s=cpu_time_s, memory_mb=256, max_processes=16)
+    return CodeVerifier(CodeVerifierConfig(test_timeout_s=test_timeout_s, load_timeout_s=1.0,
+                                           workers=2, sandbox=sandbox))
+
+
+@pytest.fixture(scope="module", params=["bubblewrap", "plain"])
+def verifier(request):
+    with _verifier(request.param, test_timeout_s=0.5, cpu_time_s=2) as v:
+        yield v
+
+
+@pytest.fixture(scope="module", params=["bubblewrap", "plain"])
+def patient_verifier(request):
+    """For programs that need a few seconds to build their output on a loaded machine."""
+    with _verifier(request.param, test_timeout_s=10.0, cpu_time_s=20) as v:
         yield v
 
 
@@ -116,10 +127,10 @@ def test_an_int_too_long_for_repr_is_incorrect_and_described(verifier):
     assert "f(1): returned <int of 16610 bits>, expected 2" in verdict.reason
 
 
-def test_a_hash_collision_set_is_refused_not_hashed_for_minutes(verifier):
+def test_a_hash_collision_set_is_refused_not_hashed_for_minutes(patient_verifier):
     problem = Problem("host/set", "", "", kind="code", tests={
         "format": "call", "fn": "f", "cases": [{"args": [0], "expected": {1, 2}}]})
-    verdict = verifier.verify(COLLIDING_SET, problem)
+    verdict = patient_verifier.verify(COLLIDING_SET, problem)
     _penalised(verdict)
     assert "malformed value" in verdict.reason
 
