@@ -43,7 +43,7 @@ def provenance(command: str, packages: tuple[str, ...] = ()) -> list[str]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
     return [f"Command: `{command}`  ", f"Machine: {machine(packages)}  ",
-            f"Commit: {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+            f"Commit: {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  "]
 
 
 MIN_SEEDS_FOR_A_CLAIM = 5
