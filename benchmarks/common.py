@@ -67,16 +67,17 @@ class Paired:
     p: float
     """Two-sided p-value of the paired t-test (nan below 2 seeds or with all diffs equal)."""
 
-    def text(self, scale: float = 1.0, unit: str = "") -> str:
+    def text(self, scale: float = 1.0, unit: str = "", pairs: str = "seeds") -> str:
         """'+3.2 (SE 1.1, 95% CI -0.4..+6.8, paired t-test p = 0.041, 5 seeds)'; `scale`
-        multiplies every figure (100 turns accuracies into points)."""
+        multiplies every figure (100 turns accuracies into points); `pairs` names what was
+        paired."""
         digits = 2 if scale == 1 else 1
 
         def f(v: float, signed: bool = True) -> str:
             return "n/a" if math.isnan(v) else f"{v * scale:{'+' if signed else ''}.{digits}f}"
         p = "n/a" if math.isnan(self.p) else f"{self.p:.3f}"
         return (f"{f(self.mean)}{unit} (SE {f(self.se, False)}, 95% CI {f(self.low)}.."
-                f"{f(self.high)}, paired t-test p = {p}, {len(self.diffs)} seeds)")
+                f"{f(self.high)}, paired t-test p = {p}, {len(self.diffs)} {pairs})")
 
 
 def paired(method: list[float], baseline: list[float]) -> Paired:

@@ -320,7 +320,7 @@ def lever_lines(traces: list[RegretTrace]) -> list[str]:
     lost = sum(len(t.j_values) > 1 and t.j_values[-1] < 0.5 <= t.j_values[0] for t in traces)
     return ["## Lever check: does a re-check catch a mistake? (warm-start, before RL)", "",
             f"{n} of {len(traces)} held-out responses re-check. "
-            + (f"J at the end minus J after the first episode: {diff.text()}. "
+            + (f"J at the end minus J after the first episode: {diff.text(pairs='responses')}. "
                if diff is not None else "")
             + f"Re-checks that turned J from below 0.5 to at least 0.5: {caught}; the reverse: "
             f"{lost}. MRT's bonus can only reward an episode that raises J.", ""]
