@@ -97,20 +97,42 @@ def paired(method: list[float], baseline: list[float]) -> Paired:
     return Paired(tuple(d.tolist()), mean, se, mean - half, mean + half, p)
 
 
+def _too_few(diff: Paired) -> str | None:
+    n = len(diff.diffs)
+    return (f"too few seeds to judge ({n} < {MIN_SEEDS_FOR_A_CLAIM})"
+            if n < MIN_SEEDS_FOR_A_CLAIM else None)
+
+
+def _line(effect: str, word: str, cause: str) -> str:
+    return f"- {effect}: {word}" + (f"; {cause}" if cause else "") + "."
+
+
 def verdict(effect: str, diff: Paired, higher_is_paper: bool = True, cause: str = "") -> str:
     """One line: the effect, then reproduced / same direction, not separated / not reproduced
     (or too few seeds to say), judged by the 95% interval against the paper's direction."""
-    n = len(diff.diffs)
     toward = diff.mean if higher_is_paper else -diff.mean
-    if n < MIN_SEEDS_FOR_A_CLAIM:
-        word = f"too few seeds to judge ({n} < {MIN_SEEDS_FOR_A_CLAIM})"
-    elif (diff.low > 0) if higher_is_paper else (diff.high < 0):
-        word = "**reproduced**"
-    elif toward > 0:
-        word = "**same direction, not separated**"
-    else:
-        word = "**not reproduced**"
-    return f"- {effect}: {word}" + (f"; {cause}" if cause else "") + "."
+    if (word := _too_few(diff)) is None:
+        if (diff.low > 0) if higher_is_paper else (diff.high < 0):
+            word = "**reproduced**"
+        elif toward > 0:
+            word = "**same direction, not separated**"
+        else:
+            word = "**not reproduced**"
+    return _line(effect, word, cause)
+
+
+def level_verdict(effect: str, diff: Paired, tolerance: float, cause: str = "") -> str:
+    """The verdict line of an effect that is a level, not a difference: `diff` is the
+    measure minus the paper's level, reproduced when its whole 95% interval lies within
+    +-`tolerance`; same direction, not separated when only its mean does."""
+    if (word := _too_few(diff)) is None:
+        if diff.low > -tolerance and diff.high < tolerance:
+            word = "**reproduced**"
+        elif abs(diff.mean) < tolerance:
+            word = "**same direction, not separated**"
+        else:
+            word = "**not reproduced**"
+    return _line(effect, word, cause)
 
 
 def seeds_line(seeds: list[int]) -> str:

@@ -33,9 +33,9 @@ import torch
 
 import rlvr_gym  # noqa: F401  (registers the env ids)
 from benchmarks.common import (
-    MIN_SEEDS_FOR_A_CLAIM,
     RESULTS_DIR,
     check_report,
+    level_verdict,
     paired,
     provenance,
     seeds_line,
@@ -43,7 +43,7 @@ from benchmarks.common import (
 )
 from rlvr_gym.agents.grpo import GRPO, GRPOConfig, PolicyGradient
 from rlvr_gym.agents.policy import Policy, SamplingConfig
-from rlvr_gym.agents.rollout import evaluate
+from rlvr_gym.agents.rollout import evaluate, score
 from rlvr_gym.agents.seele import SEELE, SEELEConfig, hinted_env
 from rlvr_gym.agents.tiny import CHAIN_ENV_ID, CHAIN_ENV_KWARGS, TINY_CHAIN_MODEL_DIR
 from rlvr_gym.wrappers.hints import hint_text, solution_units
@@ -98,19 +98,15 @@ def hinted_accuracy(policy: Policy, env: gym.Env, problems: int, ratio: float,
     """Accuracy on problems 0..problems-1 of `env` when the first `ratio` of the solution's
     lines is given as the start of the response (0: no hint): a point on the accuracy-vs-hint
     curve, measured without training; `samples` completions per problem at `temperature`."""
-    prompts, prefixes, indices = [], [], []
+    prompts, prefixes, ids = [], [], []
     for i in range(problems):
         obs, info = env.reset(options={"index": i})
         hint = hint_text(solution_units(info["solution"], "steps"), ratio)
         prompts += [obs] * samples
         prefixes += [hint] * samples
-        indices += [i] * samples
+        ids += [info["problem_id"]] * samples
     gens = policy.generate(prompts, SamplingConfig(temperature, 1.0, MAX_NEW_TOKENS), prefixes)
-    hits = []
-    for i, gen in zip(indices, gens, strict=True):
-        env.reset(options={"index": i})
-        hits.append(env.step(gen.response)[4]["verdict"].correct)
-    return float(np.mean(hits))
+    return float(np.mean([s.correct for s in score(env, ids, [g.response for g in gens])]))
 
 
 def first_step_hint_accuracy(policy: Policy, problems: int) -> float:
@@ -274,18 +270,9 @@ def comparison_lines(rows: list[dict[str, Any]], seeds: list[int], budget: Budge
     pass1 = paired(per_seed("seele", "pass@1"), per_seed("grpo", "pass@1"))
     gamma = paired(per_seed("seele", "accuracy"), per_seed("seele-gamma0", "accuracy"))
     eff = paired(late("seele", "eff_rate"), late("grpo", "eff_rate"))
-    # SEELE's rollout accuracy (all rounds) in the second half against the target: pinned
-    # when the whole 95% interval of its per-seed mean lies within +-TOLERANCE of it.
+    # SEELE's rollout accuracy (all rounds) in the second half against the target.
     target = SEELEConfig().target_accuracy
     pinned = paired(late("seele", "reward"), [target] * len(seeds))
-    if len(seeds) < MIN_SEEDS_FOR_A_CLAIM:
-        word = f"too few seeds to judge ({len(seeds)} < {MIN_SEEDS_FOR_A_CLAIM})"
-    elif pinned.low > -TOLERANCE and pinned.high < TOLERANCE:
-        word = "**reproduced**"
-    elif abs(pinned.mean) < TOLERANCE:
-        word = "**same direction, not separated**"
-    else:
-        word = "**not reproduced**"
     return [
         "## Paired comparisons (same seeds)", "",
         f"- Held-out greedy accuracy, SEELE minus GRPO: {acc.text(100, ' points')}",
@@ -300,8 +287,8 @@ def comparison_lines(rows: list[dict[str, Any]], seeds: list[int], budget: Budge
         verdict("Held-out accuracy (no hints) above GRPO", acc),
         verdict("The imitation term helps: gamma 1 above gamma 0", gamma),
         verdict("More informative groups (Eff-Rate) than GRPO", eff),
-        f"- Rollout accuracy pinned at the target (95% interval within +-{TOLERANCE} of "
-        f"{target}): {word}.",
+        level_verdict(f"Rollout accuracy pinned at the target (95% interval within "
+                      f"+-{TOLERANCE} of {target})", pinned, TOLERANCE),
     ]
 
 

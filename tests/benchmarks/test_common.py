@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from benchmarks.common import check_report, paired, seeds_line, verdict
+from benchmarks.common import check_report, level_verdict, paired, seeds_line, verdict
 
 
 def test_paired_gives_the_mean_difference_its_standard_error_interval_and_t_test() -> None:
@@ -56,3 +56,15 @@ def test_a_report_with_fewer_seeds_does_not_replace_the_recorded_one(tmp_path) -
     check_report(recorded, [0, 1, 2, 3, 4, 5], default=recorded)  # more seeds: allowed
     check_report(tmp_path / "elsewhere.md", [0], default=recorded)  # another file: allowed
     assert "Seeds: 0, 1, 2, 3, 4" in recorded.read_text()
+
+
+@pytest.mark.parametrize(("measured", "word"), [
+    ([0.51, 0.49, 0.50, 0.52, 0.50], "reproduced"),
+    ([0.62, 0.40, 0.55, 0.38, 0.60], "same direction, not separated"),
+    ([0.68, 0.66, 0.70, 0.69, 0.67], "not reproduced"),
+])
+def test_a_level_is_reproduced_when_its_interval_lies_within_the_tolerance(
+        measured: list[float], word: str) -> None:
+    line = level_verdict("pinned", paired(measured, [0.5] * 5), tolerance=0.05)
+    assert line == f"- pinned: **{word}**."
+    assert "too few seeds" in level_verdict("pinned", paired([0.5] * 4, [0.5] * 4), 0.05)
