@@ -1,8 +1,9 @@
 """The bundled tiny models: character-level GPT-2s (about 0.84M parameters) trained here by
 supervised learning on the project's own procedural tasks (`BUNDLED_MODELS`: `tiny` on 2-3
-digit addition, `tiny-chain` on 3-5 step sums for step-level methods such as IB-TPO), so that
-the agents run on a laptop CPU with no download. Both are deliberately under-trained, which
-leaves RL room to show; `rlvr-gym pretrain [--preset tiny-chain]` rebuilds them.
+digit addition, `tiny-chain` on 3-5 step sums for step-level methods such as IB-TPO,
+`tiny-countdown` on a search with re-checks for MRT), so that the agents run on a laptop CPU
+with no download. All are deliberately under-trained, which leaves RL room to show;
+`rlvr-gym pretrain [--preset NAME]` rebuilds them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ CHAIN_ENV_KWARGS: dict[str, Any] = {
 """The task of the chain model: "Compute 6 - 3 + 1 + 8." solved left to right, one operation
 per line ("6 - 3 = 3\n3 + 1 = 4\n4 + 8 = 12\n\\boxed{12}"). Train on dataset `seed=0`,
 evaluate held-out on `seed=1`; the longest solution is 66 tokens."""
+
+COUNTDOWN_MODEL_DIR = Path(str(resources.files("rlvr_gym") / "data" / "tiny-countdown-model"))
+"""Directory of the bundled model of the search task `COUNTDOWN_ENV_ID` / `COUNTDOWN_ENV_KWARGS`."""
+
+COUNTDOWN_ENV_ID = "rlvr/Countdown-v0"
+COUNTDOWN_ENV_KWARGS: dict[str, Any] = {
+    "min_numbers": 3, "max_numbers": 3, "max_number": 9, "operators": "+-",
+    "search_attempts": 3, "prompt": "{question}\n",
+}
+"""The task of the countdown model: "Using the numbers 8, 6, 5, each exactly once, and + -,
+make 19." Finding an expression takes a search (a random attempt reaches the target about a
+third of the time), checking one is two one-digit sums: the reference solutions show up to
+three attempts, each worked out and rejected (", not 19."), separated by "\n\nWait\n",
+then the one that reaches the target and its `\boxed{}` expression, so the model learns to
+try, check and try again. The longest reference is 154 tokens."""
 
 SERVED_ACTIVATION = "gelu_pytorch_tanh"
 """The activation a saved tiny model runs: the tanh-approximated GELU in one fused kernel.
@@ -106,8 +122,9 @@ class PretrainConfig:
     eval_max_new_tokens: int = 32
     """Token budget of the held-out greedy evaluation (room for the longest solution)."""
     activation: str = "gelu_new"
-    """GELU implementation while training ("gelu_new" made the bundled weights). Every saved
-    model runs `SERVED_ACTIVATION`, the same tanh-approximated function."""
+    """GELU implementation while training ("gelu_new" made the weights of `tiny` and
+    `tiny-chain`). Every saved model runs `SERVED_ACTIVATION`, the same tanh-approximated
+    function."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,10 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         TINY_CHAIN_MODEL_DIR, CHAIN_ENV_ID, CHAIN_ENV_KWARGS, 80,
         PretrainConfig(steps=800, env_id=CHAIN_ENV_ID, env_kwargs=CHAIN_ENV_KWARGS,
                        eval_max_new_tokens=80)),
+    "tiny-countdown": BundledModel(
+        COUNTDOWN_MODEL_DIR, COUNTDOWN_ENV_ID, COUNTDOWN_ENV_KWARGS, 160,
+        PretrainConfig(steps=800, env_id=COUNTDOWN_ENV_ID, env_kwargs=COUNTDOWN_ENV_KWARGS,
+                       eval_max_new_tokens=160, activation=SERVED_ACTIVATION)),
 }
 """The bundled models by name (`rlvr-gym pretrain --preset NAME` rebuilds one)."""
 
@@ -153,7 +174,8 @@ def _examples(rng: np.random.Generator, n: int, tokenizer: Any, env: Any) -> lis
 def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = True
              ) -> dict[str, Any]:
     """Train the tiny model from scratch on its solutions and save model + tokenizer to
-    `out_dir`; returns a summary with the held-out greedy accuracy history and wall time."""
+    `out_dir`; returns a summary with the held-out greedy accuracy history, wall and CPU
+    seconds."""
     import gymnasium as gym
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -178,7 +200,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps))
     train_env = gym.make(config.env_id, seed=0, **config.env_kwargs)
     eval_env = gym.make(config.env_id, seed=1, **config.env_kwargs)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     history = []
     bar = tqdm(range(1, config.steps + 1), desc="pretrain", disable=not progress_bar)
     for step in bar:
@@ -202,7 +224,8 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, progress_bar: bool = T
     _save(policy, out_dir)
     summary = {"config": asdict(config), "parameters": sum(
         p.numel() for p in policy.model.parameters()), "history": history,
-        "wall_seconds": time.perf_counter() - start, "torch": torch.__version__}
+        "wall_seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start, "torch": torch.__version__}
     (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -685,8 +685,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {exc}") from None
     summary = pretrain(config, args.output or bundled.directory,
                        progress_bar=not args.no_progress)
-    print(f"{summary['parameters']} parameters, {summary['wall_seconds']:.0f} s, final held-out "
-          f"greedy accuracy {summary['history'][-1]['accuracy'] if summary['history'] else 'n/a'}")
+    print(f"{summary['parameters']} parameters, {summary['wall_seconds']:.0f} s "
+          f"({summary['cpu_seconds']:.0f} CPU s), final held-out greedy accuracy "
+          f"{summary['history'][-1]['accuracy'] if summary['history'] else 'n/a'}")
     return 0
 
 

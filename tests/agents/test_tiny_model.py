@@ -14,6 +14,9 @@ from rlvr_gym.agents.tiny import (
     BUNDLED_MODELS,
     CHAIN_ENV_ID,
     CHAIN_ENV_KWARGS,
+    COUNTDOWN_ENV_ID,
+    COUNTDOWN_ENV_KWARGS,
+    COUNTDOWN_MODEL_DIR,
     DEFAULT_ENV_ID,
     DEFAULT_ENV_KWARGS,
     TINY_CHAIN_MODEL_DIR,
@@ -27,6 +30,9 @@ from rlvr_gym.agents.tiny import (
 SAMPLE_TEXT = {
     "tiny": "Compute 12 + 345.\n12 + 345 = 357\n\\boxed{357}",
     "tiny-chain": "Compute 6 - 3 + 1 + 8.\n6 - 3 = 3\n3 + 1 = 4\n4 + 8 = 12\n\\boxed{12}",
+    "tiny-countdown": "Using the numbers 8, 6, 5, each exactly once, and + -, make 19.\n"
+                      "8 - 6 = 2\n2 + 5 = 7, not 19.\n\nWait\n6 + 5 = 11\n11 + 8 = 19\n"
+                      "\\boxed{6 + 5 + 8}",
 }
 
 
@@ -62,7 +68,7 @@ def test_bundled_model_records_the_config_that_rebuilds_it(name):
     assert bundled.pretrain.env_id == bundled.env_id
     assert dict(bundled.pretrain.env_kwargs) == bundled.env_kwargs
     assert summary["config"]["steps"] == summary["history"][-1]["step"]
-    assert 0.2 <= summary["history"][-1]["accuracy"] <= 0.6  # moderate: room for RL
+    assert 0.2 <= summary["history"][-1]["accuracy"] <= 0.65  # moderate: room for RL
 
 
 def test_the_models_and_their_tasks():
@@ -70,13 +76,20 @@ def test_the_models_and_their_tasks():
     assert BUNDLED_MODELS["tiny"].pretrain == PretrainConfig()
     assert (BUNDLED_MODELS["tiny"].env_id, BUNDLED_MODELS["tiny"].env_kwargs) == (
         DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS)
-    chain = BUNDLED_MODELS["tiny-chain"]
+    chain, countdown = BUNDLED_MODELS["tiny-chain"], BUNDLED_MODELS["tiny-countdown"]
     assert chain.directory == TINY_CHAIN_MODEL_DIR
     assert (chain.env_id, chain.env_kwargs) == (CHAIN_ENV_ID, CHAIN_ENV_KWARGS)
-    # The generation budget holds the longest solution plus the end-of-text token.
-    env = gym.make(chain.env_id, seed=0, **chain.env_kwargs)
-    longest = max(len(env.unwrapped.source[i].solution) for i in range(500))
-    assert longest + 1 <= chain.max_new_tokens == chain.pretrain.eval_max_new_tokens
+    assert countdown.directory == COUNTDOWN_MODEL_DIR
+    assert (countdown.env_id, countdown.env_kwargs) == (COUNTDOWN_ENV_ID, COUNTDOWN_ENV_KWARGS)
+    for model in (chain, countdown):
+        # The generation budget holds the longest solution plus the end-of-text token, and
+        # the context holds the longest prompt as well.
+        env = gym.make(model.env_id, seed=0, **model.env_kwargs)
+        problems = [env.unwrapped.source[i] for i in range(2000)]
+        longest = max(len(p.solution) for p in problems)
+        assert longest + 1 <= model.max_new_tokens == model.pretrain.eval_max_new_tokens
+        prompt = max(len(env.unwrapped.prompt_format.render(p.question)) for p in problems)
+        assert prompt + model.max_new_tokens <= model.pretrain.n_positions
 
 
 def test_pretraining_examples_of_the_default_task_are_unchanged():
