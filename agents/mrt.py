@@ -9,7 +9,7 @@ budget forcing (`budget_forcing`) and the regret of a policy (`regret_traces`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -195,11 +195,11 @@ class MRT(PolicyGradient):
         no_answer = [self.meta_prover.no_answer_rate]
 
         G = c.group_size
-        gens = self.policy.generate([p for p in prompts for _ in range(G)], c.sampling(),
-                                    [x for x in prefixes for _ in range(G)])
         own_tokens = [len(self.policy.encode(own)) for own in own_prefixes]
-        gens = [_trim(self.policy, g, c.max_new_tokens - own_tokens[n // G])
-                for n, g in enumerate(gens)]
+        gens = generate_within(self.policy, [p for p in prompts for _ in range(G)],
+                               [x for x in prefixes for _ in range(G)],
+                               [c.max_new_tokens - n for n in own_tokens for _ in range(G)],
+                               c.sampling())
         scored = score(self.env, [info["problem_id"] for _, info in heads for _ in range(G)],
                        [own_prefixes[n // G] + g.text for n, g in enumerate(gens)],
                        [given[n // G] for n in range(len(gens))])
@@ -252,15 +252,22 @@ def progress_signal(outcomes: np.ndarray, j_prefix: np.ndarray, j_first: np.ndar
     return np.asarray(outcomes, dtype=float) + alpha * progress
 
 
-def _trim(policy: Policy, gen: Generation, room: int) -> Generation:
-    """`gen` with at most `room` (>= 1) generated tokens, the sampled ids kept exactly; cut
-    ones end with reason 'length'."""
-    room = max(room, 1)
-    if len(gen.completion_ids) <= room:
-        return gen
-    ids = gen.completion_ids[:room]
-    return Generation(gen.prompt, gen.prefix, policy.decode(ids), gen.prompt_ids, gen.prefix_ids,
-                      ids, "length")
+def generate_within(policy: Policy, prompts: Sequence[str], prefixes: Sequence[str],
+                    rooms: Sequence[int], sampling: SamplingConfig) -> list[Generation]:
+    """One completion per (prompt, prefix), in order, the i-th of at most `rooms[i]` new tokens
+    (at least 1; `sampling.max_new_tokens` is ignored). Completions with the same room share a
+    `generate` call, so that none runs past its prompt + prefix + room: a budget shared by a
+    prefix and its continuation stays inside the model's context."""
+    out: list[Generation] = []
+    at: dict[int, int] = {}
+    for room in sorted(set(rooms), reverse=True):
+        which = [i for i, r in enumerate(rooms) if r == room]
+        gens = policy.generate([prompts[i] for i in which],
+                               replace(sampling, max_new_tokens=max(room, 1)),
+                               [prefixes[i] for i in which])
+        at.update({i: len(out) + n for n, i in enumerate(which)})
+        out += gens
+    return [out[at[i]] for i in range(len(prompts))]
 
 
 @dataclass(frozen=True)
@@ -291,12 +298,10 @@ def budget_forcing(policy: Policy, prompts: Sequence[str], budget_tokens: int,
     extensions = [0] * len(prompts)
     active = list(range(len(prompts)))
     while active:
-        room = max(budget_tokens - tokens[i] for i in active)
-        step = SamplingConfig(sampling.temperature, sampling.top_p, room, sampling.stop)
-        gens = policy.generate([prompts[i] for i in active], step, [texts[i] for i in active])
+        gens = generate_within(policy, [prompts[i] for i in active], [texts[i] for i in active],
+                               [budget_tokens - tokens[i] for i in active], sampling)
         still = []
         for i, g in zip(active, gens, strict=True):
-            g = _trim(policy, g, budget_tokens - tokens[i])
             texts[i] += g.text
             tokens[i] += len(g.completion_ids)
             stopped_early = g.finish_reason == "stop" and last_boxed(texts[i]) is None

@@ -15,6 +15,7 @@ from rlvr_gym.agents.mrt import (
     MetaProver,
     MRTConfig,
     budget_forcing,
+    generate_within,
     progress_signal,
     regret_traces,
     summarize_regret,
@@ -157,6 +158,24 @@ def test_termination_variant_refuses_group_centring():
     assert MRTConfig(variant="progress", advantage="group").advantage == "group"
     help_ = MRTConfig.field_help()
     assert "alpha" in help_ and "lr" in help_  # MRT's own fields and GRPO's
+
+
+def test_generate_within_gives_each_completion_its_own_room_in_order():
+    """A prefix and its continuation share a budget: the continuation of a long prefix gets
+    less room, and no call asks for more than its prompts have left."""
+    calls = []
+
+    class Recording(ScriptedPolicy):
+        def generate(self, prompts, sampling, prefixes=None):
+            calls.append((list(prefixes), sampling.max_new_tokens))
+            return super().generate(prompts, sampling, prefixes)
+
+    policy = Recording(lambda prompt, prefix: (f"{prompt}" * 50, "length"))
+    gens = generate_within(policy, ["a", "b", "c", "d"], ["", "long", "", "x"], [7, 3, 7, 0],
+                           SamplingConfig(1.0, 1.0, 99))
+    assert [g.text for g in gens] == ["a" * 7, "b" * 3, "c" * 7, "d"]  # in order, cut to room
+    assert [g.prefix for g in gens] == ["", "long", "", "x"]
+    assert calls == [(["", ""], 7), (["long"], 3), (["x"], 1)]  # one call per room, >= 1
 
 
 def test_budget_forcing_appends_the_marker_up_to_n_times():
