@@ -3,9 +3,8 @@ a miniature of the paper's main comparison (arXiv 2605.28109: +2.9 points on Qwe
 on Qwen3-8B).
 
     nice -n 10 .venv/bin/python -m benchmarks.ibtpo_training [--seeds 0 1 2] [--budget 20000]
-    .venv/bin/python -m benchmarks.ibtpo_training --model tiny-chain --budget 1000000 \
-        --step-probability product --set eval_every=25 --jobs 6 \
-        --report benchmarks/results/ibtpo_training_chain.md
+    python -m benchmarks.ibtpo_training --model tiny-chain --budget 1000000 \
+        --step-probability product --jobs 2 --report benchmarks/results/ibtpo_training_chain.md
 
 Both agents start from a bundled model (`--model`: `tiny`, 2-3 digit addition, the default;
 or `tiny-chain`, sums of 4-6 one-digit terms with multi-step solutions) on its own task (train

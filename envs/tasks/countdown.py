@@ -77,7 +77,7 @@ class CountdownSource(ProceduralSource):
                 expression: str, steps: list[str]) -> tuple[str, str, list[str]]:
         """A search (`search_attempts`): the text of its misses, and the expression and steps
         of its hit (the construction's after `search_attempts` misses)."""
-        misses = []
+        misses: list[str] = []
         for _ in range(self.config.search_attempts):
             attempt = self._build(rng, numbers)
             if attempt is None:
