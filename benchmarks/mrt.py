@@ -199,7 +199,8 @@ def report(results: dict, s: Settings, command: str, seeds: list[int]) -> str:
         if "grpo" in results else None
     head = (["method", "seed"] + [f"acc@{c}" for c in budgets]
             + [f"norm. regret@{c}" for c in (budgets[0], s.budget)]
-            + ["cum. regret", "tokens", "episodes", "rechecks", "tokens to GRPO acc", "train s"])
+            + ["cum. regret", "tokens", "episodes", "rechecks", "tokens to GRPO acc", "train s",
+               "CPU s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def row(name: str, seed: str, r: dict[str, Any], reach: str) -> str:
@@ -207,7 +208,8 @@ def report(results: dict, s: Settings, command: str, seeds: list[int]) -> str:
             f"{r[f'regret@{c}']:.3f}" for c in (budgets[0], s.budget)] + [
             f"{r['cumulative_regret']:.3f}", f"{r['tokens']:.1f}", f"{r['episodes']:.2f}",
             f"{r['recheck_rate']:.2f}", reach,
-            f"{r['train_s']:.0f}" if "train_s" in r else "-"]
+            f"{r['train_s']:.0f}" if "train_s" in r else "-",
+            f"{r['cpu_s']:.0f}" if "cpu_s" in r else "-"]
         return "| " + " | ".join(cells) + " |"
 
     means: dict[str, dict[str, float]] = {}
