@@ -788,9 +788,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("pretrain", help="rebuild a bundled tiny model (supervised), or train "
                          "one on another task")
     pre.add_argument("--preset", default="tiny",
-                     help="bundled model to rebuild: tiny (the default task) or tiny-chain "
-                     "(4-6 term sums, multi-step solutions); --set, --env and --env-arg "
-                     "change its config")
+                     help="bundled model to rebuild: tiny (the default task), tiny-chain "
+                     "(4-6 term sums, multi-step solutions) or tiny-countdown (Countdown "
+                     "searches with re-checks); --set, --env and --env-arg change its config")
     pre.add_argument("--env", default=None, help="env id of another task (needs --output)")
     pre.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                      help="task option over the preset's, e.g. --env-arg max_operands=4 "
