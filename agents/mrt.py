@@ -258,16 +258,13 @@ def generate_within(policy: Policy, prompts: Sequence[str], prefixes: Sequence[s
     (at least 1; `sampling.max_new_tokens` is ignored). Completions with the same room share a
     `generate` call, so that none runs past its prompt + prefix + room: a budget shared by a
     prefix and its continuation stays inside the model's context."""
-    out: list[Generation] = []
-    at: dict[int, int] = {}
+    out: dict[int, Generation] = {}
     for room in sorted(set(rooms), reverse=True):
         which = [i for i, r in enumerate(rooms) if r == room]
-        gens = policy.generate([prompts[i] for i in which],
-                               replace(sampling, max_new_tokens=max(room, 1)),
-                               [prefixes[i] for i in which])
-        at.update({i: len(out) + n for n, i in enumerate(which)})
-        out += gens
-    return [out[at[i]] for i in range(len(prompts))]
+        out.update(zip(which, policy.generate([prompts[i] for i in which],
+                                              replace(sampling, max_new_tokens=max(room, 1)),
+                                              [prefixes[i] for i in which]), strict=True))
+    return [out[i] for i in range(len(prompts))]
 
 
 @dataclass(frozen=True)

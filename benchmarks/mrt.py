@@ -79,9 +79,9 @@ class Settings:
     """Problems per RL step."""
     group_size: int = 8
     """Samples per problem (GRPO) or continuations per stale prefix (MRT)."""
-    budget: int = 160
-    """Training token budget (max_new_tokens; MRT: prefix + continuation): room for the
-    longest reference search (154 tokens), four attempts."""
+    budget: int = MODEL.max_new_tokens
+    """Training token budget (max_new_tokens; MRT: prefix + continuation): the model's
+    generation budget, 160, room for the longest reference search (154 tokens)."""
     lr: float = 5e-5
     """RL learning rate (constant): GRPO's best of {5e-5, 1e-4, 2e-4} over 20 steps on seed 0
     (held-out acc@160 0.59 / 0.53 / 0.32, from 0.54 before RL)."""

@@ -47,6 +47,7 @@ torch.manual_seed(0)
 # boxed. Its verifier reads only the \boxed{} expression.
 countdown = BUNDLED_MODELS["tiny-countdown"]
 policy = Policy.from_pretrained(countdown.directory, "cpu")
+BUDGET = countdown.max_new_tokens  # 160 tokens: room for the longest reference search
 
 
 def task_env(seed: int) -> gym.Env:
@@ -72,7 +73,7 @@ for prefix in ("", episodes[0], "".join(episodes)):
 #    ProgressReward adds alpha * (J(after) - J(before)) to each step's reward, so the episode
 #    that catches the miss earns the progress. The prover resets and steps its own env for
 #    every forced answer, so the stepwise episode runs on a second instance of the env.
-stepwise = ProgressReward(TokenBudget(task_env(1), policy.tokenizer, budget_tokens=160), prover,
+stepwise = ProgressReward(TokenBudget(task_env(1), policy.tokenizer, budget_tokens=BUDGET), prover,
                           alpha=1)
 stepwise.reset(options={"index": index})
 for episode in episodes:
@@ -84,11 +85,14 @@ for episode in episodes:
 
 # 3. Regret of the policy: J after every episode of sampled responses, then the area above
 #    the curve up to a budget C0 (0 = right from the first token, 1 = never right).
-traces = regret_traces(policy, env, prover, num_problems=10 if SMOKE else 100, budget_tokens=160)
-print("regret at C0=160:", {k: round(v, 3) for k, v in summarize_regret(traces, 160).items()})
+traces = regret_traces(policy, env, prover, num_problems=10 if SMOKE else 100,
+                       budget_tokens=BUDGET)
+print(f"regret at C0={BUDGET}:",
+      {k: round(v, 3) for k, v in summarize_regret(traces, BUDGET).items()})
 
 # 4. Budget forcing: when a response stops without an answer, append "\n\nWait\n" and go on.
-forced = budget_forcing(policy, [prompt], 160, SamplingConfig(1.0, 1.0, 160), "\n\nWait\n", 2)
+forced = budget_forcing(policy, [prompt], BUDGET, SamplingConfig(1.0, 1.0, BUDGET), "\n\nWait\n",
+                        2)
 print(f"budget forcing: {forced[0].text!r} ({forced[0].tokens} tokens, "
       f"{forced[0].extensions} extensions)")
 
@@ -97,7 +101,7 @@ print(f"budget forcing: {forced[0].text!r} ({forced[0].tokens} tokens, "
 #    Every field has a help line: `rlvr-gym train --agent mrt --help-config`.
 train_env = task_env(0)
 config = MRTConfig(variant="termination", prompts_per_step=2 if SMOKE else 16, group_size=4,
-                   max_new_tokens=160, termination_samples=2 if SMOKE else 4,
+                   max_new_tokens=BUDGET, termination_samples=2 if SMOKE else 4,
                    eval_problems=10 if SMOKE else 200, eval_samples=0,
                    warmup_steps=0,  # a 20-step run: no learning-rate warm-up
                    output_dir=str(RUN_DIR))
